@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Runs the whole test suite on a fresh Debian machine: creates .venv, installs
+# the project with its test extras and the system packages the tests need
+# (libwbxml2-utils: the independent WBXML codec oracle), then runs pytest.
+# Extra arguments go to pytest, e.g.  scripts/test.sh -k codepages
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+apt_install() {
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    export DEBIAN_FRONTEND=noninteractive
+    $sudo apt-get update -qq
+    $sudo apt-get install -y -qq "$@" >/dev/null
+}
+
+command -v wbxml2xml >/dev/null 2>&1 || apt_install libwbxml2-utils
+
+if [ ! -x .venv/bin/python ]; then
+    python3 -m venv .venv
+fi
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test,bench]'
+
+exec .venv/bin/python -m pytest "$@"
