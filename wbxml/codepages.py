@@ -852,10 +852,12 @@ TOKENS: dict[int, dict[int, str]] = {
 #   MS-ASCMD 2.2.3.35.x).
 # - AirSyncBase:Content: the bytes of a draft's attachment (MS-ASAIRS 2.2.2.17,
 #   16.0; libwbxml 0.11.6 made the same decision).
-# Checked and left as strings: AirSyncBase:Data and ItemOperations:Data
-# (base64 or plain text, MS-ASAIRS 2.2.2.20 / MS-ASCMD 2.2.3.39.2),
-# Contacts:Picture and GAL:Data (base64 strings, MS-ASCNTC 2.2.2.58),
-# Calendar:Timezone (base64 string, MS-ASCAL 2.2.2.46).
+# - GAL:Data and ResolveRecipients:Data: contact photos, "Byte array" in the
+#   element tables of MS-ASCMD 2.2.3.39.1, 2.2.3.39.3 and 2.2.3.39.4.
+# Checked and left as strings: ItemOperations:Data ("string ... a base64
+# encoding", MS-ASCMD 2.2.3.39.2), AirSyncBase:Data (MS-ASAIRS 2.2.2.20),
+# Contacts:Picture (base64 string, MS-ASCNTC 2.2.2.58), Calendar:Timezone
+# (base64 string, MS-ASCAL 2.2.2.46).
 BINARY_ELEMENTS: frozenset[tuple[int, str]] = frozenset(
     {
         (21, "Mime"),
@@ -864,5 +866,7 @@ BINARY_ELEMENTS: frozenset[tuple[int, str]] = frozenset(
         (20, "ConversationId"),
         (15, "ConversationId"),
         (17, "Content"),
+        (16, "Data"),
+        (10, "Data"),
     }
 )

@@ -88,11 +88,15 @@ def _write(el: etree._Element, out: bytearray, page: int, depth: int) -> int:
     text = el.text
     if len(el) == 0:
         if raw is not None:
+            payload = _raw_payload(el, raw)
+            if not payload:  # no content: a bare token, as devices send it
+                out.append(token)
+                return page
             out.append(token | 0x40)
             if raw == "opaque":
-                _opaque(out, _raw_payload(el, raw))
+                _opaque(out, payload)
             else:
-                _inline(out, _raw_payload(el, raw))
+                _inline(out, payload)
             out.append(_END)
         elif text:
             out.append(token | 0x40)

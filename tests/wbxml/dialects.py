@@ -93,8 +93,11 @@ LIBWBXML_NAMES: dict[tuple[int, int], str] = {
 LIBWBXML_MISSING: set[tuple[int, int]] = {(8, 0x10), (8, 0x11), (14, 0x3B)}
 # libwbxml names code page 16 "Gal"; MS-ASWBXML 2.1.2.1 names it "GAL".
 LIBWBXML_NAMESPACES: dict[str, str] = {"GAL:": "Gal:"}
-# libwbxml's binary elements (base64 text in XML <-> OPAQUE): found by experiment.
-LIBWBXML_BINARY: set[tuple[int, int]] = {(21, 0x10), (22, 0x09), (22, 0x0A), (20, 0x18), (15, 0x20), (17, 0x1F)}
+# libwbxml's binary elements (base64 text in XML <-> OPAQUE), found by encoding
+# every tag with xml2wbxml (test_binary_elements_agree_with_libwbxml).
+LIBWBXML_BINARY: set[tuple[int, int]] = {
+    (10, 0x1C), (15, 0x20), (16, 0x12), (17, 0x1F), (20, 0x18), (21, 0x10), (22, 0x09), (22, 0x0A),
+}
 
 
 def libwbxml_name(page: int, token: int) -> str:
