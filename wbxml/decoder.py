@@ -169,8 +169,10 @@ class _Translator:
                 raise MalformedError(f"string is not valid {self.codec}", offset=offset) from None
         return raw
 
-    def content(self, open_tag: bytes, pieces: list[tuple[bool, bytes]], offset: int) -> None:
+    def content(self, open_tag: bytes, pieces: list[tuple[bool, bytes]], offset: int, child_follows: bool) -> None:
         """Write an element's start tag and its content (strings and opaque data)."""
+        if child_follows and any(is_opaque for is_opaque, _ in pieces):
+            raise UnsupportedError("opaque data before a child element", offset=offset)
         out = self.out
         if len(pieces) == 1 and not pieces[0][0]:
             text = pieces[0][1]
@@ -182,16 +184,18 @@ class _Translator:
         if _SPECIAL.search(text) is not None:
             if _NOT_XML.search(text) is not None or (self.strict and not _valid_utf8(text)):
                 # Not representable as XML text: keep the exact bytes.
-                self.raw(open_tag, b"string", text)
+                self.raw(open_tag, b"string", text, child_follows)
                 return
             text = _escape(text)
         elif self.strict and not _valid_utf8(text):
-            self.raw(open_tag, b"string", text)
+            self.raw(open_tag, b"string", text, child_follows)
             return
         out.append(open_tag)
         out.append(text)
 
-    def raw(self, open_tag: bytes, kind: bytes, payload: bytes) -> None:
+    def raw(self, open_tag: bytes, kind: bytes, payload: bytes, child_follows: bool = False) -> None:
+        if child_follows:
+            raise UnsupportedError("non-XML characters in text before a child element")
         self.out.append(open_tag[:-1] + _RAW_DECL + kind + b'">')
         self.out.append(binascii.b2a_base64(payload, newline=False))
 
@@ -232,7 +236,7 @@ class _Translator:
                     raise LimitExceededError(f"more than {max_elements} elements", offset=pos)
                 if pending is not None:
                     if pending_pieces:
-                        self.content(pending, pending_pieces, pending_at)
+                        self.content(pending, pending_pieces, pending_at, True)
                         pending_pieces = []
                     else:
                         append(pending)
@@ -255,7 +259,7 @@ class _Translator:
                     raise MalformedError("END without an open element", offset=pos)
                 if pending is not None:
                     if pending_pieces:
-                        self.content(pending, pending_pieces, pending_at)
+                        self.content(pending, pending_pieces, pending_at, False)
                         pending_pieces = []
                     else:
                         append(pending)

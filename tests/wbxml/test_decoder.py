@@ -130,9 +130,17 @@ def test_mixed_content_text_around_children() -> None:
     assert root[0].tail == "b"
 
 
-def test_opaque_after_a_child_element_is_refused() -> None:
+def test_binary_content_mixed_with_child_elements_is_refused() -> None:
+    # Mixed content is fine as text; binary content cannot sit beside children
+    # in a tree (and no EAS peer sends it).
     with pytest.raises(UnsupportedError, match="opaque data after a child"):
         wbxml.decode(H + b"\x45\x0b\xc3\x01x\x01")
+    with pytest.raises(UnsupportedError, match="opaque data before a child"):
+        wbxml.decode(H + b"\x45\xc3\x01x\x0b\x01")
+    with pytest.raises(UnsupportedError, match="non-XML characters in text before a child"):
+        wbxml.decode(H + b"\x45\x03\x07\x00\x0b\x01")
+    with pytest.raises(UnsupportedError, match="non-XML characters in text that follows"):
+        wbxml.decode(H + b"\x45\x0b\x03\x07\x00\x01")
 
 
 @pytest.mark.parametrize(
