@@ -22,7 +22,7 @@ from lxml import etree
 
 from wbxml.codepages import TOKENS
 from wbxml.errors import LimitExceededError, MalformedError, TruncatedError, UnknownTokenError, UnsupportedError
-from wbxml.tokens import NAMESPACE_OF_PAGE, WBXML_NS
+from wbxml.tokens import BINARY_TAGS, NAMESPACE_OF_PAGE, WBXML_NS, clark
 
 # Global tokens, WAP-192-WBXML 7.1.
 SWITCH_PAGE, END, ENTITY, STR_I, LITERAL = 0x00, 0x01, 0x02, 0x03, 0x04
@@ -35,10 +35,18 @@ EXT_0, EXT_1, EXT_2, OPAQUE, LITERAL_AC = 0xC0, 0xC1, 0xC2, 0xC3, 0xC4
 _CHARSETS = {106: None, 0: None, 3: "ascii", 4: "latin-1"}
 
 # Bytes that cannot be copied into XML text as they are. Control characters
-# and U+FFFE/U+FFFF are not XML characters at all; CR would be normalised away
-# by the XML parser; & < > need escaping.
-_SPECIAL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f&<>\r]|\xef\xbf[\xbe\xbf]")
-_NOT_XML = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]|\xef\xbf[\xbe\xbf]")
+# and U+FFFE/U+FFFF are not XML characters at all (_not_xml); CR would be
+# normalised away by the XML parser; & < > need escaping.
+# One character class (searched at C speed): bytes that *may* need work. \xef
+# starts U+F000-U+FFFF, which includes the two non-characters U+FFFE/U+FFFF.
+_MAYBE_SPECIAL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f&<>\r\xef]")
+_CONTROLS = bytes([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20)])
+
+
+def _not_xml(text: bytes) -> bool:
+    """True if ``text`` holds bytes that are no XML 1.0 character at all."""
+    # bytes.translate and `in` run at C speed; a regex with an alternation would not.
+    return len(text.translate(None, _CONTROLS)) != len(text) or b"\xef\xbf\xbe" in text or b"\xef\xbf\xbf" in text
 _ESCAPES = ((b"&", b"&amp;"), (b"<", b"&lt;"), (b">", b"&gt;"), (b"\r", b"&#13;"))
 
 _RAW_DECL = b' xmlns:wbxml="' + WBXML_NS.encode() + b'" wbxml:raw="'
@@ -85,15 +93,21 @@ _UNSUPPORTED = {
 }
 
 
-def _tag_strings() -> list[list[tuple[bytes, bytes, bytes, bytes, bytes] | None]]:
-    """Per page and token: open, open with xmlns, empty, empty with xmlns, close."""
-    pages: list[list[tuple[bytes, bytes, bytes, bytes, bytes] | None]] = []
+_Entry = tuple[bytes, bytes, bytes, bytes, tuple[bytes, int], bool]
+
+
+def _tag_strings() -> list[list[_Entry | None]]:
+    """Per page and token: open, open with xmlns, empty, empty with xmlns, (close, page),
+    and whether the element is a byte array (MS-ASDTYPE 2.7.1)."""
+    pages: list[list[_Entry | None]] = []
     for page in range(256):
-        row: list[tuple[bytes, bytes, bytes, bytes, bytes] | None] = [None] * 64
+        row: list[_Entry | None] = [None] * 64
         for token, name in TOKENS.get(page, {}).items():
             n = name.encode()
             ns = b' xmlns="' + NAMESPACE_OF_PAGE[page].encode() + b'"'
-            row[token] = (b"<" + n + b">", b"<" + n + ns + b">", b"<" + n + b"/>", b"<" + n + ns + b"/>", b"</" + n + b">")
+            close = (b"</" + n + b">", page)
+            binary = clark(page, name) in BINARY_TAGS
+            row[token] = (b"<" + n + b">", b"<" + n + ns + b">", b"<" + n + b"/>", b"<" + n + ns + b"/>", close, binary)
         pages.append(row)
     return pages
 
@@ -169,10 +183,17 @@ class _Translator:
                 raise MalformedError(f"string is not valid {self.codec}", offset=offset) from None
         return raw
 
-    def content(self, open_tag: bytes, pieces: list[tuple[bool, bytes]], offset: int, child_follows: bool) -> None:
+    def content(
+        self, open_tag: bytes, pieces: list[tuple[bool, bytes]], offset: int, child_follows: bool, binary: bool = False
+    ) -> None:
         """Write an element's start tag and its content (strings and opaque data)."""
         if child_follows and any(is_opaque for is_opaque, _ in pieces):
             raise UnsupportedError("opaque data before a child element", offset=offset)
+        if binary and not child_follows and not any(is_opaque for is_opaque, _ in pieces):
+            # An inline string in a byte-array element: keep it marked, so that
+            # it is written back as a string, not as opaque data.
+            self.raw(open_tag, b"string", b"".join(p for _, p in pieces))
+            return
         out = self.out
         if len(pieces) == 1 and not pieces[0][0]:
             text = pieces[0][1]
@@ -181,8 +202,8 @@ class _Translator:
             return
         else:
             text = b"".join(p for _, p in pieces)
-        if _SPECIAL.search(text) is not None:
-            if _NOT_XML.search(text) is not None or (self.strict and not _valid_utf8(text)):
+        if _MAYBE_SPECIAL.search(text) is not None:
+            if _not_xml(text) or (self.strict and not _valid_utf8(text)):
                 # Not representable as XML text: keep the exact bytes.
                 self.raw(open_tag, b"string", text, child_follows)
                 return
@@ -199,6 +220,17 @@ class _Translator:
         self.out.append(open_tag[:-1] + _RAW_DECL + kind + b'">')
         self.out.append(binascii.b2a_base64(payload, newline=False))
 
+    def flush(
+        self, pending: bytes, text: bytes | None, pieces: list[tuple[bool, bytes]], at: int, child: bool, binary: bool
+    ) -> None:
+        """Write a pending start tag with its content (the uncommon cases)."""
+        if pieces:
+            self.content(pending, pieces, at, child, binary)
+        elif text is not None:
+            self.content(pending, [(False, text)], at, child, binary)
+        else:
+            self.out.append(pending)
+
     def body(self, pos: int) -> bytes:  # noqa: C901 - one token loop, kept flat for speed
         data = self.data
         size = len(data)
@@ -206,20 +238,29 @@ class _Translator:
         max_depth, max_elements, max_string = limits.max_depth, limits.max_elements, limits.max_string
         out = self.out
         append = out.append
+        find = data.find
+        # In the strict pass every string goes through content() for validation.
+        maybe_special = _MAYBE_SPECIAL.search if not self.strict else (lambda _: True)
+        transcode = self.codec is not None
         kinds = _KIND
         tags = _TAGS
         page = 0
         row = tags[0]
         # Stack of (close tag, page of the element); parent_page is its top's page.
         stack: list[tuple[bytes, int]] = []
+        push, pop = stack.append, stack.pop
         parent_page = -1
         elements = 0
         root_done = False
-        # An element whose start tag is not written yet: its content decides
-        # whether it needs the raw marker. pending_pieces: (is_opaque, bytes).
+        # The element whose start tag is not written yet: its content decides
+        # whether it needs the raw marker. Its content is one string in
+        # pending_text (the common case) or, mixed with opaque data or split
+        # into several strings, (is_opaque, bytes) pieces.
         pending: bytes | None = None
-        pending_pieces: list[tuple[bool, bytes]] = []
+        pending_text: bytes | None = None
+        pieces: list[tuple[bool, bytes]] = []
         pending_at = 0
+        pending_binary = False
         while pos < size:
             b = data[pos]
             kind = kinds[b]
@@ -235,74 +276,80 @@ class _Translator:
                 if elements > max_elements:
                     raise LimitExceededError(f"more than {max_elements} elements", offset=pos)
                 if pending is not None:
-                    if pending_pieces:
-                        self.content(pending, pending_pieces, pending_at, True)
-                        pending_pieces = []
-                    else:
+                    if pending_text is None and not pieces:
                         append(pending)
+                    else:
+                        self.flush(pending, pending_text, pieces, pending_at, True, pending_binary)
+                        pending_text, pieces = None, []
                     pending = None
-                same = page == parent_page
                 if kind == _TAG_CONTENT:
                     if len(stack) >= max_depth:
                         raise LimitExceededError(f"elements nested deeper than {max_depth}", offset=pos)
-                    pending = entry[0] if same else entry[1]
+                    pending = entry[0] if page == parent_page else entry[1]
+                    pending_binary = entry[5]
                     pending_at = pos
-                    stack.append((entry[4], page))
+                    push(entry[4])
                     parent_page = page
                 else:
-                    append(entry[2] if same else entry[3])
+                    append(entry[2] if page == parent_page else entry[3])
                     if not stack:
                         root_done = True
                 pos += 1
             elif b == END:
-                if not stack:
-                    raise MalformedError("END without an open element", offset=pos)
                 if pending is not None:
-                    if pending_pieces:
-                        self.content(pending, pending_pieces, pending_at, False)
-                        pending_pieces = []
+                    if pieces:
+                        self.flush(pending, pending_text, pieces, pending_at, False, pending_binary)
+                        pieces = []
+                    elif pending_text is not None:
+                        if not pending_binary and maybe_special(pending_text) is None:
+                            append(pending)
+                            append(pending_text)
+                        else:
+                            self.content(pending, [(False, pending_text)], pending_at, False, pending_binary)
                     else:
                         append(pending)
-                    pending = None
-                close, _ = stack.pop()
-                append(close)
+                    pending = pending_text = None
+                if not stack:
+                    raise MalformedError("END without an open element", offset=pos)
+                close = pop()
+                append(close[0])
                 if stack:
                     parent_page = stack[-1][1]
                 else:
                     root_done = True
                     parent_page = -1
                 pos += 1
-            elif b == STR_I or b == STR_T or b == ENTITY:
-                if not stack:
-                    raise MalformedError("text outside the root element", offset=pos)
-                if b == STR_I:
-                    end = data.find(b"\x00", pos + 1)
-                    if end < 0:
-                        raise TruncatedError("inline string without its terminating NUL", offset=pos)
-                    if end - pos - 1 > max_string:
-                        raise LimitExceededError(f"string longer than {max_string} bytes", offset=pos)
-                    text = self.text_piece(data[pos + 1 : end], pos)
-                    at, pos = pos, end + 1
-                elif b == STR_T:
-                    at = pos
-                    index, pos = _mb_u_int32(data, pos + 1)
-                    end = self.strtbl.find(b"\x00", index)
-                    if index >= len(self.strtbl) or end < 0:
-                        raise MalformedError(f"string table reference {index} outside the table", offset=at)
-                    text = self.text_piece(self.strtbl[index:end], at)
+            elif b == STR_I:
+                end = find(b"\x00", pos + 1)
+                if end < 0:
+                    raise TruncatedError("inline string without its terminating NUL", offset=pos)
+                if end - pos - 1 > max_string:
+                    raise LimitExceededError(f"string longer than {max_string} bytes", offset=pos)
+                text = data[pos + 1 : end]
+                if transcode:
+                    text = self.text_piece(text, pos)
+                if pending is not None and pending_text is None and not pieces:
+                    pending_text = text
                 else:
-                    at = pos
+                    pending_text = self.add_text(pending, pending_text, pieces, text, stack, pos)
+                pos = end + 1
+            elif b == STR_T or b == ENTITY:
+                at = pos
+                if b == STR_T:
+                    index, pos = _mb_u_int32(data, pos + 1)
+                    stop = self.strtbl.find(b"\x00", index)
+                    if index >= len(self.strtbl) or stop < 0:
+                        raise MalformedError(f"string table reference {index} outside the table", offset=at)
+                    text = self.text_piece(self.strtbl[index:stop], at)
+                else:
                     code, pos = _mb_u_int32(data, pos + 1)
                     if code == 0 or 0xD800 <= code <= 0xDFFF or code > 0x10FFFF:
                         raise MalformedError(f"character entity {code} is not a character", offset=at)
                     text = chr(code).encode()
-                if pending is not None:
-                    pending_pieces.append((False, text))
+                if pending is not None and pending_text is None and not pieces:
+                    pending_text = text
                 else:
-                    # Text after a child element (mixed content): becomes a tail.
-                    if _NOT_XML.search(text) is not None or (self.strict and not _valid_utf8(text)):
-                        raise UnsupportedError("non-XML characters in text that follows a child element", offset=at)
-                    append(_escape(text))
+                    pending_text = self.add_text(pending, pending_text, pieces, text, stack, at)
             elif b == SWITCH_PAGE:
                 if pos + 1 >= size:
                     raise TruncatedError("SWITCH_PAGE without its page number", offset=pos)
@@ -321,7 +368,10 @@ class _Translator:
                 if pending is None:
                     where = "outside the root element" if not stack else "after a child element"
                     raise UnsupportedError(f"opaque data {where}", offset=at)
-                pending_pieces.append((True, data[pos : pos + length]))
+                if pending_text is not None:
+                    pieces.append((False, pending_text))
+                    pending_text = None
+                pieces.append((True, data[pos : pos + length]))
                 pos += length
             elif kind == _ATTR:
                 raise UnsupportedError("element with attributes (EAS never uses attributes)", offset=pos)
@@ -332,6 +382,24 @@ class _Translator:
         if not root_done:
             raise MalformedError("document has no root element", offset=pos)
         return b"".join(out)
+
+    def add_text(
+        self, pending: bytes | None, text: bytes | None, pieces: list[tuple[bool, bytes]], new: bytes,
+        stack: list[tuple[bytes, int]], at: int,
+    ) -> bytes | None:
+        """A string that is not the first content of a pending element."""
+        if pending is None:
+            if not stack:
+                raise MalformedError("text outside the root element", offset=at)
+            # Text after a child element (mixed content): becomes a tail.
+            if _not_xml(new) or (self.strict and not _valid_utf8(new)):
+                raise UnsupportedError("non-XML characters in text that follows a child element", offset=at)
+            self.out.append(_escape(new))
+            return None
+        if text is not None:
+            pieces.append((False, text))
+        pieces.append((False, new))
+        return None
 
 
 def _valid_utf8(text: bytes) -> bool:

@@ -110,6 +110,14 @@ def test_opaque_in_any_element_and_empty_opaque() -> None:
     assert root[1].get(wbxml.RAW_ATTR) == "opaque"
 
 
+def test_inline_string_in_a_byte_array_element_stays_a_string() -> None:
+    data = H + b"\x00\x15\x45\x50\x03Subject: hi\x00\x01\x01"
+    root = wbxml.decode(data)
+    assert root[0].get(wbxml.RAW_ATTR) == "string"
+    assert wbxml.element_text(root[0]) == "Subject: hi"
+    assert wbxml.encode(root) == data
+
+
 def test_string_and_opaque_mixed_in_one_element() -> None:
     root = wbxml.decode(H + b"\x45\x4b\x03ab\x00\xc3\x01\xff\x01\x01")
     assert wbxml.element_bytes(root[0]) == b"ab\xff"
