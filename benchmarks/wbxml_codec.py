@@ -56,11 +56,17 @@ BODY = (
 ) * 12
 
 
-def sync_response(messages: int = 100) -> etree._Element:
+def _sync_collection() -> tuple[etree._Element, etree._Element]:
+    """A Sync document with one email collection: (root, Collection)."""
     root = E(None, "{AirSync:}Sync")
     col = E(E(root, "{AirSync:}Collections"), "{AirSync:}Collection")
     E(col, "{AirSync:}SyncKey", "42")
     E(col, "{AirSync:}CollectionId", "5")
+    return root, col
+
+
+def sync_response(messages: int = 100) -> etree._Element:
+    root, col = _sync_collection()
     E(col, "{AirSync:}Status", "1")
     cmds = E(col, "{AirSync:}Commands")
     for i in range(messages):
@@ -111,10 +117,7 @@ def foldersync_response(folders: int = 300) -> etree._Element:
 
 
 def sync_request_changes(changes: int = 500) -> etree._Element:
-    root = E(None, "{AirSync:}Sync")
-    col = E(E(root, "{AirSync:}Collections"), "{AirSync:}Collection")
-    E(col, "{AirSync:}SyncKey", "42")
-    E(col, "{AirSync:}CollectionId", "5")
+    root, col = _sync_collection()
     E(col, "{AirSync:}DeletesAsMoves", "1")
     E(col, "{AirSync:}GetChanges")
     E(col, "{AirSync:}WindowSize", "100")

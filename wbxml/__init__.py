@@ -63,6 +63,9 @@ __all__ = [
 ]
 
 
+_DEFAULT_LIMITS = Limits()
+
+
 def decode(data: bytes, **limits: Any) -> etree._Element:
     """Decode a WBXML document into an lxml element tree.
 
@@ -72,8 +75,6 @@ def decode(data: bytes, **limits: Any) -> etree._Element:
     """
     return _decode(data, Limits(**limits) if limits else _DEFAULT_LIMITS)
 
-
-_DEFAULT_LIMITS = Limits()
 
 
 def element_bytes(el: etree._Element) -> bytes:

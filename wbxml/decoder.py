@@ -186,37 +186,31 @@ class _Translator:
     def content(
         self, open_tag: bytes, pieces: list[tuple[bool, bytes]], offset: int, child_follows: bool, binary: bool = False
     ) -> None:
-        """Write an element's start tag and its content (strings and opaque data)."""
-        if child_follows and any(is_opaque for is_opaque, _ in pieces):
-            raise UnsupportedError("opaque data before a child element", offset=offset)
-        if binary and not child_follows and not any(is_opaque for is_opaque, _ in pieces):
-            # An inline string in a byte-array element: keep it marked, so that
-            # it is written back as a string, not as opaque data.
-            self.raw(open_tag, b"string", b"".join(p for _, p in pieces))
-            return
-        out = self.out
-        if len(pieces) == 1 and not pieces[0][0]:
-            text = pieces[0][1]
-        elif any(is_opaque for is_opaque, _ in pieces):
-            self.raw(open_tag, b"opaque", b"".join(p for _, p in pieces))
-            return
-        else:
-            text = b"".join(p for _, p in pieces)
-        if _MAYBE_SPECIAL.search(text) is not None:
-            if _not_xml(text) or (self.strict and not _valid_utf8(text)):
-                # Not representable as XML text: keep the exact bytes.
-                self.raw(open_tag, b"string", text, child_follows)
-                return
-            text = _escape(text)
-        elif self.strict and not _valid_utf8(text):
-            self.raw(open_tag, b"string", text, child_follows)
-            return
-        out.append(open_tag)
-        out.append(text)
+        """Write an element's start tag and its content (strings and opaque data).
 
-    def raw(self, open_tag: bytes, kind: bytes, payload: bytes, child_follows: bool = False) -> None:
-        if child_follows:
-            raise UnsupportedError("non-XML characters in text before a child element")
+        Content that cannot be XML text is written as a raw element; that is
+        refused when a child element follows, since a tree cannot hold it there.
+        """
+        has_opaque = any(is_opaque for is_opaque, _ in pieces)
+        text = pieces[0][1] if len(pieces) == 1 else b"".join(p for _, p in pieces)
+        if has_opaque:
+            if child_follows:
+                raise UnsupportedError("opaque data before a child element", offset=offset)
+            self.raw(open_tag, b"opaque", text)
+            return
+        special = _MAYBE_SPECIAL.search(text) is not None
+        # An inline string in a byte-array element stays marked, so that it is
+        # written back as a string, not as opaque data.
+        keep_raw = (binary and not child_follows) or (special and _not_xml(text))
+        if keep_raw or (self.strict and not _valid_utf8(text)):
+            if child_follows:
+                raise UnsupportedError("non-XML characters in text before a child element", offset=offset)
+            self.raw(open_tag, b"string", text)
+            return
+        self.out.append(open_tag)
+        self.out.append(_escape(text) if special else text)
+
+    def raw(self, open_tag: bytes, kind: bytes, payload: bytes) -> None:
         self.out.append(open_tag[:-1] + _RAW_DECL + kind + b'">')
         self.out.append(binascii.b2a_base64(payload, newline=False))
 

@@ -7,6 +7,7 @@ given; binary content is shown as its size and a hex prefix, never whole.
 
 from __future__ import annotations
 
+import binascii
 from xml.sax.saxutils import escape
 
 from lxml import etree
@@ -18,8 +19,6 @@ def _content(el: etree._Element, max_text: int) -> str:
     text = el.text or ""
     raw = el.get(RAW_ATTR)
     if raw is not None:
-        import binascii
-
         try:
             data = binascii.a2b_base64(text.encode("ascii"))
         except (binascii.Error, UnicodeEncodeError):

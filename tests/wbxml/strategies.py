@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 from hypothesis import strategies as st
 from lxml import etree
 
@@ -35,7 +37,7 @@ def trees(tags: list[str] = ALL_TAGS, *, raw: bool = True, text: st.SearchStrate
             wbxml.set_opaque(el, draw(st.binary(max_size=300)))
         elif kind == "raw":
             data = draw(st.binary(min_size=1, max_size=40).filter(lambda b: b"\x00" not in b))
-            el.text = __import__("base64").b64encode(data).decode()
+            el.text = base64.b64encode(data).decode()
             el.set(wbxml.RAW_ATTR, "string")
 
     @st.composite
