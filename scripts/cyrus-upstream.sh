@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# Install (once) and start a private Cyrus IMAP 3.6 upstream: JMAP mail, CalDAV
+# and CardDAV over HTTP, LMTP for delivering test mail. Facts behind each
+# setting: ../shared/notes/cyrus-upstream.md.
+#
+#   scripts/cyrus-upstream.sh start DIR [HTTP_PORT]   (default 8580; IMAP on HTTP_PORT+1)
+#   scripts/cyrus-upstream.sh stop DIR
+#
+# Users (password = the name before @): alice@example.com, bob@example.com.
+# LMTP socket: DIR/socket/lmtp. Cyrus' syslog lines go to DIR/cyrus.log.
+set -euo pipefail
+
+cmd=${1:?usage: cyrus-upstream.sh start|stop DIR [HTTP_PORT]}
+dir=$(mkdir -p "${2:?state directory}" && cd "$2" && pwd)
+port=${3:-8580}
+imap_port=$((port + 1))
+bin=/usr/lib/cyrus/bin
+
+if [[ $cmd == stop ]]; then
+    if [[ -f $dir/master.pid ]]; then
+        pid=$(cat "$dir/master.pid")
+        kill "$pid" 2>/dev/null || true
+        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        rm -f "$dir/master.pid"
+    fi
+    exit 0
+fi
+
+if [[ ! -x $bin/master ]]; then
+    # Keep apt from starting the packaged daemons with /etc/imapd.conf.
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq cyrus-imapd cyrus-caldav sasl2-bin >/dev/null
+fi
+
+mkdir -p "$dir"/{conf,spool,socket,lock}
+conf=$dir/imapd.conf
+cat >"$conf" <<CONF
+configdirectory: $dir/conf
+partition-default: $dir/spool
+mboxname_lockpath: $dir/lock
+lmtpsocket: $dir/socket/lmtp
+idlesocket: $dir/socket/idle
+notifysocket: $dir/socket/notify
+servername: localhost
+virtdomains: userid
+allowplaintext: yes
+sasl_pwcheck_method: auxprop
+sasl_auxprop_plugin: sasldb
+sasl_sasldb_path: $dir/sasldb2
+sasl_mech_list: PLAIN LOGIN
+httpmodules: jmap caldav carddav
+conversations: yes
+conversations_db: twoskip
+autocreate_quota: 0
+autocreate_post: yes
+autocreate_inbox_folders: Drafts | Sent | Trash | Junk | Archive
+xlist-drafts: Drafts
+xlist-sent: Sent
+xlist-trash: Trash
+xlist-junk: Junk
+xlist-archive: Archive
+calendar_user_address_set: example.com
+CONF
+
+cat >"$dir/cyrus.conf" <<CONF
+START {
+  recover cmd="$bin/ctl_cyrusdb -C $conf -r"
+}
+SERVICES {
+  http cmd="$bin/httpd -C $conf" listen="127.0.0.1:$port" prefork=1
+  imap cmd="$bin/imapd -C $conf" listen="127.0.0.1:$imap_port" prefork=0
+  lmtpunix cmd="$bin/lmtpd -C $conf -a" listen="$dir/socket/lmtp" prefork=0
+}
+EVENTS {
+  checkpoint cmd="$bin/ctl_cyrusdb -C $conf -c" period=30
+}
+DAEMON {
+}
+CONF
+
+for user in alice bob; do
+    echo "$user" | saslpasswd2 -p -c -f "$dir/sasldb2" -u example.com "$user"
+done
+chown -R cyrus:mail "$dir" 2>/dev/null || true
+
+# Containers have no syslog: keep Cyrus' log lines in DIR/cyrus.log.
+if [[ ! -S /dev/log ]]; then
+    nohup python3 -c '
+import os, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind("/dev/log")
+os.chmod("/dev/log", 0o666)
+with open(sys.argv[1], "ab", buffering=0) as log:
+    while True:
+        log.write(s.recv(65536) + b"\n")
+' "$dir/cyrus.log" >/dev/null 2>&1 &
+    for _ in $(seq 20); do [[ -S /dev/log ]] && break; sleep 0.05; done
+fi
+
+if [[ -f $dir/master.pid ]] && kill -0 "$(cat "$dir/master.pid")" 2>/dev/null; then
+    exit 0
+fi
+"$bin/master" -C "$conf" -M "$dir/cyrus.conf" -p "$dir/master.pid" -d
+# The first IMAP login creates a user's INBOX and special-use folders
+# (autocreate_*); Cyrus' httpd does not, and answers 500 until it exists.
+for _ in $(seq 100); do
+    if python3 - "$imap_port" <<'PY' 2>/dev/null; then
+import imaplib, sys
+for user in ("alice", "bob"):
+    with imaplib.IMAP4("127.0.0.1", int(sys.argv[1])) as imap:
+        imap.login(f"{user}@example.com", user)
+PY
+        curl -fsS -o /dev/null -u alice@example.com:alice "http://127.0.0.1:$port/jmap/" && exit 0
+    fi
+    sleep 0.1
+done
+echo "cyrus-upstream: httpd did not answer on 127.0.0.1:$port" >&2
+exit 1
