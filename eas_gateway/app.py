@@ -1,0 +1,222 @@
+"""The ASGI application: MS-ASHTTP on /Microsoft-Server-ActiveSync.
+
+One request: authenticate (Basic, against the upstream) -> parse the request
+line -> check user, version, command, size -> decode WBXML -> record the
+device -> check its PolicyKey -> run the command -> encode. Every EASError is
+turned into its response here and nowhere else, with one log line that says
+why.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+from lxml import etree
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+import wbxml
+from eas_gateway import ashttp
+from eas_gateway.auth import Authenticator, parse_basic
+from eas_gateway.commands import COMMANDS, WITHOUT_POLICY
+from eas_gateway.config import Settings
+from eas_gateway.context import Context
+from eas_gateway.errors import (
+    BadRequest,
+    CommandStatus,
+    EASError,
+    Forbidden,
+    NeedsProvisioning,
+    NotImplementedCommand,
+    PayloadTooLarge,
+    Unauthorized,
+    UpstreamFailed,
+)
+from eas_gateway.xml import E
+from usm import database, devices
+from usm.upstream import Credentials, Upstream, UpstreamError
+from usm.upstream.jmap import JMAPUpstream
+
+log = logging.getLogger("eas_gateway.request")
+
+WBXML_TYPE = "application/vnd.ms-sync.wbxml"
+# MS-ASCMD 2.2.2: Status codes shared by all commands.
+DEVICE_NOT_PROVISIONED, INVALID_POLICY_KEY = 142, 144
+
+
+class Gateway:
+    """The services one gateway process holds."""
+
+    def __init__(self, settings: Settings, *, upstream: Upstream | None = None) -> None:
+        self.settings = settings
+        self.upstream: Upstream = upstream or JMAPUpstream(settings.upstream)
+        self.auth = Authenticator(self.upstream, ttl=settings.auth_cache_seconds)
+        self.db: asyncpg.Pool | None = None
+
+    async def start(self) -> None:
+        url = self.settings.database_url or database.embedded_url(self.settings.state_dir)
+        self.db = await database.connect(url)
+
+    async def stop(self) -> None:
+        if self.db is not None:
+            await self.db.close()
+        await self.upstream.aclose()
+
+    async def options(self, request: Request) -> Response:
+        await self._credentials(request)
+        return Response(status_code=200, headers=_options_headers())
+
+    async def post(self, request: Request) -> Response:
+        started = time.monotonic()
+        line: ashttp.RequestLine | None = None
+        status = "-"
+        try:
+            credentials, account_user = await self._credentials(request)
+            line = ashttp.parse(request.url.query, {k.lower(): v for k, v in request.headers.items()})
+            response, status = await self._command(request, line, credentials, account_user)
+            return response
+        except EASError as exc:
+            status = _describe(exc)
+            return _error_response(exc, line)
+        finally:
+            log.info("user=%s device=%s cmd=%s version=%s status=%s ms=%.1f",
+                     line.user if line else "-", line.device_id if line else "-",
+                     line.command if line else "-", line.version if line else "-", status,
+                     (time.monotonic() - started) * 1e3)
+
+    async def _credentials(self, request: Request) -> tuple[Credentials, str]:
+        credentials = parse_basic(request.headers.get("authorization"))
+        account = await self.auth.authenticate(credentials)
+        return credentials, account.user
+
+    async def _command(self, request: Request, line: ashttp.RequestLine, credentials: Credentials,
+                       account_user: str) -> tuple[Response, str]:
+        if not _same_user(line.user, account_user, credentials.user):
+            raise Forbidden(f"User={line.user!r} is not the authenticated user {account_user!r}")
+        version = line.version or ""
+        if version not in ashttp.VERSIONS:
+            raise BadRequest(f"protocol version {version!r} not offered (MS-ASProtocolVersions)")
+        command = COMMANDS.get(line.command)
+        if command is None:
+            raise NotImplementedCommand(f"command {line.command!r} is not implemented")
+        if float(version) < command.min_version:
+            raise BadRequest(f"{line.command} needs protocol version {command.min_version} or later")
+        tree = await self._body(request)
+        assert self.db is not None, "Gateway.start() was not awaited"
+        async with self.db.acquire() as conn:
+            device = await devices.touch(conn, account_user, line.device_id, line.device_type,
+                                         request.headers.get("user-agent"), version)
+        if line.command not in WITHOUT_POLICY:
+            _check_policy(device, line, version)
+        ctx = Context(line=line, version=version, credentials=credentials, user=account_user,
+                      device=device, db=self.db, upstream=self.upstream)
+        try:
+            result = await command.module.handle(ctx, tree)
+        except CommandStatus as exc:
+            log.info("%s Status %d: %s", line.command, exc.status, exc)
+            result = _status_tree(command.root, exc.status)
+        except UpstreamError as exc:
+            raise UpstreamFailed(f"upstream: {exc}") from exc
+        body = result if isinstance(result, bytes) else wbxml.encode(result)
+        return Response(body, media_type=WBXML_TYPE), "200"
+
+    async def _body(self, request: Request) -> etree._Element | None:
+        limit = self.settings.max_request_bytes
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > limit:
+            raise PayloadTooLarge(f"request body of {declared} bytes exceeds {limit}")
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(f"request body exceeds {limit} bytes")
+            chunks.append(chunk)
+        data = b"".join(chunks)
+        if not data:
+            return None
+        try:
+            return wbxml.decode(data, max_size=limit)
+        except wbxml.LimitExceededError as exc:
+            raise PayloadTooLarge(f"WBXML body: {exc}") from exc
+        except wbxml.WBXMLError as exc:
+            raise BadRequest(f"malformed WBXML body: {exc}") from exc
+
+
+def _check_policy(device: devices.Device, line: ashttp.RequestLine, version: str) -> None:
+    sent = line.policy_key
+    if device.policy_key is not None and sent == str(device.policy_key):
+        return
+    reason = "not provisioned" if device.policy_key is None else f"PolicyKey {sent!r} is not the current one"
+    if float(version) < 14.0:
+        raise NeedsProvisioning(reason)
+    status = DEVICE_NOT_PROVISIONED if (device.policy_key is None or not sent or sent == "0") else INVALID_POLICY_KEY
+    raise CommandStatus(status, reason)
+
+
+def _same_user(requested: str, account_user: str, login: str) -> bool:
+    requested = requested.split("\\")[-1].lower()
+    return requested in (account_user.lower(), login.lower())
+
+
+def _options_headers() -> dict[str, str]:
+    return {
+        "Allow": "OPTIONS,POST",
+        "MS-Server-ActiveSync": "16.1",
+        "MS-ASProtocolVersions": ",".join(ashttp.VERSIONS),
+        "MS-ASProtocolCommands": ",".join(COMMANDS),
+    }
+
+
+def _status_tree(root_tag: str, status: int) -> etree._Element:
+    root = E(None, root_tag)
+    E(root, "{%s}Status" % etree.QName(root_tag).namespace, status)
+    return root
+
+
+def _describe(exc: EASError) -> str:
+    return f"{exc.http_status} {type(exc).__name__}: {exc}"
+
+
+def _error_response(exc: EASError, line: ashttp.RequestLine | None) -> Response:
+    if isinstance(exc, CommandStatus) and line is not None and line.command in COMMANDS:
+        body = wbxml.encode(_status_tree(COMMANDS[line.command].root, exc.status))
+        return Response(body, media_type=WBXML_TYPE)
+    headers = {}
+    if isinstance(exc, Unauthorized):
+        headers["WWW-Authenticate"] = 'Basic realm="ActiveSync"'
+    if isinstance(exc, UpstreamFailed):
+        headers["Retry-After"] = "30"
+    return Response(str(exc) + "\n", status_code=exc.http_status, headers=headers, media_type="text/plain")
+
+
+def create_app(settings: Settings, *, upstream: Upstream | None = None) -> Starlette:
+    gateway = Gateway(settings, upstream=upstream)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        await gateway.start()
+        try:
+            yield {}
+        finally:
+            await gateway.stop()
+
+    async def activesync(request: Request) -> Response:
+        if request.method == "OPTIONS":
+            try:
+                return await gateway.options(request)
+            except EASError as exc:
+                log.info("OPTIONS refused: %s", _describe(exc))
+                return _error_response(exc, None)
+        return await gateway.post(request)
+
+    app = Starlette(routes=[Route("/Microsoft-Server-ActiveSync", activesync, methods=["OPTIONS", "POST"])],
+                    lifespan=lifespan)
+    app.state.gateway = gateway
+    return app

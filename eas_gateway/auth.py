@@ -1,0 +1,75 @@
+"""HTTP Basic authentication, checked against the upstream.
+
+A successful check is remembered for ``ttl`` seconds as a salted BLAKE2b
+digest of the password, never the password itself, so that a phone's steady
+stream of requests does not cost one upstream login each.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import os
+import time
+from dataclasses import dataclass
+
+from eas_gateway.errors import Unauthorized, UpstreamFailed
+from usm.upstream import Account, AuthenticationFailed, Credentials, Upstream, UpstreamUnavailable
+
+
+def parse_basic(header: str | None) -> Credentials:
+    if not header:
+        raise Unauthorized("no Authorization header")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic":
+        raise Unauthorized(f"unsupported authorization scheme {scheme!r}")
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError) as exc:
+        raise Unauthorized("Basic credentials are not base64 UTF-8") from exc
+    user, sep, password = decoded.partition(":")
+    if not sep or not user:
+        raise Unauthorized("Basic credentials without user:password")
+    # Windows-style DOMAIN\user logins name the same mailbox user.
+    return Credentials(user=user.split("\\")[-1], password=password)
+
+
+@dataclass
+class _Entry:
+    salt: bytes
+    digest: bytes
+    expires: float
+    account: Account
+
+
+class Authenticator:
+    def __init__(self, upstream: Upstream, ttl: float = 60.0, max_entries: int = 100_000) -> None:
+        self.upstream = upstream
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._cache: dict[str, _Entry] = {}
+
+    async def authenticate(self, credentials: Credentials) -> Account:
+        entry = self._cache.get(credentials.user)
+        now = time.monotonic()
+        if entry and entry.expires > now and hmac.compare_digest(
+                entry.digest, _digest(entry.salt, credentials.password)):
+            return entry.account
+        try:
+            account = await self.upstream.authenticate(credentials)
+        except AuthenticationFailed as exc:
+            self._cache.pop(credentials.user, None)
+            raise Unauthorized(str(exc)) from exc
+        except UpstreamUnavailable as exc:
+            raise UpstreamFailed(str(exc)) from exc
+        if len(self._cache) >= self.max_entries:
+            self._cache.clear()
+        salt = os.urandom(16)
+        self._cache[credentials.user] = _Entry(salt, _digest(salt, credentials.password), now + self.ttl, account)
+        return account
+
+
+def _digest(salt: bytes, password: str) -> bytes:
+    return hashlib.blake2b(password.encode(), salt=salt, digest_size=32).digest()

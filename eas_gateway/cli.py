@@ -1,0 +1,59 @@
+"""eas-gateway command line: serve, db upgrade."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+from pathlib import Path
+
+from eas_gateway.config import Settings
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="eas-gateway", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the gateway (every option also as EAS_<OPTION>)")
+    _common(serve)
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--upstream", help="base URL of the groupware server (JMAP discovery)")
+    db = sub.add_parser("db", help="database maintenance")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    _common(db_sub.add_parser("upgrade", help="apply the migrations in sql/"))
+    args = parser.parse_args(argv)
+    overrides = {k: v for k, v in vars(args).items() if k not in ("command", "db_command")}
+    settings = Settings.from_env(**overrides)
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if args.command == "serve":
+        _serve(settings)
+    else:
+        asyncio.run(_upgrade(settings))
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--database-url", help="PostgreSQL URL; default: embedded server in the state dir")
+    parser.add_argument("--state-dir", type=Path, help="directory for the embedded database (default ./var)")
+
+
+def _serve(settings: Settings) -> None:
+    import uvicorn
+
+    from eas_gateway.app import create_app
+
+    # Pings hold a request for up to 3540 s (MS-ASCMD 2.2.3.79): no keep-alive cut-off below that.
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, timeout_keep_alive=3600,
+                log_level=settings.log_level.lower(), access_log=False)
+
+
+async def _upgrade(settings: Settings) -> None:
+    from usm import database
+
+    url = settings.database_url or database.embedded_url(settings.state_dir)
+    pool = await database.connect(url, min_size=1, max_size=1)
+    await pool.close()
+    logging.getLogger("eas_gateway").info("database schema is up to date")
+
+
+if __name__ == "__main__":
+    main()

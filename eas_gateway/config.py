@@ -1,0 +1,45 @@
+"""Settings: command-line options, each also an EAS_* environment variable."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Settings:
+    upstream: str = "http://127.0.0.1:8580"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    database_url: str | None = None  # None: embedded PostgreSQL in state_dir
+    state_dir: Path = Path("var")
+    max_request_bytes: int = 64 * 1024 * 1024
+    auth_cache_seconds: float = 60.0
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> "Settings":
+        """Defaults, overridden by EAS_<NAME> variables, overridden by ``overrides`` (not None)."""
+        environ = dict(os.environ if environ is None else environ)
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            raw = environ.get("EAS_" + f.name.upper())
+            if raw is not None:
+                values[f.name] = _convert(f.name, raw, f.type)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)  # type: ignore[arg-type]
+
+
+def _convert(name: str, raw: str, annotation: object) -> object:
+    kind = str(annotation)
+    try:
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+    except ValueError as exc:
+        raise SystemExit(f"EAS_{name.upper()}={raw!r} is not a number") from exc
+    if kind == "Path":
+        return Path(raw)
+    return raw

@@ -1,0 +1,26 @@
+"""What a command handler gets: the request, the user, and the services."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import asyncpg
+
+from eas_gateway.ashttp import RequestLine
+from usm.devices import Device
+from usm.upstream import Credentials, Upstream
+
+
+@dataclass
+class Context:
+    line: RequestLine
+    version: str
+    credentials: Credentials
+    user: str  # the authenticated user, as the upstream names it
+    device: Device
+    db: asyncpg.Pool
+    upstream: Upstream
+
+    @property
+    def version_number(self) -> float:
+        return float(self.version)

@@ -1,0 +1,57 @@
+"""The protocol layer's exceptions. Each knows the answer it implies; app.py
+turns them into responses in one place."""
+
+from __future__ import annotations
+
+
+class EASError(Exception):
+    """Base: ``http_status`` for the HTTP answer."""
+
+    http_status = 500
+
+
+class BadRequest(EASError):
+    """MS-ASHTTP: a request the server cannot parse (bad query, bad WBXML)."""
+
+    http_status = 400
+
+
+class Unauthorized(EASError):
+    http_status = 401
+
+
+class Forbidden(EASError):
+    http_status = 403
+
+
+class PayloadTooLarge(EASError):
+    http_status = 413
+
+
+class NotImplementedCommand(EASError):
+    """MS-ASHTTP 3.2.5.1: a command this server does not offer."""
+
+    http_status = 501
+
+
+class UpstreamFailed(EASError):
+    """The upstream is down: 503 makes phones retry later instead of resetting."""
+
+    http_status = 503
+
+
+class CommandStatus(EASError):
+    """A command-level failure answered with HTTP 200 and an EAS Status code in
+    the command's response (MS-ASCMD 2.2.2 common status codes, 101-177)."""
+
+    http_status = 200
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+
+
+class NeedsProvisioning(EASError):
+    """MS-ASHTTP 3.2.5.1.1: below 14.0, HTTP 449 asks the phone to Provision."""
+
+    http_status = 449

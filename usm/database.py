@@ -1,0 +1,86 @@
+"""The PostgreSQL connection: embedded (pgserver) or by URL, and migrations.
+
+Migrations are the numbered files of sql/ (NNN_name.sql), applied in order,
+each in its own transaction, recorded in schema_migrations. An advisory lock
+keeps two gateway processes from migrating at the same time.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+import asyncpg
+
+log = logging.getLogger(__name__)
+
+SQL_DIR = Path(__file__).resolve().parents[1] / "sql"
+_MIGRATION = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
+# An arbitrary constant: the key of the advisory lock taken while migrating.
+_MIGRATION_LOCK = 0x3EA5_0001
+
+
+class DatabaseError(RuntimeError):
+    """The database cannot be reached or its schema cannot be brought up to date."""
+
+
+def embedded_url(state_dir: Path) -> str:
+    """Start (or reuse) the embedded PostgreSQL in ``state_dir/pgdata``; its URL."""
+    import pgserver  # imported here: only the embedded mode needs it
+
+    try:
+        server = pgserver.get_server(state_dir / "pgdata", cleanup_mode=None)
+    except Exception as exc:  # pgserver raises bare Exceptions with initdb/pg_ctl output
+        raise DatabaseError(f"embedded PostgreSQL in {state_dir / 'pgdata'} did not start: {exc}") from exc
+    return str(server.get_uri())
+
+
+def migrations(sql_dir: Path = SQL_DIR) -> list[tuple[int, Path]]:
+    found = []
+    for path in sorted(sql_dir.glob("*.sql")):
+        match = _MIGRATION.match(path.name)
+        if match:
+            found.append((int(match.group(1)), path))
+    numbers = [n for n, _ in found]
+    if numbers != list(range(1, len(numbers) + 1)):
+        raise DatabaseError(f"migrations in {sql_dir} are not numbered 001, 002, ... without gaps: {numbers}")
+    return found
+
+
+async def upgrade(conn: asyncpg.Connection, sql_dir: Path = SQL_DIR) -> list[str]:
+    """Apply the migrations not yet applied; return their file names."""
+    await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
+    try:
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        done = {row["version"] for row in await conn.fetch("SELECT version FROM schema_migrations")}
+        applied = []
+        for number, path in migrations(sql_dir):
+            if number in done:
+                continue
+            async with conn.transaction():
+                await conn.execute(path.read_text())
+                await conn.execute("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", number, path.name)
+            log.info("database migration applied: %s", path.name)
+            applied.append(path.name)
+        return applied
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
+
+
+async def connect(url: str, *, min_size: int = 2, max_size: int = 20) -> asyncpg.Pool:
+    """A pool on an up-to-date schema."""
+    try:
+        pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size)
+    except (OSError, asyncpg.PostgresError) as exc:
+        raise DatabaseError(f"cannot connect to PostgreSQL at {_redact(url)}: {exc}") from exc
+    async with pool.acquire() as conn:
+        await upgrade(conn)
+    return pool
+
+
+def _redact(url: str) -> str:
+    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
