@@ -55,7 +55,8 @@ class RequestLine:
 
 def parse(query: str, headers: dict[str, str]) -> RequestLine:
     """The request line from the raw query string and the (lower-case) headers."""
-    if query and "=" not in query and "&" not in query:
+    # The plain form has at least four parameters; base64 text never has "&".
+    if query and "&" not in query:
         return _parse_base64(query, headers)
     return _parse_plain(query, headers)
 

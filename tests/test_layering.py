@@ -28,3 +28,15 @@ def test_wbxml_uses_only_stdlib_and_lxml() -> None:
 
 def test_wbxml_does_no_io() -> None:
     assert not _imports("wbxml") & {"asyncio", "socket", "ssl", "http", "urllib", "subprocess", "threading"}
+
+
+def test_usm_never_imports_the_protocol_layer() -> None:
+    assert not _imports("usm") & {"eas_gateway", "wbxml", "starlette", "uvicorn"}
+
+
+def test_sql_lives_in_usm_only() -> None:
+    offenders = [
+        str(path.relative_to(ROOT)) for path in (ROOT / "eas_gateway").rglob("*.py")
+        if any(call in path.read_text() for call in (".execute(", ".fetch(", ".fetchrow(", ".fetchval("))
+    ]
+    assert not offenders

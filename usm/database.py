@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import warnings
 from pathlib import Path
 
 import asyncpg
@@ -27,10 +28,17 @@ class DatabaseError(RuntimeError):
 
 def embedded_url(state_dir: Path) -> str:
     """Start (or reuse) the embedded PostgreSQL in ``state_dir/pgdata``; its URL."""
-    import pgserver  # imported here: only the embedded mode needs it
+    with warnings.catch_warnings():
+        # pgserver asks platformdirs for a runtime dir it does not use here;
+        # without XDG_RUNTIME_DIR (services, containers) that only warns.
+        warnings.simplefilter("ignore")
+        import pgserver  # imported here: only the embedded mode needs it
 
     try:
-        server = pgserver.get_server(state_dir / "pgdata", cleanup_mode=None)
+        state_dir.mkdir(parents=True, exist_ok=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            server = pgserver.get_server(state_dir / "pgdata", cleanup_mode=None)
     except Exception as exc:  # pgserver raises bare Exceptions with initdb/pg_ctl output
         raise DatabaseError(f"embedded PostgreSQL in {state_dir / 'pgdata'} did not start: {exc}") from exc
     return str(server.get_uri())

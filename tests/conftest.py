@@ -1,0 +1,113 @@
+"""Real components for the integration tests: PostgreSQL (embedded through
+pgserver, and the machine's server at 127.0.0.1:5432), the Cyrus upstream
+started by scripts/cyrus-upstream.sh, and the gateway itself under uvicorn."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SERVER_URL = os.environ.get("EAS_TEST_SERVER_URL", "postgresql://postgres@127.0.0.1:5432/test")
+TEST_DATABASE = "eas_gateway_test"
+
+
+def free_port(pair: bool = False) -> int:
+    """A free TCP port on 127.0.0.1 (and the one above it, with ``pair``)."""
+    for _ in range(100):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if not pair:
+            return port
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port + 1))
+                return port
+            except OSError:
+                continue
+    raise RuntimeError("no free port pair")
+
+
+@pytest.fixture(scope="session")
+def cyrus() -> Iterator[str]:
+    """Base URL of a private Cyrus with users alice@example.com and bob@example.com."""
+    # Not under pytest's tmp_path: Cyrus runs as user cyrus and must reach its directory.
+    state = Path(tempfile.mkdtemp(prefix="eas-cyrus-"))
+    state.chmod(0o755)
+    port = free_port(pair=True)
+    script = ROOT / "scripts" / "cyrus-upstream.sh"
+    subprocess.run(["bash", str(script), "start", str(state), str(port)], check=True, timeout=900)
+    yield f"http://127.0.0.1:{port}"
+    subprocess.run(["bash", str(script), "stop", str(state)], check=False, timeout=60)
+    shutil.rmtree(state, ignore_errors=True)
+
+
+def _fresh_server_database() -> str:
+    async def create() -> None:
+        conn = await asyncpg.connect(SERVER_URL)
+        try:
+            await conn.execute(f"DROP DATABASE IF EXISTS {TEST_DATABASE} WITH (FORCE)")
+            await conn.execute(f"CREATE DATABASE {TEST_DATABASE}")
+        finally:
+            await conn.close()
+
+    asyncio.run(create())
+    return SERVER_URL.rsplit("/", 1)[0] + "/" + TEST_DATABASE
+
+
+@pytest.fixture(scope="session", params=["embedded", "server"])
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """An empty database: embedded PostgreSQL (pgserver), or the machine's server."""
+    if request.param == "server":
+        return _fresh_server_database()
+    from usm.database import embedded_url
+
+    return embedded_url(tmp_path_factory.mktemp("embedded-pg"))
+
+
+@dataclass
+class RunningGateway:
+    url: str
+    upstream: str
+    database_url: str
+
+    @property
+    def endpoint(self) -> str:
+        return self.url + "/Microsoft-Server-ActiveSync"
+
+
+@pytest.fixture(scope="session")
+def gateway(cyrus: str, database_url: str) -> Iterator[RunningGateway]:
+    """The gateway under uvicorn in a thread, on the real upstream and database."""
+    import uvicorn
+
+    from eas_gateway.app import create_app
+    from eas_gateway.config import Settings
+
+    port = free_port()
+    settings = Settings(upstream=cyrus, database_url=database_url, port=port)
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
+                                           log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the gateway did not start")
+        time.sleep(0.02)
+    yield RunningGateway(f"http://127.0.0.1:{port}", cyrus, database_url)
+    server.should_exit = True
+    thread.join(timeout=30)
