@@ -25,6 +25,8 @@ def main(argv: list[str] | None = None) -> None:
     overrides = {k: v for k, v in vars(args).items() if k not in ("command", "db_command")}
     settings = Settings.from_env(**overrides)
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # One line per upstream HTTP call is too much at INFO; failures are logged by the gateway.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     if args.command == "serve":
         _serve(settings)
     else:
