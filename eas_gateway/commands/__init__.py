@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from types import ModuleType
 
-from eas_gateway.commands import foldersync, provision
+from eas_gateway.commands import foldersync, provision, settings
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,7 @@ class Command:
 COMMANDS: dict[str, Command] = {
     "Provision": Command(provision, "{Provision:}Provision"),
     "FolderSync": Command(foldersync, "{FolderHierarchy:}FolderSync"),
+    "Settings": Command(settings, "{Settings:}Settings"),
 }
 
 # Commands a phone may send before it holds a PolicyKey (MS-ASPROV 3.1.5.1).

@@ -84,6 +84,7 @@ def _policy_document(data: etree._Element) -> None:
 
 
 async def _store_device_information(ctx: Context, info: etree._Element) -> None:
+    # MS-ASPROV 3.1.5.1: from 14.1 a phone may send DeviceInformation with Provision.
     fields = {etree.QName(el).localname: el.text or "" for el in info.iterfind(f"{S}Set/*")}
     async with ctx.db.acquire() as conn:
         await devices.store_information(conn, ctx.user, ctx.line.device_id, fields)

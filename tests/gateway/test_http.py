@@ -107,3 +107,37 @@ def test_base64_encoded_query_as_exchange_clients_send_it(gateway: RunningGatewa
     assert _status(answer) == "1"
     names = {el.text for el in wbxml.decode(answer.content).iter("{FolderHierarchy:}DisplayName")}
     assert {"Inbox", "Outbox", "Sent"} <= names
+
+
+def _device_information(gw: RunningGateway, device_id: str) -> dict[str, str]:
+    import json
+
+    async def fetch() -> dict[str, str]:
+        conn = await asyncpg.connect(gw.database_url)
+        try:
+            raw = await conn.fetchval("SELECT device_information FROM devices WHERE device_id = $1", device_id)
+            return dict(json.loads(raw))
+        finally:
+            await conn.close()
+
+    return asyncio.run(fetch())
+
+
+def test_settings_device_information_is_stored_and_unoffered_parts_say_so(gateway: RunningGateway) -> None:
+    from lxml import etree
+
+    S = "{Settings:}"
+    device = new_device_id()
+    key = provision(gateway, device, version="16.1")
+    root = etree.Element(S + "Settings")
+    info = etree.SubElement(etree.SubElement(root, S + "DeviceInformation"), S + "Set")
+    for name, value in (("Model", "iPhone15,2"), ("OS", "iOS 17.1 21B80"), ("FriendlyName", "Alice’s phone")):
+        etree.SubElement(info, S + name).text = value
+    etree.SubElement(etree.SubElement(root, S + "Oof"), S + "Get")
+    answer = post(gateway, "Settings", root, device_id=device, version="16.1", policy_key=key)
+    tree = wbxml.decode(answer.content)
+    assert tree.findtext(S + "Status") == "1"
+    assert tree.findtext(f"{S}DeviceInformation/{S}Status") == "1"
+    assert tree.findtext(f"{S}Oof/{S}Status") == "2"
+    assert _device_information(gateway, device) == {"Model": "iPhone15,2", "OS": "iOS 17.1 21B80",
+                                                    "FriendlyName": "Alice’s phone"}
