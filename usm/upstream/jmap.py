@@ -8,6 +8,7 @@ resolved against the URL the session came from.
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import httpx
@@ -43,6 +44,10 @@ class JMAPUpstream:
                  timeout: float = 30.0) -> None:
         self.base_url = base_url.rstrip("/")
         self._http = httpx.AsyncClient(transport=transport, timeout=timeout, follow_redirects=True)
+        # user -> (session, expiry). Every API call still carries the user's own
+        # credentials, so a cached session grants nothing by itself.
+        self._sessions: dict[str, tuple[JMAPSession, float]] = {}
+        self.session_ttl = 300.0
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -62,12 +67,19 @@ class JMAPUpstream:
             raise UpstreamError(f"JMAP upstream answered {response.status_code} for {method} {url}")
         return response
 
-    async def session(self, credentials: Credentials) -> JMAPSession:
+    async def session(self, credentials: Credentials, *, fresh: bool = False) -> JMAPSession:
+        cached = self._sessions.get(credentials.user)
+        if cached and not fresh and cached[1] > time.monotonic():
+            return cached[0]
         response = await self._request("GET", f"{self.base_url}/.well-known/jmap", credentials)
-        return JMAPSession(response.url, _json(response))
+        session = JMAPSession(response.url, _json(response))
+        if len(self._sessions) > 100_000:
+            self._sessions.clear()
+        self._sessions[credentials.user] = (session, time.monotonic() + self.session_ttl)
+        return session
 
     async def authenticate(self, credentials: Credentials) -> Account:
-        session = await self.session(credentials)
+        session = await self.session(credentials, fresh=True)
         return Account(user=session.username, account_id=session.account_id)
 
     async def call(self, credentials: Credentials, calls: list[list[Any]]) -> list[list[Any]]:
