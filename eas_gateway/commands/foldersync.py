@@ -30,15 +30,18 @@ OK, SERVER_ERROR, INVALID_KEY, BAD_REQUEST = 1, 6, 9, 10
 
 async def handle(ctx: Context, tree: etree._Element | None) -> etree._Element | bytes:
     key = _parse(tree)
-    upstream_folders = hierarchy.with_outbox(await ctx.upstream.folders(ctx.credentials))
     async with ctx.db.acquire() as conn:
         state = await folders.state(conn, ctx.user, ctx.line.device_id)
-        if key != 0 and key == state.sync_key - 1 and state.last_response is not None:
-            log.info("FolderSync: device %s resent key %d, replaying its answer", ctx.line.device_id, key)
-            return state.last_response
-        if key != 0 and key != state.sync_key:
-            log.info("FolderSync: device %s sent key %d, current is %d", ctx.line.device_id, key, state.sync_key)
-            raise CommandStatus(INVALID_KEY, f"FolderSync key {key} is not current ({state.sync_key})")
+    if key != 0 and key == state.sync_key - 1 and state.last_response is not None:
+        log.info("FolderSync: device %s resent key %d, replaying its answer", ctx.line.device_id, key)
+        return state.last_response
+    if key != 0 and key != state.sync_key:
+        log.info("FolderSync: device %s sent key %d, current is %d", ctx.line.device_id, key, state.sync_key)
+        raise CommandStatus(INVALID_KEY, f"FolderSync key {key} is not current ({state.sync_key})")
+    # No database connection is held while the upstream answers; commit()
+    # checks that the key did not move meanwhile.
+    upstream_folders = hierarchy.with_outbox(await ctx.upstream.folders(ctx.credentials))
+    async with ctx.db.acquire() as conn:
         ids = await folders.server_ids(conn, ctx.user, [f.id for f in upstream_folders])
         view = hierarchy.device_view(upstream_folders, ids)
         known = {} if key == 0 else await folders.known_folders(conn, ctx.user, ctx.line.device_id)

@@ -12,6 +12,7 @@ import logging
 
 from lxml import etree
 
+from eas_gateway.commands.settings import store_device_information
 from eas_gateway.context import Context
 from eas_gateway.errors import CommandStatus
 from eas_gateway.xml import E, child_text
@@ -43,7 +44,8 @@ async def handle(ctx: Context, tree: etree._Element | None) -> etree._Element:
     E(response, P + "Status", 1)
     info = tree.find(S + "DeviceInformation")
     if info is not None:
-        await _store_device_information(ctx, info)
+        # MS-ASPROV 3.1.5.1: from 14.1 a phone may send DeviceInformation with Provision.
+        await store_device_information(ctx, info)
         E(E(response, S + "DeviceInformation"), S + "Status", 1)
     policy = tree.find(f"{P}Policies/{P}Policy")
     if policy is None:
@@ -81,10 +83,3 @@ def _policy_document(data: etree._Element) -> None:
     doc = E(data, P + "EASProvisionDoc")
     for name, value in _POLICY_SETTINGS:
         E(doc, P + name, value)
-
-
-async def _store_device_information(ctx: Context, info: etree._Element) -> None:
-    # MS-ASPROV 3.1.5.1: from 14.1 a phone may send DeviceInformation with Provision.
-    fields = {etree.QName(el).localname: el.text or "" for el in info.iterfind(f"{S}Set/*")}
-    async with ctx.db.acquire() as conn:
-        await devices.store_information(conn, ctx.user, ctx.line.device_id, fields)

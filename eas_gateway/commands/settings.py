@@ -34,11 +34,16 @@ async def handle(ctx: Context, tree: etree._Element | None) -> etree._Element:
         name = etree.QName(part).localname
         answer = E(response, part.tag)
         if name == "DeviceInformation" and part.find(S + "Set") is not None:
-            fields = {etree.QName(el).localname: el.text or "" for el in part.iterfind(f"{S}Set/*")}
-            async with ctx.db.acquire() as conn:
-                await devices.store_information(conn, ctx.user, ctx.line.device_id, fields)
+            await store_device_information(ctx, part)
             E(answer, S + "Status", OK)
         else:
             log.info("Settings: part %s is not offered yet, answered Status 2", name)
             E(answer, S + "Status", PROTOCOL_ERROR)
     return response
+
+
+async def store_device_information(ctx: Context, info: etree._Element) -> None:
+    """Keep the fields of a DeviceInformation/Set (MS-ASCMD 2.2.3.47) with the device."""
+    fields = {etree.QName(el).localname: el.text or "" for el in info.iterfind(f"{S}Set/*")}
+    async with ctx.db.acquire() as conn:
+        await devices.store_information(conn, ctx.user, ctx.line.device_id, fields)

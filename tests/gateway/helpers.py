@@ -3,11 +3,14 @@ direct JMAP calls to the upstream (to change things behind the phone's back)."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import json
 import struct
 import uuid
 from typing import Any
 
+import asyncpg
 import httpx
 from lxml import etree
 from pyactivesync import Client
@@ -91,3 +94,16 @@ def jmap(gw: RunningGateway, calls: list[list[Any]], user: str = "alice@example.
         "using": ["urn:ietf:params:jmap:core", "urn:ietf:params:jmap:mail"], "methodCalls": calls})
     response.raise_for_status()
     return response.json()["methodResponses"]
+
+
+def device_information(gw: RunningGateway, device_id: str) -> dict[str, str]:
+    """What the gateway stored of the device's DeviceInformation."""
+    async def fetch() -> dict[str, str]:
+        conn = await asyncpg.connect(gw.database_url)
+        try:
+            raw = await conn.fetchval("SELECT device_information FROM devices WHERE device_id = $1", device_id)
+            return dict(json.loads(raw))
+        finally:
+            await conn.close()
+
+    return asyncio.run(fetch())

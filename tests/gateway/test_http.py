@@ -12,7 +12,7 @@ import pytest
 
 import wbxml
 from tests.conftest import RunningGateway
-from tests.gateway.helpers import base64_query, folder_sync, new_device_id, post, provision
+from tests.gateway.helpers import base64_query, device_information, folder_sync, new_device_id, post, provision
 
 pytestmark = [pytest.mark.postgres, pytest.mark.upstream]
 
@@ -109,20 +109,6 @@ def test_base64_encoded_query_as_exchange_clients_send_it(gateway: RunningGatewa
     assert {"Inbox", "Outbox", "Sent"} <= names
 
 
-def _device_information(gw: RunningGateway, device_id: str) -> dict[str, str]:
-    import json
-
-    async def fetch() -> dict[str, str]:
-        conn = await asyncpg.connect(gw.database_url)
-        try:
-            raw = await conn.fetchval("SELECT device_information FROM devices WHERE device_id = $1", device_id)
-            return dict(json.loads(raw))
-        finally:
-            await conn.close()
-
-    return asyncio.run(fetch())
-
-
 def test_settings_device_information_is_stored_and_unoffered_parts_say_so(gateway: RunningGateway) -> None:
     from lxml import etree
 
@@ -139,5 +125,5 @@ def test_settings_device_information_is_stored_and_unoffered_parts_say_so(gatewa
     assert tree.findtext(S + "Status") == "1"
     assert tree.findtext(f"{S}DeviceInformation/{S}Status") == "1"
     assert tree.findtext(f"{S}Oof/{S}Status") == "2"
-    assert _device_information(gateway, device) == {"Model": "iPhone15,2", "OS": "iOS 17.1 21B80",
+    assert device_information(gateway, device) == {"Model": "iPhone15,2", "OS": "iOS 17.1 21B80",
                                                     "FriendlyName": "Alice’s phone"}

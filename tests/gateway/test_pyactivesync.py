@@ -7,16 +7,19 @@ import pytest
 from pyactivesync import FolderType
 
 from tests.conftest import RunningGateway
-from tests.gateway.helpers import new_device_id, pyactivesync_client
+from tests.gateway.helpers import device_information, new_device_id, pyactivesync_client
 
 pytestmark = [pytest.mark.postgres, pytest.mark.upstream]
 
 
 def test_provision_then_folders_with_every_required_type(gateway: RunningGateway) -> None:
-    with pyactivesync_client(gateway, new_device_id()) as client:
+    device = new_device_id()
+    with pyactivesync_client(gateway, device) as client:
         key = client.provision()
         folders = client.list_folders()
     assert key.isdigit() and key != "0"
+    # pyactivesync sends Settings:DeviceInformation inside its first Provision.
+    assert device_information(gateway, device)["Model"] == "pyactivesync"
     by_type = {f.type: f for f in folders}
     assert by_type[FolderType.INBOX].name == "Inbox"
     assert by_type[FolderType.DRAFTS].name == "Drafts"
