@@ -13,7 +13,7 @@ import binascii
 import re
 import struct
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote
 
 from eas_gateway.errors import BadRequest
 
@@ -85,8 +85,6 @@ def _parse_plain(query: str, headers: dict[str, str]) -> RequestLine:
 
 
 def _parse_base64(query: str, headers: dict[str, str]) -> RequestLine:
-    from urllib.parse import unquote
-
     try:
         raw = base64.b64decode(unquote(query), validate=True)
     except (binascii.Error, ValueError) as exc:

@@ -20,7 +20,3 @@ class Context:
     device: Device
     db: asyncpg.Pool
     upstream: Upstream
-
-    @property
-    def version_number(self) -> float:
-        return float(self.version)

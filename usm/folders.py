@@ -40,11 +40,6 @@ async def server_ids(conn: asyncpg.Connection, user: str, upstream_ids: list[str
     return {uid: known[uid] for uid in upstream_ids}
 
 
-async def upstream_id(conn: asyncpg.Connection, user: str, server_id: int) -> str | None:
-    return await conn.fetchval(
-        "SELECT upstream_id FROM folder_ids WHERE user_name = $1 AND server_id = $2", user, server_id)
-
-
 async def state(conn: asyncpg.Connection, user: str, device_id: str) -> FolderSyncState:
     row = await conn.fetchrow(
         "SELECT sync_key, last_response FROM folder_sync WHERE user_name = $1 AND device_id = $2",

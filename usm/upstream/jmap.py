@@ -32,7 +32,6 @@ class JMAPSession:
     def __init__(self, url: httpx.URL, data: dict[str, Any]) -> None:
         try:
             self.api_url = url.join(data["apiUrl"])
-            self.download_url = data.get("downloadUrl", "")
             self.account_id = data["primaryAccounts"][MAIL]
             self.username = data["username"]
         except (KeyError, TypeError) as exc:
