@@ -116,7 +116,7 @@ class Gateway:
         if line.command not in WITHOUT_POLICY:
             _check_policy(device, line, version)
         ctx = Context(line=line, version=version, credentials=credentials, user=account_user,
-                      device=device, db=self.db, upstream=self.upstream)
+                      device=device, db=self.db, upstream=self.upstream, settings=self.settings)
         try:
             result = await command.module.handle(ctx, tree)
         except CommandStatus as exc:

@@ -17,6 +17,9 @@ class Settings:
     max_request_bytes: int = 64 * 1024 * 1024
     auth_cache_seconds: float = 60.0
     log_level: str = "INFO"
+    # How often a waiting Sync or a Ping asks the upstream for changes when it
+    # offers no push (Cyrus 3.6): one cheap */changes call per user per poll.
+    poll_seconds: float = 20.0
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> "Settings":

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from eas_gateway.ashttp import RequestLine
+from eas_gateway.config import Settings
 from usm.devices import Device
 from usm.upstream import Credentials, Upstream
 
@@ -20,3 +21,4 @@ class Context:
     device: Device
     db: asyncpg.Pool
     upstream: Upstream
+    settings: Settings

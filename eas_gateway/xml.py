@@ -4,12 +4,22 @@ from __future__ import annotations
 
 from lxml import etree
 
+import wbxml
+
 
 def E(parent: etree._Element | None, tag: str, text: str | int | None = None) -> etree._Element:
-    """A new element (a root when ``parent`` is None) with optional text."""
+    """A new element (a root when ``parent`` is None) with optional text.
+
+    Text that XML cannot hold (control characters from a mail body) is kept
+    as the exact bytes of an inline string (wbxml.set_string_bytes); NUL,
+    which WBXML strings cannot carry, is dropped.
+    """
     el = etree.Element(tag) if parent is None else etree.SubElement(parent, tag)
     if text is not None:
-        el.text = str(text)
+        try:
+            el.text = str(text)
+        except ValueError:
+            wbxml.set_string_bytes(el, str(text).replace("\0", "").encode("utf-8", "replace"))
     return el
 
 

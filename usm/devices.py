@@ -92,3 +92,15 @@ async def acknowledge_policy(conn: asyncpg.Connection, user: str, device_id: str
             user, device_id, final,
         )
         return final
+
+
+async def sync_request(conn: asyncpg.Connection, user: str, device_id: str) -> dict[str, Any] | None:
+    """The Sync request cached for the empty and the partial Sync (MS-ASCMD 3.1.5.3)."""
+    value = await conn.fetchval(
+        "SELECT sync_request FROM devices WHERE user_name = $1 AND device_id = $2", user, device_id)
+    return json.loads(value) if value else None
+
+
+async def store_sync_request(conn: asyncpg.Connection, user: str, device_id: str, request: dict[str, Any]) -> None:
+    await conn.execute("UPDATE devices SET sync_request = $3::jsonb WHERE user_name = $1 AND device_id = $2",
+                       user, device_id, json.dumps(request))

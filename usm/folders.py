@@ -40,6 +40,14 @@ async def server_ids(conn: asyncpg.Connection, user: str, upstream_ids: list[str
     return {uid: known[uid] for uid in upstream_ids}
 
 
+async def upstream_ids(conn: asyncpg.Connection, user: str, server_ids: list[int]) -> dict[int, str]:
+    """The upstream folder of each known ServerId (unknown ones are left out)."""
+    rows = await conn.fetch(
+        "SELECT server_id, upstream_id FROM folder_ids WHERE user_name = $1 AND server_id = ANY($2::integer[])",
+        user, server_ids)
+    return {r["server_id"]: r["upstream_id"] for r in rows}
+
+
 async def state(conn: asyncpg.Connection, user: str, device_id: str) -> FolderSyncState:
     row = await conn.fetchrow(
         "SELECT sync_key, last_response FROM folder_sync WHERE user_name = $1 AND device_id = $2",

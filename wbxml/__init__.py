@@ -60,6 +60,7 @@ __all__ = [
     "encode",
     "render",
     "set_opaque",
+    "set_string_bytes",
 ]
 
 
@@ -95,3 +96,13 @@ def set_opaque(el: etree._Element, data: bytes) -> None:
     """Make ``data`` the content of ``el``, to be encoded as WBXML OPAQUE."""
     el.text = binascii.b2a_base64(data, newline=False).decode("ascii")
     el.set(RAW_ATTR, "opaque")
+
+
+def set_string_bytes(el: etree._Element, data: bytes) -> None:
+    """Make ``data`` the content of ``el``, encoded as an inline string byte for
+    byte (e.g. a MIME message that is not valid UTF-8). ``data`` must not hold
+    NUL, which ends a WBXML inline string: use ``set_opaque`` for such data."""
+    if b"\0" in data:
+        raise ValueError("an inline string cannot hold NUL bytes")
+    el.text = binascii.b2a_base64(data, newline=False).decode("ascii")
+    el.set(RAW_ATTR, "string")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from types import ModuleType
 
-from eas_gateway.commands import foldersync, provision, settings
+from eas_gateway.commands import foldersync, provision, settings, sync
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,7 @@ COMMANDS: dict[str, Command] = {
     "Provision": Command(provision, "{Provision:}Provision"),
     "FolderSync": Command(foldersync, "{FolderHierarchy:}FolderSync"),
     "Settings": Command(settings, "{Settings:}Settings"),
+    "Sync": Command(sync, "{AirSync:}Sync"),
 }
 
 # Commands a phone may send before it holds a PolicyKey (MS-ASPROV 3.1.5.1).

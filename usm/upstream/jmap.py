@@ -9,15 +9,25 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import datetime, timezone
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
 from usm.upstream import (
     Account,
+    Address,
+    Attachment,
     AuthenticationFailed,
+    BodyRequest,
+    BodyText,
+    Changes,
     Credentials,
     Folder,
+    Message,
+    NotFound,
+    StateTooOld,
     UpstreamError,
     UpstreamUnavailable,
 )
@@ -32,10 +42,22 @@ class JMAPSession:
     def __init__(self, url: httpx.URL, data: dict[str, Any]) -> None:
         try:
             self.api_url = url.join(data["apiUrl"])
+            # A URI template (RFC 8620 2): filled in first, then resolved.
+            self.download_template = data.get("downloadUrl")
+            self.url = url
             self.account_id = data["primaryAccounts"][MAIL]
             self.username = data["username"]
         except (KeyError, TypeError) as exc:
             raise UpstreamError(f"JMAP session at {url} lacks {exc} (no mail account?)") from exc
+
+    def download_url(self, blob_id: str, type: str, name: str) -> httpx.URL:
+        if not isinstance(self.download_template, str):
+            raise UpstreamError(f"JMAP session at {self.url} offers no downloadUrl")
+        values = {"accountId": self.account_id, "blobId": blob_id, "type": type, "name": name}
+        filled = self.download_template
+        for key, value in values.items():
+            filled = filled.replace("{%s}" % key, quote(value, safe=""))
+        return self.url.join(filled)
 
 
 class JMAPUpstream:
@@ -93,6 +115,8 @@ class JMAPUpstream:
             raise UpstreamError("JMAP response without methodResponses")
         for name, args, _ in answers:
             if name == "error":
+                if args.get("type") == "cannotCalculateChanges":
+                    raise StateTooOld(f"JMAP upstream cannot calculate changes: {args}")
                 raise UpstreamError(f"JMAP method error: {args}")
         return answers
 
@@ -102,6 +126,168 @@ class JMAPUpstream:
             Folder(id=m["id"], name=m["name"], parent_id=m.get("parentId"), role=m.get("role"))
             for m in result["list"]
         ]
+
+
+    def mail(self, credentials: Credentials) -> "JMAPMail":
+        return JMAPMail(self, credentials)
+
+    async def messages(self, credentials: Credentials, ids: list[str], body: BodyRequest) -> dict[str, Message]:
+        properties = MESSAGE_PROPERTIES + (["textBody", "htmlBody", "bodyValues"] if body.text or body.html else [])
+        args: dict[str, Any] = {"properties": properties, "fetchTextBodyValues": body.text,
+                                "fetchHTMLBodyValues": body.html}
+        if body.max_bytes is not None:
+            args["maxBodyValueBytes"] = max(body.max_bytes, 1)
+        found: dict[str, Message] = {}
+        for chunk in _chunks(ids, GET_CHUNK):
+            [(_, result, _)] = await self.call(credentials, [["Email/get", {"ids": chunk, **args}, "0"]])
+            for email in result["list"]:
+                found[email["id"]] = _message(email, body)
+        return found
+
+    async def download(self, credentials: Credentials, blob_id: str, *, type: str = "application/octet-stream",
+                       name: str = "blob") -> bytes:
+        session = await self.session(credentials)
+        try:
+            response = await self._request("GET", session.download_url(blob_id, type, name), credentials)
+        except UpstreamError as exc:
+            if "answered 404" in str(exc):
+                raise NotFound(f"blob {blob_id} not found upstream") from exc
+            raise
+        return response.content
+
+
+GET_CHUNK = 500
+QUERY_PAGE = 1000
+MESSAGE_PROPERTIES = [
+    "id", "blobId", "threadId", "mailboxIds", "keywords", "receivedAt", "size", "subject", "from", "to", "cc",
+    "replyTo", "messageId", "attachments", "header:Importance:asText", "header:X-Priority:asText",
+]
+
+
+class JMAPMail:
+    """A user's JMAP mail as a usm.upstream.ItemSource.
+
+    The state is the account's Email state (RFC 8621 4.3); the version of an
+    email is its keywords, the only thing of a message that changes in place.
+    """
+
+    def __init__(self, upstream: JMAPUpstream, credentials: Credentials) -> None:
+        self.upstream = upstream
+        self.credentials = credentials
+
+    async def listing(self, folder_id: str, since: datetime | None) -> tuple[str, list[str]]:
+        condition: dict[str, Any] = {"inMailbox": folder_id}
+        if since is not None:
+            condition["after"] = _utc(since)
+        ids: list[str] = []
+        state = None
+        while True:
+            calls: list[list[Any]] = []
+            if state is None:
+                # The state first: what changes after it shows up in Email/changes.
+                calls.append(["Email/get", {"ids": []}, "s"])
+            calls.append(["Email/query", {"filter": condition, "position": len(ids), "limit": QUERY_PAGE,
+                                          "sort": [{"property": "receivedAt", "isAscending": False}],
+                                          "collapseThreads": False}, "q"])
+            answers = await self.upstream.call(self.credentials, calls)
+            if state is None:
+                state = answers[0][1]["state"]
+            page = answers[-1][1]["ids"]
+            ids.extend(page)
+            if len(page) < QUERY_PAGE:
+                return state, ids
+
+    async def changes(self, state: str) -> Changes:
+        [(_, result, _)] = await self.upstream.call(
+            self.credentials, [["Email/changes", {"sinceState": state, "maxChanges": 5000}, "0"]])
+        ids = list(dict.fromkeys(result["created"] + result["updated"] + result["destroyed"]))
+        return Changes(result["newState"], ids, bool(result.get("hasMoreChanges")))
+
+    async def versions(self, folder_id: str, ids: list[str], since: datetime | None) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for chunk in _chunks(ids, GET_CHUNK):
+            [(_, result, _)] = await self.upstream.call(self.credentials, [
+                ["Email/get", {"ids": chunk, "properties": ["mailboxIds", "keywords", "receivedAt"]}, "0"]])
+            for email in result["list"]:
+                if not email.get("mailboxIds", {}).get(folder_id):
+                    continue
+                if since is not None and _date(email["receivedAt"]) < since:
+                    continue
+                out[email["id"]] = keywords_version(email.get("keywords") or {})
+        return out
+
+
+def keywords_version(keywords: dict[str, bool] | frozenset[str]) -> str:
+    return " ".join(sorted(k.lower() for k in keywords))
+
+
+def _message(email: dict[str, Any], body: BodyRequest) -> Message:
+    values = email.get("bodyValues") or {}
+    text = _body(email.get("textBody"), values) if body.text else None
+    html = _body(email.get("htmlBody"), values) if body.html else None
+    return Message(
+        id=email["id"], blob_id=email["blobId"], thread_id=email.get("threadId"),
+        folder_ids=frozenset(k for k, v in (email.get("mailboxIds") or {}).items() if v),
+        keywords=frozenset(k.lower() for k, v in (email.get("keywords") or {}).items() if v),
+        received_at=_date(email["receivedAt"]), size=int(email.get("size") or 0),
+        subject=email.get("subject"), sender=_addresses(email.get("from")), to=_addresses(email.get("to")),
+        cc=_addresses(email.get("cc")), reply_to=_addresses(email.get("replyTo")),
+        message_id=(email.get("messageId") or [None])[0],
+        importance=_importance(email.get("header:Importance:asText"), email.get("header:X-Priority:asText")),
+        text=text, html=html,
+        html_is_text=body.html and not _has_type(email.get("htmlBody"), "text/html"),
+        text_is_html=body.text and not _has_type(email.get("textBody"), "text/plain"),
+        attachments=[_attachment(part) for part in email.get("attachments") or [] if part.get("blobId")],
+    )
+
+
+def _body(parts: list[dict[str, Any]] | None, values: dict[str, Any]) -> BodyText | None:
+    texts, size, truncated = [], 0, False
+    for part in parts or []:
+        value = values.get(part.get("partId"))
+        if value is None or not str(part.get("type", "")).startswith("text/"):
+            continue
+        texts.append(value["value"])
+        size += int(part.get("size") or 0)
+        truncated = truncated or bool(value.get("isTruncated"))
+    if not texts:
+        return None
+    return BodyText("\n".join(texts), size, truncated)
+
+
+def _has_type(parts: list[dict[str, Any]] | None, type: str) -> bool:
+    return any(part.get("type") == type for part in parts or [])
+
+
+def _attachment(part: dict[str, Any]) -> Attachment:
+    return Attachment(blob_id=part["blobId"], name=part.get("name"), type=part.get("type") or "application/octet-stream",
+                      size=int(part.get("size") or 0), content_id=(part.get("cid") or None),
+                      inline=part.get("disposition") == "inline")
+
+
+def _addresses(value: list[dict[str, Any]] | None) -> list[Address]:
+    return [Address(a.get("name") or None, a.get("email") or "") for a in value or []]
+
+
+def _importance(importance: str | None, priority: str | None) -> str | None:
+    if importance and importance.strip().lower() in ("low", "normal", "high"):
+        return importance.strip().lower()
+    if priority and priority.strip()[:1].isdigit():
+        level = int(priority.strip()[0])
+        return "high" if level <= 2 else "low" if level >= 4 else "normal"
+    return None
+
+
+def _date(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _utc(value: datetime) -> str:
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _chunks(items: list[str], size: int) -> list[list[str]]:
+    return [items[i:i + size] for i in range(0, len(items), size)]
 
 
 def _json(response: httpx.Response) -> dict[str, Any]:

@@ -1,0 +1,347 @@
+"""Sync (MS-ASCMD 2.2.1.21), read direction: server changes to the phone.
+
+Per collection the SyncKey decides (usm.collections, ARCHITECTURE.md):
+- 0: start over; the answer is key 1 and no items;
+- the current key: the next generation (usm.sync.plan picks up to WindowSize
+  Adds/Changes/Deletes; MoreAvailable if more wait), committed together with
+  its Collection element;
+- the key before it: the phone lost our answer; the stored Collection element
+  is sent again, byte for byte;
+- anything else: Status 3, and the phone starts over from 0.
+A generation without commands keeps the key (the phone's view is unchanged).
+
+The empty request and Partial reuse the cached last request (devices.
+sync_request). Wait / HeartbeatInterval make a Sync that found nothing wait
+for changes; if none come, the answer is an empty body (MS-ASCMD 3.1.5.4).
+Client Commands (the write direction) are issue 4: Fetch is answered, the
+others get Status 5 in Responses and change nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from lxml import etree
+
+import wbxml
+from eas_gateway.context import Context
+from eas_gateway.errors import CommandStatus
+from eas_gateway.items import email
+from eas_gateway.items.options import Options, OptionsError
+from eas_gateway.items.options import parse as parse_options
+from eas_gateway.xml import E, child_text
+from usm import collections, devices, folders, sync
+from usm.collections import CollectionState, Generation
+from usm.upstream import BodyRequest, Message, NotFound
+
+log = logging.getLogger(__name__)
+
+A = "{AirSync:}"
+# MS-ASCMD 2.2.3.177.17 Sync Status values.
+OK, INVALID_KEY, PROTOCOL_ERROR, SERVER_ERROR, NOT_FOUND = 1, 3, 4, 5, 8
+HIERARCHY_CHANGED, INCOMPLETE, BAD_INTERVAL, TOO_MANY = 12, 13, 14, 15
+DEFAULT_WINDOW, MAX_WINDOW = 100, 512
+MIN_WAIT, MAX_WAIT = 60, 3540  # seconds: Wait 1..59 minutes, HeartbeatInterval 60..3540
+MAX_COLLECTIONS = 1000
+VIRTUAL = "virtual:"
+
+
+@dataclass
+class CollectionRequest:
+    collection_id: int
+    sync_key: int | None  # None: not a number (Status 3)
+    window: int | None = None
+    get_changes: bool | None = None
+    options: list[etree._Element] = field(default_factory=list)
+    commands: etree._Element | None = None
+
+
+@dataclass
+class SyncRequest:
+    collections: list[CollectionRequest]
+    wait: int | None = None  # seconds
+    window: int | None = None
+
+
+async def handle(ctx: Context, tree: etree._Element | None) -> etree._Element | bytes:
+    try:
+        request = await _request(ctx, tree)
+    except CommandStatus as exc:
+        limit = getattr(exc, "limit", None)
+        if limit is None:
+            raise
+        log.info("Sync Status %d: %s", exc.status, exc)
+        root = E(None, A + "Sync")
+        E(root, A + "Status", exc.status)
+        E(root, A + "Limit", limit)
+        return root
+    ids = [c.collection_id for c in request.collections]
+    async with ctx.db.acquire() as conn:
+        upstream_ids = await folders.upstream_ids(conn, ctx.user, ids)
+    deadline = time.monotonic() + (request.wait or 0)
+    while True:
+        async with ctx.db.acquire() as conn:
+            states = await collections.states(conn, ctx.user, ctx.line.device_id, ids)
+        answers = []
+        for wanted in request.collections:
+            answers.append(await _collection(ctx, request, wanted, states[wanted.collection_id],
+                                             upstream_ids.get(wanted.collection_id)))
+        news = any(has_news for _, has_news in answers)
+        if news or not request.wait or time.monotonic() >= deadline:
+            break
+        await asyncio.sleep(min(ctx.settings.poll_seconds, max(0.0, deadline - time.monotonic())))
+    if request.wait and not news:
+        return b""  # the wait ended without changes (MS-ASCMD 3.1.5.4)
+    root = E(None, A + "Sync")
+    out = E(root, A + "Collections")
+    for element, _ in answers:
+        out.append(element)
+    return root
+
+
+async def _request(ctx: Context, tree: etree._Element | None) -> SyncRequest:
+    async with ctx.db.acquire() as conn:
+        cached = await devices.sync_request(conn, ctx.user, ctx.line.device_id)
+    if tree is None:
+        if not cached:
+            raise CommandStatus(INCOMPLETE, "empty Sync request and no earlier request to stand for it")
+        return _from_cache(cached, {})
+    if tree.tag != A + "Sync":
+        raise CommandStatus(PROTOCOL_ERROR, f"Sync request with root {tree.tag}")
+    wait_min, heartbeat = child_text(tree, A + "Wait"), child_text(tree, A + "HeartbeatInterval")
+    if wait_min is not None and heartbeat is not None:
+        raise CommandStatus(PROTOCOL_ERROR, "Sync request with both Wait and HeartbeatInterval")
+    wait = _number(wait_min) * 60 if wait_min is not None else _number(heartbeat) if heartbeat is not None else None
+    if wait is not None and not MIN_WAIT <= wait <= MAX_WAIT:
+        raise _limit(wait)
+    window = child_text(tree, A + "WindowSize")
+    requested = [_collection_request(el) for el in tree.iterfind(f"{A}Collections/{A}Collection")]
+    if len(requested) > MAX_COLLECTIONS:
+        raise CommandStatus(TOO_MANY, f"{len(requested)} collections in one Sync")
+    partial = tree.find(A + "Partial") is not None
+    if partial or not requested:
+        if not cached:
+            raise CommandStatus(INCOMPLETE, "partial Sync request and no earlier request to complete it")
+        result = _from_cache(cached, {c.collection_id: c for c in requested})
+        if wait is not None:
+            result.wait = wait
+        if window is not None:
+            result.window = _number(window)
+    else:
+        result = SyncRequest(requested, wait, _number(window) if window is not None else None)
+    async with ctx.db.acquire() as conn:
+        await devices.store_sync_request(conn, ctx.user, ctx.line.device_id, {
+            "collections": [{"id": c.collection_id, "window": c.window} for c in result.collections],
+            "wait": result.wait, "window": result.window})
+    return result
+
+
+def _from_cache(cached: dict[str, Any], given: dict[int, CollectionRequest]) -> SyncRequest:
+    """The cached request, its collections at their current keys, with ``given`` ones in place."""
+    out = [given.pop(c["id"], None) or CollectionRequest(c["id"], sync_key=-1, window=c.get("window"))
+           for c in cached["collections"]]
+    return SyncRequest(out + list(given.values()), cached.get("wait"), cached.get("window"))
+
+
+def _collection_request(el: etree._Element) -> CollectionRequest:
+    collection_id = child_text(el, A + "CollectionId")
+    if collection_id is None or not collection_id.isdigit() or len(collection_id) > 9:
+        raise CommandStatus(PROTOCOL_ERROR, f"Sync Collection with CollectionId {collection_id!r}")
+    key = child_text(el, A + "SyncKey")
+    if key is None:
+        raise CommandStatus(PROTOCOL_ERROR, f"Sync Collection {collection_id} without SyncKey")
+    window = child_text(el, A + "WindowSize")
+    get_changes = el.find(A + "GetChanges")
+    return CollectionRequest(
+        collection_id=int(collection_id),
+        sync_key=int(key) if key.isdigit() and len(key) <= 9 else None,
+        window=_number(window) if window is not None else None,
+        get_changes=None if get_changes is None else (get_changes.text or "1").strip() != "0",
+        options=el.findall(A + "Options"),
+        commands=el.find(A + "Commands"),
+    )
+
+
+def _number(text: str | None) -> int:
+    if text is None or not text.strip().isdigit() or len(text.strip()) > 9:
+        raise CommandStatus(PROTOCOL_ERROR, f"Sync: {text!r} is not a number")
+    return int(text)
+
+
+def _limit(wait: int) -> CommandStatus:
+    status = CommandStatus(BAD_INTERVAL, f"Sync wait of {wait} s is outside {MIN_WAIT}..{MAX_WAIT} s")
+    status.limit = MIN_WAIT if wait < MIN_WAIT else MAX_WAIT  # type: ignore[attr-defined]
+    return status
+
+
+async def _collection(ctx: Context, request: SyncRequest, wanted: CollectionRequest, state: CollectionState,
+                      folder_id: str | None) -> tuple[etree._Element, bool]:
+    """The Collection element of the response, and whether it tells the phone anything new."""
+    device, cid = ctx.line.device_id, wanted.collection_id
+    key = state.sync_key if wanted.sync_key == -1 else wanted.sync_key  # -1: from the cache, at its current key
+    if folder_id is None:
+        log.info("Sync: device %s asked for collection %d, which is no folder of %s", device, cid, ctx.user)
+        return _status(wanted, key, HIERARCHY_CHANGED), True
+    if key is None:
+        log.info("Sync: device %s sent a SyncKey that is not ours for collection %d", device, cid)
+        return _status(wanted, 0, INVALID_KEY), True
+    if key != 0 and key == state.sync_key - 1 and state.last_response is not None:
+        log.info("Sync: device %s resent key %d of collection %d, replaying its answer", device, key, cid)
+        return wbxml.decode(state.last_response), True
+    if key != 0 and key != state.sync_key:
+        log.info("Sync: device %s sent key %d of collection %d, current is %d", device, key, cid, state.sync_key)
+        return _status(wanted, 0, INVALID_KEY), True
+    try:
+        options = parse_options(wanted.options, previous=Options.from_json(state.options))
+    except OptionsError as exc:
+        log.info("Sync: device %s, collection %d: %s", device, cid, exc)
+        return _status(wanted, key, PROTOCOL_ERROR), True
+    if key == 0:
+        element = _element(wanted, 1, OK)
+        generation = Generation(new_key=1, upstream_state=None, filter_type=options.filter_type,
+                                options=options.to_json(), next_item=state.next_item,
+                                response=wbxml.encode(element), reset=True)
+        async with ctx.db.acquire() as conn:
+            await collections.commit(conn, ctx.user, device, cid, expected_key=0, generation=generation)
+        return element, True
+    responses = await _client_commands(ctx, wanted, options, folder_id)
+    get_changes = wanted.get_changes if wanted.get_changes is not None else True
+    window = min(wanted.window or request.window or DEFAULT_WINDOW, MAX_WINDOW)
+    relist = options.filter_type != state.filter_type
+    if not get_changes or folder_id.startswith(VIRTUAL):
+        plan = sync.Plan(upstream_state=state.upstream_state or "")
+    else:
+        plan = await sync.plan(ctx.db, ctx.upstream.mail(ctx.credentials), (ctx.user, device, cid), state,
+                               folder_id, options.since(), window, relist=relist)
+    found = await _messages(ctx, plan, options)
+    # Adds that vanished between the listing and the fetch are left out.
+    adds = [uid for uid in plan.adds if uid in found]
+    changes = [(n, uid) for n, uid in plan.changes if uid in found]
+    plan.changes = changes
+    has_commands = bool(adds or changes or plan.deletes)
+    new_key = key + 1 if has_commands or responses is not None or relist else key
+    added = [(state.next_item + i, uid) for i, uid in enumerate(adds)]
+    element = _element(wanted, new_key, OK)
+    if plan.more:
+        E(element, A + "MoreAvailable")
+    if has_commands:
+        commands = E(element, A + "Commands")
+        for number, uid in added:
+            add = E(commands, A + "Add")
+            E(add, A + "ServerId", f"{cid}:{number}")
+            email.application_data(E(add, A + "ApplicationData"), found[uid], options, float(ctx.version),
+                                   found.get(("mime", uid)))  # type: ignore[call-overload]
+        for number, uid in changes:
+            change = E(commands, A + "Change")
+            E(change, A + "ServerId", f"{cid}:{number}")
+            email.change_data(E(change, A + "ApplicationData"), found[uid], float(ctx.version))
+        for number in plan.deletes:
+            E(E(commands, A + "Delete"), A + "ServerId", f"{cid}:{number}")
+    if responses is not None:
+        element.append(responses)
+    if new_key == key and plan.upstream_state == state.upstream_state and not plan.pending_done \
+            and not plan.pending_new and options.to_json() == state.options:
+        return _element(wanted, key, OK), False  # nothing to remember either
+    response = wbxml.encode(element) if new_key != key else (state.last_response or wbxml.encode(element))
+    generation = plan.generation(state, new_key=new_key, filter_type=options.filter_type,
+                                 options=options.to_json(), response=response, added=added)
+    async with ctx.db.acquire() as conn:
+        committed = await collections.commit(conn, ctx.user, device, cid, expected_key=key, generation=generation)
+    if not committed:
+        log.warning("Sync: collection %d of device %s moved under a concurrent request", cid, device)
+        return _status(wanted, key, SERVER_ERROR), True
+    if new_key == key:
+        return _element(wanted, key, OK), False
+    return element, True
+
+
+async def _messages(ctx: Context, plan: sync.Plan, options: Options) -> dict[Any, Any]:
+    """The messages to add (with bodies) and to change (without); MIME under ("mime", id)."""
+    found: dict[Any, Any] = {}
+    if plan.adds:
+        found.update(await ctx.upstream.messages(ctx.credentials, plan.adds, email.body_request(options)))
+        if email.wants_mime(options):
+            found.update(await _mime(ctx, [found[uid] for uid in plan.adds if uid in found]))
+    changed = [uid for _, uid in plan.changes]
+    if changed:
+        found.update(await ctx.upstream.messages(ctx.credentials, changed, BodyRequest()))
+    return found
+
+
+async def _mime(ctx: Context, messages: list[Message]) -> dict[tuple[str, str], bytes]:
+    limit = asyncio.Semaphore(8)
+
+    async def one(message: Message) -> tuple[tuple[str, str], bytes] | None:
+        async with limit:
+            try:
+                data = await ctx.upstream.download(ctx.credentials, message.blob_id, type="message/rfc822",
+                                                   name="message.eml")
+            except NotFound:
+                return None
+        return ("mime", message.id), data
+
+    results = await asyncio.gather(*(one(m) for m in messages))
+    return dict(r for r in results if r is not None)
+
+
+async def _client_commands(ctx: Context, wanted: CollectionRequest, options: Options,
+                           folder_id: str) -> etree._Element | None:
+    """Responses to the phone's own commands. Fetch is answered; writing is not offered yet."""
+    if wanted.commands is None or len(wanted.commands) == 0:
+        return None
+    responses = E(None, A + "Responses")
+    fetches: list[tuple[str, str | None]] = []
+    for command in wanted.commands:
+        server_id = child_text(command, A + "ServerId") or ""
+        name = etree.QName(command).localname
+        if name == "Fetch":
+            fetches.append((server_id, await _upstream_id(ctx, wanted.collection_id, server_id)))
+            continue
+        log.warning("Sync: device %s sent %s for %r in collection %d; the write direction is not offered yet",
+                    ctx.line.device_id, name, server_id or child_text(command, A + "ClientId"),
+                    wanted.collection_id)
+        answer = E(responses, command.tag)
+        if name == "Add":
+            E(answer, A + "ClientId", child_text(command, A + "ClientId") or "")
+        else:
+            E(answer, A + "ServerId", server_id)
+        E(answer, A + "Status", SERVER_ERROR)
+    if fetches:
+        wanted_ids = [uid for _, uid in fetches if uid is not None]
+        found = await ctx.upstream.messages(ctx.credentials, wanted_ids, email.body_request(options))
+        mime = await _mime(ctx, list(found.values())) if email.wants_mime(options) else {}
+        for server_id, uid in fetches:
+            answer = E(responses, A + "Fetch")
+            E(answer, A + "ServerId", server_id)
+            message = found.get(uid) if uid is not None else None
+            if message is None or folder_id not in message.folder_ids:
+                E(answer, A + "Status", NOT_FOUND)
+                continue
+            E(answer, A + "Status", OK)
+            email.application_data(E(answer, A + "ApplicationData"), message, options, float(ctx.version),
+                                   mime.get(("mime", message.id)))
+    return responses
+
+
+async def _upstream_id(ctx: Context, collection_id: int, server_id: str) -> str | None:
+    prefix, _, number = server_id.partition(":")
+    if prefix != str(collection_id) or not number.isdigit() or len(number) > 9:
+        return None
+    async with ctx.db.acquire() as conn:
+        return await collections.item(conn, ctx.user, ctx.line.device_id, collection_id, int(number))
+
+
+def _element(wanted: CollectionRequest, key: int, status: int) -> etree._Element:
+    element = E(None, A + "Collection")
+    E(element, A + "SyncKey", key)
+    E(element, A + "CollectionId", wanted.collection_id)
+    E(element, A + "Status", status)
+    return element
+
+
+def _status(wanted: CollectionRequest, key: int | None, status: int) -> etree._Element:
+    return _element(wanted, key or 0, status)

@@ -1,0 +1,222 @@
+"""The Email class (MS-ASEMAIL): a JMAP message as ApplicationData.
+
+Bodies follow MS-ASAIRS: the representation is chosen from the phone's
+BodyPreference (items.options), cut to TruncationSize at a character
+boundary (or left out entirely with AllOrNone), with EstimatedDataSize the
+size of the whole body. MIME is the stored RFC 5322 message, byte for byte.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import re
+from datetime import datetime, timezone
+from urllib.parse import quote, unquote
+
+import lxml.html
+from lxml import etree
+
+import wbxml
+from eas_gateway.items.options import HTML, MIME, PLAIN, BodyPreference, Options
+from eas_gateway.xml import E
+from usm.upstream import Address, BodyRequest, Message
+
+M = "{Email:}"
+M2 = "{Email2:}"
+B = "{AirSyncBase:}"
+
+SEEN, FLAGGED, ANSWERED, FORWARDED = "$seen", "$flagged", "$answered", "$forwarded"
+SYSTEM_KEYWORDS = {"$seen", "$flagged", "$answered", "$forwarded", "$draft", "$recent", "$junk", "$notjunk",
+                   "$phishing", "$mdnsent"}
+IMPORTANCE = {"low": 0, "normal": 1, "high": 2}
+
+
+def body_request(options: Options) -> BodyRequest:
+    """Which bodies to fetch from the upstream for these options."""
+    chosen = options.chosen_body()
+    preview = options.preview() > 0
+    if chosen.type == MIME:
+        return BodyRequest(text=preview, max_bytes=1024 if preview else None)
+    limit = chosen.truncation
+    if limit is not None:
+        limit += 1  # one byte more tells "longer than the limit" from "exactly the limit"
+    if preview and limit is not None:
+        limit = max(limit, 1024)
+    return BodyRequest(text=chosen.type == PLAIN or preview, html=chosen.type == HTML, max_bytes=limit)
+
+
+def wants_mime(options: Options) -> bool:
+    return options.chosen_body().type == MIME
+
+
+def application_data(parent: etree._Element, message: Message, options: Options, version: float,
+                     mime: bytes | None = None) -> None:
+    """Append the Email ApplicationData children of ``message`` to ``parent``
+    (an ApplicationData or ItemOperations Properties element)."""
+    E(parent, M + "To", _addresses(message.to))
+    if message.cc:
+        E(parent, M + "Cc", _addresses(message.cc))
+    E(parent, M + "From", _addresses(message.sender))
+    E(parent, M + "Subject", message.subject or "")
+    if message.reply_to:
+        E(parent, M + "ReplyTo", _addresses(message.reply_to))
+    E(parent, M + "DateReceived", eas_date(message.received_at))
+    E(parent, M + "DisplayTo", "; ".join(a.name or a.email for a in message.to))
+    E(parent, M + "ThreadTopic", message.subject or "")
+    E(parent, M + "Importance", IMPORTANCE.get(message.importance or "normal", 1))
+    E(parent, M + "Read", 1 if SEEN in message.keywords else 0)
+    if message.attachments:
+        attachments = E(parent, B + "Attachments")
+        for number, attachment in enumerate(message.attachments):
+            el = E(attachments, B + "Attachment")
+            E(el, B + "DisplayName", attachment.name or f"attachment-{number + 1}")
+            E(el, B + "FileReference", file_reference(attachment.blob_id, attachment.type, attachment.name))
+            E(el, B + "Method", 1)
+            E(el, B + "EstimatedDataSize", attachment.size)
+            if attachment.content_id:
+                E(el, B + "ContentId", attachment.content_id.strip("<>"))
+            if attachment.inline:
+                E(el, B + "IsInline", 1)
+    body(parent, message, options, version, mime)
+    E(parent, M + "MessageClass", "IPM.Note")
+    E(parent, M + "InternetCPID", 65001)
+    flags(parent, message, version)
+    E(parent, M + "ContentClass", "urn:content-classes:message")
+    E(parent, B + "NativeBodyType", HTML if message.html is not None and not message.html_is_text else PLAIN)
+    if version >= 14.0:
+        if message.thread_id:
+            wbxml.set_opaque(E(parent, M2 + "ConversationId"), hashlib.md5(message.thread_id.encode()).digest())
+        categories(parent, message)
+
+
+def flags(parent: etree._Element, message: Message, version: float) -> None:
+    """Read state is sent by the caller; this adds Flag (and, 14.0+, LastVerbExecuted)."""
+    flag = E(parent, M + "Flag")
+    if FLAGGED in message.keywords:
+        E(flag, M + "Status", 2)
+        E(flag, M + "FlagType", "Flag for follow up")
+    if version >= 14.0 and (ANSWERED in message.keywords or FORWARDED in message.keywords):
+        E(parent, M2 + "LastVerbExecuted", 1 if ANSWERED in message.keywords else 3)
+
+
+def categories(parent: etree._Element, message: Message) -> None:
+    names = sorted(k for k in message.keywords if k not in SYSTEM_KEYWORDS)
+    el = E(parent, M + "Categories")
+    for name in names:
+        E(el, M + "Category", name)
+
+
+def change_data(parent: etree._Element, message: Message, version: float) -> None:
+    """What a Change carries: the parts of a message that change in place."""
+    E(parent, M + "Read", 1 if SEEN in message.keywords else 0)
+    flags(parent, message, version)
+    if version >= 14.0:
+        categories(parent, message)
+
+
+def body(parent: etree._Element, message: Message, options: Options, version: float,
+         mime: bytes | None) -> None:
+    chosen = options.chosen_body()
+    el = E(parent, B + "Body")
+    if chosen.type == MIME and mime is not None:
+        E(el, B + "Type", MIME)
+        _data(el, chosen, mime, len(mime), complete=True, raw=True)
+    else:
+        kind = HTML if chosen.type == HTML else PLAIN
+        text, complete, upstream_size = _representation(message, kind)
+        encoded = text.encode()
+        E(el, B + "Type", kind)
+        _data(el, chosen, encoded, len(encoded) if complete else max(len(encoded), upstream_size),
+              complete=complete)
+    preview = options.preview()
+    if preview and version >= 14.0:
+        E(el, B + "Preview", _one_line(_representation(message, PLAIN)[0])[:preview])
+
+
+def _data(el: etree._Element, chosen: BodyPreference, data: bytes, size: int, *, complete: bool,
+          raw: bool = False) -> None:
+    """EstimatedDataSize, Truncated and Data of a Body. ``complete``: ``data`` is
+    the whole body (else the upstream cut it, at no less than the limit + 1)."""
+    limit = chosen.truncation
+    cut = not complete or (limit is not None and len(data) > limit)
+    E(el, B + "EstimatedDataSize", size)
+    if cut:
+        E(el, B + "Truncated", 1)
+        if chosen.all_or_none:
+            return
+        if limit is not None:
+            data = data[:limit] if raw else data[:limit].decode("utf-8", "ignore").encode()
+    if not data:
+        return
+    data_el = E(el, B + "Data")
+    if not raw:
+        data_el.text = data.decode()
+    elif b"\0" in data:
+        wbxml.set_opaque(data_el, data)
+    else:
+        wbxml.set_string_bytes(data_el, data)
+
+
+def _representation(message: Message, kind: int) -> tuple[str, bool, int]:
+    """(text, whether it is the whole body, upstream size) in the representation asked for,
+    converted from the other one where the message lacks it."""
+    own, other = (message.html, message.text) if kind == HTML else (message.text, message.html)
+    converted = message.html_is_text if kind == HTML else message.text_is_html
+    source = own if own is not None else other
+    if source is None:
+        return "", True, 0
+    if source is own and not converted:
+        return source.text, not source.truncated, source.size
+    text = _to_html(source.text) if kind == HTML else _to_text(source.text)
+    return text, not source.truncated, source.size
+
+
+def _to_html(text: str) -> str:
+    return "<html><body><pre>" + html.escape(text) + "</pre></body></html>"
+
+
+def _to_text(markup: str) -> str:
+    if not markup.strip():
+        return ""
+    try:
+        return lxml.html.fromstring(markup).text_content()
+    except (etree.ParserError, ValueError):
+        return re.sub(r"<[^>]*>", "", markup)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _addresses(addresses: list[Address]) -> str:
+    out = []
+    for a in addresses:
+        if a.name:
+            name = a.name.replace("\\", "\\\\").replace('"', '\\"')
+            out.append(f'"{name}" <{a.email}>')
+        else:
+            out.append(a.email)
+    return ", ".join(out)
+
+
+def eas_date(value: datetime) -> str:
+    """MS-ASDTYPE 2.3: 2026-11-22T10:15:00.000Z."""
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def file_reference(blob_id: str, type: str, name: str | None) -> str:
+    """An attachment's FileReference: what ItemOperations needs to download it."""
+    return "|".join(_quote(p) for p in (blob_id, type, name or "attachment"))
+
+
+def parse_file_reference(reference: str) -> tuple[str, str, str] | None:
+    parts = reference.split("|")
+    if len(parts) != 3 or not all(parts[:2]):
+        return None
+    blob_id, type, name = (unquote(p) for p in parts)
+    return blob_id, type, name
+
+
+def _quote(value: str) -> str:
+    return quote(value, safe="@/+=-_.:")

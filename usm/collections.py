@@ -1,0 +1,144 @@
+"""Item sync state in PostgreSQL: collections, their items and pending changes.
+
+A collection is one folder on one device. Its SyncKey names a generation;
+``commit`` moves it to the next one, together with the response that
+announces it, in one transaction (see usm.sync for how a generation is made).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+
+
+@dataclass(frozen=True)
+class CollectionState:
+    sync_key: int  # 0: the device has not started syncing this folder
+    upstream_state: str | None
+    filter_type: int
+    options: dict[str, Any]
+    next_item: int
+    last_response: bytes | None
+
+
+NEW = CollectionState(0, None, 0, {}, 1, None)
+
+
+@dataclass
+class Generation:
+    """What one Sync changes in a collection, committed all at once."""
+
+    new_key: int
+    upstream_state: str | None
+    filter_type: int
+    options: dict[str, Any]
+    next_item: int
+    response: bytes
+    added: list[tuple[int, str, str]] = field(default_factory=list)  # (item, upstream id, version)
+    changed: list[tuple[int, str]] = field(default_factory=list)  # (item, version)
+    deleted: list[int] = field(default_factory=list)
+    pending_done: list[str] = field(default_factory=list)  # stored pending rows now dealt with
+    pending_new: list[str] = field(default_factory=list)  # appended to the pending list, in order
+    replace_pending: bool = False  # drop every stored pending row first (a new listing)
+    reset: bool = False  # SyncKey 0: forget every item
+
+
+async def states(conn: asyncpg.Connection, user: str, device_id: str,
+                 collection_ids: list[int]) -> dict[int, CollectionState]:
+    rows = await conn.fetch(
+        "SELECT collection_id, sync_key, upstream_state, filter_type, options, next_item, last_response"
+        " FROM collections WHERE user_name = $1 AND device_id = $2 AND collection_id = ANY($3::integer[])",
+        user, device_id, collection_ids)
+    found = {r["collection_id"]: CollectionState(r["sync_key"], r["upstream_state"], r["filter_type"],
+                                                 json.loads(r["options"]), r["next_item"],
+                                                 bytes(r["last_response"])) for r in rows}
+    return {cid: found.get(cid, NEW) for cid in collection_ids}
+
+
+async def items(conn: asyncpg.Connection, user: str, device_id: str, collection_id: int) -> dict[str, tuple[int, str]]:
+    """upstream id -> (item number, version last sent)."""
+    rows = await conn.fetch(
+        "SELECT item, upstream_id, version FROM collection_items"
+        " WHERE user_name = $1 AND device_id = $2 AND collection_id = $3", user, device_id, collection_id)
+    return {r["upstream_id"]: (r["item"], r["version"]) for r in rows}
+
+
+async def item(conn: asyncpg.Connection, user: str, device_id: str, collection_id: int,
+               item_number: int) -> str | None:
+    """The upstream id of one item the device has, or None."""
+    return await conn.fetchval(
+        "SELECT upstream_id FROM collection_items WHERE user_name = $1 AND device_id = $2"
+        " AND collection_id = $3 AND item = $4", user, device_id, collection_id, item_number)
+
+
+async def pending(conn: asyncpg.Connection, user: str, device_id: str, collection_id: int) -> list[str]:
+    rows = await conn.fetch(
+        "SELECT upstream_id FROM collection_pending WHERE user_name = $1 AND device_id = $2"
+        " AND collection_id = $3 ORDER BY position", user, device_id, collection_id)
+    return [r["upstream_id"] for r in rows]
+
+
+async def pending_count(conn: asyncpg.Connection, user: str, device_id: str, collection_id: int) -> int:
+    return await conn.fetchval(
+        "SELECT count(*) FROM collection_pending WHERE user_name = $1 AND device_id = $2 AND collection_id = $3",
+        user, device_id, collection_id)
+
+
+async def commit(conn: asyncpg.Connection, user: str, device_id: str, collection_id: int, *,
+                 expected_key: int, generation: Generation) -> bool:
+    """Move the collection from ``expected_key`` to ``generation.new_key``.
+
+    Atomic; returns False, changing nothing, if the collection is no longer at
+    ``expected_key`` (a concurrent request of the same device moved it).
+    SyncKey 0 (``generation.reset``) is accepted from any state.
+    """
+    g = generation
+    key = (user, device_id, collection_id)
+    async with conn.transaction():
+        current = await conn.fetchval(
+            "SELECT sync_key FROM collections WHERE user_name = $1 AND device_id = $2 AND collection_id = $3"
+            " FOR UPDATE", *key)
+        if not g.reset and (current or 0) != expected_key:
+            return False
+        await conn.execute(
+            "INSERT INTO collections (user_name, device_id, collection_id, sync_key, upstream_state, filter_type,"
+            " options, next_item, last_response) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9)"
+            " ON CONFLICT (user_name, device_id, collection_id) DO UPDATE SET sync_key = EXCLUDED.sync_key,"
+            " upstream_state = EXCLUDED.upstream_state, filter_type = EXCLUDED.filter_type,"
+            " options = EXCLUDED.options, next_item = EXCLUDED.next_item,"
+            " last_response = EXCLUDED.last_response, updated_at = now()",
+            *key, g.new_key, g.upstream_state, g.filter_type, json.dumps(g.options), g.next_item, g.response)
+        if g.reset:
+            await conn.execute("DELETE FROM collection_items WHERE user_name = $1 AND device_id = $2"
+                               " AND collection_id = $3", *key)
+        if g.reset or g.replace_pending:
+            await conn.execute("DELETE FROM collection_pending WHERE user_name = $1 AND device_id = $2"
+                               " AND collection_id = $3", *key)
+        if g.deleted:
+            await conn.execute("DELETE FROM collection_items WHERE user_name = $1 AND device_id = $2"
+                               " AND collection_id = $3 AND item = ANY($4::integer[])", *key, g.deleted)
+        if g.added:
+            await conn.execute(
+                "INSERT INTO collection_items (user_name, device_id, collection_id, item, upstream_id, version)"
+                " SELECT $1, $2, $3, * FROM unnest($4::integer[], $5::text[], $6::text[])",
+                *key, [a[0] for a in g.added], [a[1] for a in g.added], [a[2] for a in g.added])
+        if g.changed:
+            await conn.execute(
+                "UPDATE collection_items AS i SET version = c.version"
+                " FROM unnest($4::integer[], $5::text[]) AS c(item, version)"
+                " WHERE i.user_name = $1 AND i.device_id = $2 AND i.collection_id = $3 AND i.item = c.item",
+                *key, [c[0] for c in g.changed], [c[1] for c in g.changed])
+        if g.pending_done and not g.replace_pending:
+            await conn.execute("DELETE FROM collection_pending WHERE user_name = $1 AND device_id = $2"
+                               " AND collection_id = $3 AND upstream_id = ANY($4::text[])", *key, g.pending_done)
+        if g.pending_new:
+            await conn.execute(
+                "INSERT INTO collection_pending (user_name, device_id, collection_id, upstream_id, position)"
+                " SELECT $1, $2, $3, id, base.p + n FROM unnest($4::text[]) WITH ORDINALITY AS u(id, n),"
+                " (SELECT coalesce(max(position), 0) AS p FROM collection_pending"
+                "  WHERE user_name = $1 AND device_id = $2 AND collection_id = $3) AS base"
+                " ON CONFLICT DO NOTHING", *key, g.pending_new)
+    return True
