@@ -5,12 +5,13 @@
 #
 #   scripts/cyrus-upstream.sh start DIR [HTTP_PORT]   (default 8580; IMAP on HTTP_PORT+1)
 #   scripts/cyrus-upstream.sh stop DIR
+#   scripts/cyrus-upstream.sh adduser DIR HTTP_PORT NAME   (NAME@example.com, password NAME)
 #
 # Users (password = the name before @): alice@example.com, bob@example.com.
 # LMTP socket: DIR/socket/lmtp. Cyrus' syslog lines go to DIR/cyrus.log.
 set -euo pipefail
 
-cmd=${1:?usage: cyrus-upstream.sh start|stop DIR [HTTP_PORT]}
+cmd=${1:?usage: cyrus-upstream.sh start|stop|adduser DIR [HTTP_PORT] [NAME]}
 dir=$(mkdir -p "${2:?state directory}" && cd "$2" && pwd)
 port=${3:-8580}
 imap_port=$((port + 1))
@@ -23,6 +24,19 @@ if [[ $cmd == stop ]]; then
         for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
         rm -f "$dir/master.pid"
     fi
+    exit 0
+fi
+
+if [[ $cmd == adduser ]]; then
+    name=${4:?user name}
+    echo "$name" | saslpasswd2 -p -c -f "$dir/sasldb2" -u example.com "$name"
+    chown cyrus:mail "$dir/sasldb2" 2>/dev/null || true
+    # The first IMAP login creates the INBOX and the special-use folders.
+    python3 - "$imap_port" "$name" <<'PY'
+import imaplib, sys
+with imaplib.IMAP4("127.0.0.1", int(sys.argv[1])) as imap:
+    imap.login(f"{sys.argv[2]}@example.com", sys.argv[2])
+PY
     exit 0
 fi
 

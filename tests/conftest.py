@@ -20,6 +20,7 @@ import asyncpg
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+CYRUS_DIRS: dict[str, Path] = {}  # upstream URL -> its state directory (LMTP socket, adduser)
 SERVER_URL = os.environ.get("EAS_TEST_SERVER_URL", "postgresql://postgres@127.0.0.1:5432/test")
 TEST_DATABASE = "eas_gateway_test"
 
@@ -50,7 +51,9 @@ def cyrus() -> Iterator[str]:
     port = free_port(pair=True)
     script = ROOT / "scripts" / "cyrus-upstream.sh"
     subprocess.run(["bash", str(script), "start", str(state), str(port)], check=True, timeout=900)
-    yield f"http://127.0.0.1:{port}"
+    url = f"http://127.0.0.1:{port}"
+    CYRUS_DIRS[url] = state
+    yield url
     subprocess.run(["bash", str(script), "stop", str(state)], check=False, timeout=60)
     shutil.rmtree(state, ignore_errors=True)
 
@@ -85,6 +88,10 @@ class RunningGateway:
     database_url: str
 
     @property
+    def cyrus_dir(self) -> Path:
+        return CYRUS_DIRS[self.upstream]
+
+    @property
     def endpoint(self) -> str:
         return self.url + "/Microsoft-Server-ActiveSync"
 
@@ -98,7 +105,7 @@ def gateway(cyrus: str, database_url: str) -> Iterator[RunningGateway]:
     from eas_gateway.config import Settings
 
     port = free_port()
-    settings = Settings(upstream=cyrus, database_url=database_url, port=port)
+    settings = Settings(upstream=cyrus, database_url=database_url, port=port, poll_seconds=0.5)
     server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
                                            log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, daemon=True)

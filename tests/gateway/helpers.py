@@ -6,8 +6,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import smtplib
 import struct
+import subprocess
 import uuid
+from email.message import EmailMessage
 from typing import Any
 
 import asyncpg
@@ -16,9 +19,28 @@ from lxml import etree
 from pyactivesync import Client
 
 import wbxml
-from tests.conftest import RunningGateway
+from tests.conftest import ROOT, RunningGateway
 
-PASSWORDS = {"alice@example.com": "alice", "bob@example.com": "bob"}
+def password(user: str) -> str:
+    """Test users' passwords are their names (scripts/cyrus-upstream.sh)."""
+    return user.split("@")[0]
+
+
+def new_user(gw: RunningGateway) -> str:
+    """A fresh upstream user with an empty mailbox, so that tests do not see each other's mail."""
+    name = "u" + uuid.uuid4().hex[:10]
+    port = gw.upstream.rsplit(":", 1)[1]
+    subprocess.run(["bash", str(ROOT / "scripts" / "cyrus-upstream.sh"), "adduser", str(gw.cyrus_dir), port, name],
+                   check=True, timeout=60, capture_output=True)
+    return f"{name}@example.com"
+
+
+def deliver(gw: RunningGateway, user: str, messages: list[EmailMessage]) -> None:
+    """Deliver mail the way an MTA does: LMTP into the user's INBOX."""
+    with smtplib.LMTP(str(gw.cyrus_dir / "socket" / "lmtp")) as lmtp:
+        for message in messages:
+            refused = lmtp.send_message(message, "sender@example.org", [user])
+            assert not refused, refused
 
 
 def new_device_id() -> str:
@@ -26,14 +48,14 @@ def new_device_id() -> str:
 
 
 def pyactivesync_client(gw: RunningGateway, device_id: str, user: str = "alice@example.com") -> Client:
-    client = Client("unused", user, PASSWORDS[user], device_id=device_id, timeout=60)
+    client = Client("unused", user, password(user), device_id=device_id, timeout=60)
     # pyactivesync always speaks HTTPS; the test gateway listens on plain HTTP.
     client._transport.base_url = gw.endpoint
     return client
 
 
 def post(gw: RunningGateway, command: str, body: etree._Element | bytes | None, *, device_id: str,
-         user: str = "alice@example.com", password: str | None = None, version: str = "14.1",
+         user: str = "alice@example.com", secret: str | None = None, version: str = "14.1",
          policy_key: str | None = None, query_user: str | None = None) -> httpx.Response:
     """A plain-query POST, as most phones send it."""
     headers = {"MS-ASProtocolVersion": version, "Content-Type": "application/vnd.ms-sync.wbxml",
@@ -43,7 +65,7 @@ def post(gw: RunningGateway, command: str, body: etree._Element | bytes | None, 
     params = {"Cmd": command, "User": query_user or user, "DeviceId": device_id, "DeviceType": "TestPhone"}
     data = wbxml.encode(body) if isinstance(body, etree._Element) else (body or b"")
     return httpx.post(gw.endpoint, params=params, content=data, headers=headers,
-                      auth=(user, password or PASSWORDS[user]), timeout=60)
+                      auth=(user, secret or password(user)), timeout=60)
 
 
 def base64_query(command_code: int, *, device_id: str, user: str, version: int = 141,
@@ -86,7 +108,7 @@ def folder_sync(key: str) -> etree._Element:
 
 def jmap(gw: RunningGateway, calls: list[list[Any]], user: str = "alice@example.com") -> list[list[Any]]:
     """JMAP method calls straight to the upstream, as another client of the user."""
-    auth = (user, PASSWORDS[user])
+    auth = (user, password(user))
     session = httpx.get(gw.upstream + "/.well-known/jmap", auth=auth, follow_redirects=True).json()
     for call in calls:
         call[1].setdefault("accountId", session["primaryAccounts"]["urn:ietf:params:jmap:mail"])
@@ -107,3 +129,113 @@ def device_information(gw: RunningGateway, device_id: str) -> dict[str, str]:
             await conn.close()
 
     return asyncio.run(fetch())
+
+
+A = "{AirSync:}"
+B = "{AirSyncBase:}"
+
+
+def message(subject: str, *, text: str | None = None, html: str | None = None,
+            attachments: list[tuple[str, str, bytes]] = (), sender: str = "Sender <sender@example.org>",
+            to: str = "someone@example.com") -> EmailMessage:
+    """A test message: plain and/or HTML body, attachments as (name, type, bytes)."""
+    m = EmailMessage()
+    m["From"], m["To"], m["Subject"] = sender, to, subject
+    m["Message-ID"] = f"<{uuid.uuid4().hex}@example.org>"
+    if text is not None:
+        m.set_content(text)
+    if html is not None:
+        if text is None:
+            m.set_content(html, subtype="html")
+        else:
+            m.add_alternative(html, subtype="html")
+    for name, content_type, data in attachments:
+        maintype, subtype = content_type.split("/")
+        m.add_attachment(data, maintype=maintype, subtype=subtype, filename=name)
+    return m
+
+
+class Phone:
+    """A provisioned device speaking raw WBXML (no client library), for one user."""
+
+    def __init__(self, gw: RunningGateway, user: str, version: str = "14.1") -> None:
+        self.gw, self.user, self.version = gw, user, version
+        self.device = new_device_id()
+        self.policy_key = provision(gw, self.device, user=user, version=version)
+        answer = self.post("FolderSync", folder_sync("0"))
+        tree = wbxml.decode(answer.content)
+        F = "{FolderHierarchy:}"
+        self.folders = {a.findtext(F + "DisplayName"): a.findtext(F + "ServerId") for a in tree.iter(F + "Add")}
+        self.types = {a.findtext(F + "Type"): a.findtext(F + "ServerId") for a in tree.iter(F + "Add")}
+
+    @property
+    def inbox(self) -> str:
+        return self.types["2"]
+
+    def post(self, command: str, body: etree._Element | bytes | None) -> httpx.Response:
+        answer = post(self.gw, command, body, device_id=self.device, user=self.user, version=self.version,
+                      policy_key=self.policy_key)
+        assert answer.status_code == 200, answer.text
+        return answer
+
+    def sync(self, *collections: etree._Element, **top: str) -> etree._Element | None:
+        root = etree.Element(A + "Sync")
+        if collections:
+            parent = etree.SubElement(root, A + "Collections")
+            for c in collections:
+                parent.append(c)
+        for name, value in top.items():
+            etree.SubElement(root, A + name).text = value
+        content = self.post("Sync", root).content
+        return wbxml.decode(content) if content else None
+
+    def sync_all(self, collection_id: str, *, window: int = 100, options: etree._Element | None = None,
+                 ) -> tuple[str, list[etree._Element]]:
+        """Key 0, then Sync until no MoreAvailable; (last key, every Add)."""
+        tree = self.sync(collection(collection_id, "0", options=options))
+        key = tree.findtext(f".//{A}SyncKey")
+        adds: list[etree._Element] = []
+        for _ in range(1000):
+            tree = self.sync(collection(collection_id, key, window=window))
+            key = tree.findtext(f".//{A}SyncKey")
+            assert tree.findtext(f".//{A}Status") == "1"
+            adds.extend(tree.iter(A + "Add"))
+            if tree.find(f".//{A}MoreAvailable") is None:
+                return key, adds
+        raise AssertionError("MoreAvailable forever")
+
+
+def collection(collection_id: str, key: str, *, window: int | None = None, options: etree._Element | None = None,
+               get_changes: bool | None = None, commands: etree._Element | None = None) -> etree._Element:
+    el = etree.Element(A + "Collection")
+    etree.SubElement(el, A + "SyncKey").text = key
+    etree.SubElement(el, A + "CollectionId").text = collection_id
+    if get_changes is not None:
+        etree.SubElement(el, A + "GetChanges").text = "1" if get_changes else "0"
+    if window is not None:
+        etree.SubElement(el, A + "WindowSize").text = str(window)
+    if options is not None:
+        el.append(options)
+    if commands is not None:
+        el.append(commands)
+    return el
+
+
+def options(*, filter_type: int | None = None, body: list[tuple[int, int | None, bool]] = (),
+            mime_support: int | None = None, preview: int | None = None) -> etree._Element:
+    """Sync Options: BodyPreference as (Type, TruncationSize, AllOrNone)."""
+    el = etree.Element(A + "Options")
+    if filter_type is not None:
+        etree.SubElement(el, A + "FilterType").text = str(filter_type)
+    for body_type, truncation, all_or_none in body:
+        pref = etree.SubElement(el, B + "BodyPreference")
+        etree.SubElement(pref, B + "Type").text = str(body_type)
+        if truncation is not None:
+            etree.SubElement(pref, B + "TruncationSize").text = str(truncation)
+        if all_or_none:
+            etree.SubElement(pref, B + "AllOrNone").text = "1"
+        if preview is not None:
+            etree.SubElement(pref, B + "Preview").text = str(preview)
+    if mime_support is not None:
+        etree.SubElement(el, A + "MIMESupport").text = str(mime_support)
+    return el

@@ -40,7 +40,7 @@ def test_options_needs_authentication_and_lists_versions_and_commands(gateway: R
 
 def test_wrong_password_is_401_and_records_nothing(gateway: RunningGateway) -> None:
     device = new_device_id()
-    answer = post(gateway, "FolderSync", folder_sync("0"), device_id=device, password="wrong")
+    answer = post(gateway, "FolderSync", folder_sync("0"), device_id=device, secret="wrong")
     assert answer.status_code == 401
     assert _device_rows(gateway, device) == 0
 
