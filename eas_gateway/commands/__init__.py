@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from types import ModuleType
 
-from eas_gateway.commands import foldersync, provision, settings, sync
+from eas_gateway.commands import foldersync, getitemestimate, itemoperations, provision, settings, sync
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,8 @@ COMMANDS: dict[str, Command] = {
     "FolderSync": Command(foldersync, "{FolderHierarchy:}FolderSync"),
     "Settings": Command(settings, "{Settings:}Settings"),
     "Sync": Command(sync, "{AirSync:}Sync"),
+    "GetItemEstimate": Command(getitemestimate, "{GetItemEstimate:}GetItemEstimate"),
+    "ItemOperations": Command(itemoperations, "{ItemOperations:}ItemOperations"),
 }
 
 # Commands a phone may send before it holds a PolicyKey (MS-ASPROV 3.1.5.1).

@@ -30,13 +30,13 @@ from lxml import etree
 import wbxml
 from eas_gateway.context import Context
 from eas_gateway.errors import CommandStatus
-from eas_gateway.items import email
+from eas_gateway.items import email, fetch
 from eas_gateway.items.options import Options, OptionsError
 from eas_gateway.items.options import parse as parse_options
 from eas_gateway.xml import E, child_text
 from usm import collections, devices, folders, sync
 from usm.collections import CollectionState, Generation
-from usm.upstream import BodyRequest, Message, NotFound
+from usm.upstream import BodyRequest
 
 log = logging.getLogger(__name__)
 
@@ -265,27 +265,12 @@ async def _messages(ctx: Context, plan: sync.Plan, options: Options) -> dict[Any
     if plan.adds:
         found.update(await ctx.upstream.messages(ctx.credentials, plan.adds, email.body_request(options)))
         if email.wants_mime(options):
-            found.update(await _mime(ctx, [found[uid] for uid in plan.adds if uid in found]))
+            mime = await fetch.mime(ctx.upstream, ctx.credentials, [found[uid] for uid in plan.adds if uid in found])
+            found.update({("mime", uid): data for uid, data in mime.items()})
     changed = [uid for _, uid in plan.changes]
     if changed:
         found.update(await ctx.upstream.messages(ctx.credentials, changed, BodyRequest()))
     return found
-
-
-async def _mime(ctx: Context, messages: list[Message]) -> dict[tuple[str, str], bytes]:
-    limit = asyncio.Semaphore(8)
-
-    async def one(message: Message) -> tuple[tuple[str, str], bytes] | None:
-        async with limit:
-            try:
-                data = await ctx.upstream.download(ctx.credentials, message.blob_id, type="message/rfc822",
-                                                   name="message.eml")
-            except NotFound:
-                return None
-        return ("mime", message.id), data
-
-    results = await asyncio.gather(*(one(m) for m in messages))
-    return dict(r for r in results if r is not None)
 
 
 async def _client_commands(ctx: Context, wanted: CollectionRequest, options: Options,
@@ -313,7 +298,8 @@ async def _client_commands(ctx: Context, wanted: CollectionRequest, options: Opt
     if fetches:
         wanted_ids = [uid for _, uid in fetches if uid is not None]
         found = await ctx.upstream.messages(ctx.credentials, wanted_ids, email.body_request(options))
-        mime = await _mime(ctx, list(found.values())) if email.wants_mime(options) else {}
+        mime = await fetch.mime(ctx.upstream, ctx.credentials, list(found.values())) \
+            if email.wants_mime(options) else {}
         for server_id, uid in fetches:
             answer = E(responses, A + "Fetch")
             E(answer, A + "ServerId", server_id)
@@ -323,7 +309,7 @@ async def _client_commands(ctx: Context, wanted: CollectionRequest, options: Opt
                 continue
             E(answer, A + "Status", OK)
             email.application_data(E(answer, A + "ApplicationData"), message, options, float(ctx.version),
-                                   mime.get(("mime", message.id)))
+                                   mime.get(message.id))
     return responses
 
 

@@ -1,0 +1,77 @@
+"""GetItemEstimate (MS-ASCMD 2.2.1.9): how many changes the next Sync of a
+collection would bring. Counted the way Sync would find them (usm.sync.plan
+without a window), and nothing is committed.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from lxml import etree
+
+from eas_gateway.context import Context
+from eas_gateway.errors import CommandStatus
+from eas_gateway.items.options import Options, OptionsError
+from eas_gateway.items.options import parse as parse_options
+from eas_gateway.xml import E, child_text
+from usm import collections, folders, sync
+
+log = logging.getLogger(__name__)
+
+G = "{GetItemEstimate:}"
+A = "{AirSync:}"
+# MS-ASCMD 2.2.3.177.6 GetItemEstimate Status values.
+OK, INVALID_COLLECTION, NOT_PRIMED, INVALID_KEY = 1, 2, 3, 4
+EVERYTHING = 10**9
+
+
+async def handle(ctx: Context, tree: etree._Element | None) -> etree._Element:
+    if tree is None or tree.tag != G + "GetItemEstimate":
+        raise CommandStatus(INVALID_COLLECTION, "GetItemEstimate request without a GetItemEstimate element")
+    root = E(None, G + "GetItemEstimate")
+    for wanted in tree.iterfind(f"{G}Collections/{G}Collection"):
+        response = E(root, G + "Response")
+        collection_id = child_text(wanted, G + "CollectionId") or ""
+        status, estimate = await _estimate(ctx, wanted, collection_id)
+        E(response, G + "Status", status)
+        found = E(response, G + "Collection")
+        E(found, G + "CollectionId", collection_id)
+        if status == OK:
+            E(found, G + "Estimate", estimate)
+    return root
+
+
+async def _estimate(ctx: Context, wanted: etree._Element, collection_id: str) -> tuple[int, int]:
+    device = ctx.line.device_id
+    if not collection_id.isdigit() or len(collection_id) > 9:
+        return INVALID_COLLECTION, 0
+    cid = int(collection_id)
+    key_text = child_text(wanted, A + "SyncKey")
+    async with ctx.db.acquire() as conn:
+        folder_id = (await folders.upstream_ids(conn, ctx.user, [cid])).get(cid)
+        state = (await collections.states(conn, ctx.user, device, [cid]))[cid]
+    if folder_id is None:
+        log.info("GetItemEstimate: collection %s is no folder of %s", collection_id, ctx.user)
+        return INVALID_COLLECTION, 0
+    if key_text is None or not key_text.isdigit() or len(key_text) > 9:
+        return INVALID_KEY, 0
+    key = int(key_text)
+    if key == 0 or state.sync_key == 0:
+        return NOT_PRIMED, 0
+    if key not in (state.sync_key, state.sync_key - 1):
+        return INVALID_KEY, 0
+    try:
+        options = parse_options(wanted.findall(A + "Options"), previous=Options.from_json(state.options))
+    except OptionsError as exc:
+        log.info("GetItemEstimate: %s", exc)
+        return INVALID_COLLECTION, 0
+    # 12.x sends FilterType directly in the Collection, 14.0+ in Options.
+    filter_text = child_text(wanted, A + "FilterType")
+    if filter_text is not None and filter_text.isdigit():
+        options = Options(**{**options.__dict__, "filter_type": int(filter_text)})
+    if folder_id.startswith("virtual:"):
+        return OK, 0
+    plan = await sync.plan(ctx.db, ctx.upstream.mail(ctx.credentials), (ctx.user, device, cid), state,
+                           folder_id, options.since(), EVERYTHING,
+                           relist=options.filter_type != state.filter_type)
+    return OK, len(plan.adds) + len(plan.changes) + len(plan.deletes)

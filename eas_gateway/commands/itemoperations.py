@@ -1,0 +1,136 @@
+"""ItemOperations (MS-ASCMD 2.2.1.10): Fetch of a mail item by ServerId, and
+of an attachment by FileReference, with body preferences and Range.
+
+EmptyFolderContents and Move belong to the write path (issue 4) and are
+answered with Status 2 in their own element. Each Fetch has its own Status,
+so one bad reference does not fail the rest.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import re
+
+from lxml import etree
+
+from eas_gateway.context import Context
+from eas_gateway.errors import CommandStatus
+from eas_gateway.items import email, fetch
+from eas_gateway.items.options import OptionsError
+from eas_gateway.items.options import parse as parse_options
+from eas_gateway.xml import E, child_text
+from usm import collections, folders
+from usm.upstream import NotFound
+
+log = logging.getLogger(__name__)
+
+I = "{ItemOperations:}"
+A = "{AirSync:}"
+B = "{AirSyncBase:}"
+# MS-ASCMD 2.2.3.177.7 ItemOperations Status values.
+OK, PROTOCOL_ERROR, SERVER_ERROR, NOT_FOUND, BAD_RANGE, UNKNOWN_STORE = 1, 2, 3, 6, 8, 9
+BAD_ATTACHMENT = 15
+RANGE = re.compile(r"^(\d{1,10})-(\d{1,10})$")
+
+
+async def handle(ctx: Context, tree: etree._Element | None) -> etree._Element:
+    if tree is None or tree.tag != I + "ItemOperations":
+        raise CommandStatus(PROTOCOL_ERROR, "ItemOperations request without an ItemOperations element")
+    root = E(None, I + "ItemOperations")
+    E(root, I + "Status", OK)
+    response = E(root, I + "Response")
+    for operation in tree:
+        name = etree.QName(operation).localname
+        if name == "Fetch":
+            await _fetch(ctx, operation, E(response, I + "Fetch"))
+        else:
+            log.info("ItemOperations %s is not offered yet (device %s)", name, ctx.line.device_id)
+            E(E(response, operation.tag), I + "Status", PROTOCOL_ERROR)
+    return root
+
+
+async def _fetch(ctx: Context, request: etree._Element, out: etree._Element) -> None:
+    store = child_text(request, I + "Store")
+    if store is None or store.lower() != "mailbox":
+        log.info("ItemOperations Fetch from store %r: only Mailbox is offered", store)
+        E(out, I + "Status", UNKNOWN_STORE)
+        return
+    reference = child_text(request, B + "FileReference")
+    if reference is not None:
+        await _attachment(ctx, request, reference, out)
+        return
+    collection_id, server_id = child_text(request, A + "CollectionId"), child_text(request, A + "ServerId")
+    if collection_id is None or server_id is None:
+        E(out, I + "Status", PROTOCOL_ERROR)
+        return
+    await _item(ctx, request, collection_id, server_id, out)
+
+
+async def _item(ctx: Context, request: etree._Element, collection_id: str, server_id: str,
+                out: etree._Element) -> None:
+    try:
+        options = parse_options(request.findall(I + "Options"))
+    except OptionsError as exc:
+        log.info("ItemOperations Fetch: %s", exc)
+        E(out, I + "Status", PROTOCOL_ERROR)
+        return
+    uid = folder_id = None
+    prefix, _, number = server_id.partition(":")
+    if collection_id.isdigit() and len(collection_id) <= 9 and prefix == collection_id and number.isdigit() \
+            and len(number) <= 9:
+        async with ctx.db.acquire() as conn:
+            uid = await collections.item(conn, ctx.user, ctx.line.device_id, int(collection_id), int(number))
+            folder_id = (await folders.upstream_ids(conn, ctx.user, [int(collection_id)])).get(int(collection_id))
+    message = None
+    if uid is not None:
+        message = (await ctx.upstream.messages(ctx.credentials, [uid], email.body_request(options))).get(uid)
+    if message is None or folder_id not in message.folder_ids:
+        log.info("ItemOperations Fetch: %s/%s is not an item of device %s", collection_id, server_id,
+                 ctx.line.device_id)
+        E(out, I + "Status", NOT_FOUND)
+        E(out, A + "CollectionId", collection_id)
+        E(out, A + "ServerId", server_id)
+        return
+    mime = (await fetch.mime(ctx.upstream, ctx.credentials, [message])).get(uid) \
+        if email.wants_mime(options) else None
+    E(out, I + "Status", OK)
+    E(out, A + "CollectionId", collection_id)
+    E(out, A + "ServerId", server_id)
+    E(out, A + "Class", "Email")
+    email.application_data(E(out, I + "Properties"), message, options, float(ctx.version), mime)
+
+
+async def _attachment(ctx: Context, request: etree._Element, reference: str, out: etree._Element) -> None:
+    parsed = email.parse_file_reference(reference)
+    if parsed is None:
+        log.info("ItemOperations Fetch: FileReference %r is not one of ours", reference)
+        E(out, I + "Status", BAD_ATTACHMENT)
+        E(out, B + "FileReference", reference)
+        return
+    blob_id, content_type, name = parsed
+    try:
+        data = await ctx.upstream.download(ctx.credentials, blob_id, type=content_type, name=name)
+    except NotFound:
+        log.info("ItemOperations Fetch: attachment %r not found upstream", reference)
+        E(out, I + "Status", NOT_FOUND)
+        E(out, B + "FileReference", reference)
+        return
+    wanted_range = child_text(request, f"{I}Options/{I}Range")
+    part = data
+    if wanted_range is not None:
+        match = RANGE.match(wanted_range.strip())
+        if not match or int(match[1]) > int(match[2]) or (data and int(match[1]) >= len(data)):
+            log.info("ItemOperations Fetch: Range %r of a %d-byte attachment", wanted_range, len(data))
+            E(out, I + "Status", BAD_RANGE)
+            E(out, B + "FileReference", reference)
+            return
+        part = data[int(match[1]):int(match[2]) + 1]
+    E(out, I + "Status", OK)
+    E(out, B + "FileReference", reference)
+    properties = E(out, I + "Properties")
+    E(properties, B + "ContentType", content_type)
+    if wanted_range is not None:
+        E(properties, I + "Range", f"{int(wanted_range.split('-')[0])}-{int(wanted_range.split('-')[0]) + len(part) - 1}")
+        E(properties, I + "Total", len(data))
+    E(properties, I + "Data", base64.b64encode(part).decode("ascii"))
