@@ -41,6 +41,7 @@ from eas_gateway.errors import (
 )
 from eas_gateway.xml import E
 from usm import database, devices
+from usm.push import PushHub
 from usm.upstream import Credentials, Upstream, UpstreamError
 from usm.upstream.jmap import JMAPUpstream
 
@@ -59,12 +60,17 @@ class Gateway:
         self.upstream: Upstream = upstream or JMAPUpstream(settings.upstream)
         self.auth = Authenticator(self.upstream, ttl=settings.auth_cache_seconds)
         self.db: asyncpg.Pool | None = None
+        self.push: PushHub | None = None
 
     async def start(self) -> None:
         url = self.settings.database_url or database.embedded_url(self.settings.state_dir)
         self.db = await database.connect(url)
+        self.push = PushHub(self.db, self.upstream, poll_seconds=self.settings.poll_seconds)
+        await self.push.start()
 
     async def stop(self) -> None:
+        if self.push is not None:
+            await self.push.stop()
         if self.db is not None:
             await self.db.close()
         await self.upstream.aclose()
@@ -109,14 +115,15 @@ class Gateway:
         if float(version) < command.min_version:
             raise BadRequest(f"{line.command} needs protocol version {command.min_version} or later")
         tree = await self._body(request)
-        assert self.db is not None, "Gateway.start() was not awaited"
+        assert self.db is not None and self.push is not None, "Gateway.start() was not awaited"
         async with self.db.acquire() as conn:
             device = await devices.touch(conn, account_user, line.device_id, line.device_type,
                                          request.headers.get("user-agent"), version)
         if line.command not in WITHOUT_POLICY:
             _check_policy(device, line, version)
         ctx = Context(line=line, version=version, credentials=credentials, user=account_user,
-                      device=device, db=self.db, upstream=self.upstream, settings=self.settings)
+                      device=device, db=self.db, upstream=self.upstream, settings=self.settings,
+                      push=self.push)
         try:
             result = await command.module.handle(ctx, tree)
         except CommandStatus as exc:

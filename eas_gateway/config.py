@@ -20,6 +20,10 @@ class Settings:
     # How often a waiting Sync or a Ping asks the upstream for changes when it
     # offers no push (Cyrus 3.6): one cheap */changes call per user per poll.
     poll_seconds: float = 20.0
+    # Ping HeartbeatInterval bounds in seconds (MS-ASCMD 2.2.3.88.1: implementation
+    # specific; Exchange allows 60..3540). Apache's ProxyTimeout must exceed the maximum.
+    heartbeat_min: int = 60
+    heartbeat_max: int = 3540
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> "Settings":

@@ -9,6 +9,7 @@ import asyncpg
 from eas_gateway.ashttp import RequestLine
 from eas_gateway.config import Settings
 from usm.devices import Device
+from usm.push import PushHub
 from usm.upstream import Credentials, Upstream
 
 
@@ -22,3 +23,4 @@ class Context:
     db: asyncpg.Pool
     upstream: Upstream
     settings: Settings
+    push: PushHub

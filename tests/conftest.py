@@ -5,6 +5,7 @@ started by scripts/cyrus-upstream.sh, and the gateway itself under uvicorn."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import socket
@@ -99,14 +100,21 @@ class RunningGateway:
 @pytest.fixture(scope="session")
 def gateway(cyrus: str, database_url: str) -> Iterator[RunningGateway]:
     """The gateway under uvicorn in a thread, on the real upstream and database."""
+    with running_gateway(cyrus, database_url, poll_seconds=0.5) as gw:
+        yield gw
+
+
+@contextlib.contextmanager
+def running_gateway(cyrus: str, database_url: str, **settings: object) -> Iterator[RunningGateway]:
+    """A gateway process's worth of service (own pool, own push hub) under uvicorn in a thread."""
     import uvicorn
 
     from eas_gateway.app import create_app
     from eas_gateway.config import Settings
 
     port = free_port()
-    settings = Settings(upstream=cyrus, database_url=database_url, port=port, poll_seconds=0.5)
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
+    config = Settings(upstream=cyrus, database_url=database_url, port=port, **settings)  # type: ignore[arg-type]
+    server = uvicorn.Server(uvicorn.Config(create_app(config), host="127.0.0.1", port=port,
                                            log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -115,6 +123,8 @@ def gateway(cyrus: str, database_url: str) -> Iterator[RunningGateway]:
         if not thread.is_alive() or time.monotonic() > deadline:
             raise RuntimeError("the gateway did not start")
         time.sleep(0.02)
-    yield RunningGateway(f"http://127.0.0.1:{port}", cyrus, database_url)
-    server.should_exit = True
-    thread.join(timeout=30)
+    try:
+        yield RunningGateway(f"http://127.0.0.1:{port}", cyrus, database_url)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)

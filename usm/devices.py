@@ -104,3 +104,14 @@ async def sync_request(conn: asyncpg.Connection, user: str, device_id: str) -> d
 async def store_sync_request(conn: asyncpg.Connection, user: str, device_id: str, request: dict[str, Any]) -> None:
     await conn.execute("UPDATE devices SET sync_request = $3::jsonb WHERE user_name = $1 AND device_id = $2",
                        user, device_id, json.dumps(request))
+
+
+async def ping_request(conn: asyncpg.Connection, user: str, device_id: str) -> dict[str, Any] | None:
+    value = await conn.fetchval(
+        "SELECT ping_request FROM devices WHERE user_name = $1 AND device_id = $2", user, device_id)
+    return json.loads(value) if value else None
+
+
+async def store_ping_request(conn: asyncpg.Connection, user: str, device_id: str, request: dict[str, Any]) -> None:
+    await conn.execute("UPDATE devices SET ping_request = $3::jsonb WHERE user_name = $1 AND device_id = $2",
+                       user, device_id, json.dumps(request))

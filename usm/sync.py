@@ -130,3 +130,19 @@ async def _sort(out: Plan, source: ItemSource, folder_id: str, since: datetime |
             found += 1
             if found >= window:
                 break
+
+
+async def has_changes(db: asyncpg.Pool, source: ItemSource, key: tuple[str, str, int], state: CollectionState,
+                      folder_id: str, since: datetime | None, *, upstream_state: str | None = None) -> bool:
+    """Whether the next Sync of the collection would send anything (for Ping and the
+    waiting Sync). ``upstream_state``: the user's current state, if known: when the
+    collection has seen it and nothing is pending, the upstream is not asked."""
+    if state.sync_key == 0 or state.upstream_state is None:
+        return True  # the device has yet to sync this folder
+    async with db.acquire() as conn:
+        if await collections.pending_count(conn, *key) > 0:
+            return True
+    if upstream_state is not None and upstream_state == state.upstream_state:
+        return False
+    found = await plan(db, source, key, state, folder_id, since, 1)
+    return bool(found.adds or found.changes or found.deletes)

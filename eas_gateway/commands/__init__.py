@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from types import ModuleType
 
-from eas_gateway.commands import foldersync, getitemestimate, itemoperations, provision, settings, sync
+from eas_gateway.commands import foldersync, getitemestimate, itemoperations, ping, provision, settings, sync
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,7 @@ COMMANDS: dict[str, Command] = {
     "Sync": Command(sync, "{AirSync:}Sync"),
     "GetItemEstimate": Command(getitemestimate, "{GetItemEstimate:}GetItemEstimate"),
     "ItemOperations": Command(itemoperations, "{ItemOperations:}ItemOperations"),
+    "Ping": Command(ping, "{Ping:}Ping"),
 }
 
 # Commands a phone may send before it holds a PolicyKey (MS-ASPROV 3.1.5.1).

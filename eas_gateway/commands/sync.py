@@ -12,14 +12,14 @@ A generation without commands keeps the key (the phone's view is unchanged).
 
 The empty request and Partial reuse the cached last request (devices.
 sync_request). Wait / HeartbeatInterval make a Sync that found nothing wait
-for changes; if none come, the answer is an empty body (MS-ASCMD 3.1.5.4).
+(usm.push, like Ping) for changes; if none come, or a newer request of the
+device takes over, the answer is an empty body (MS-ASCMD 3.1.5.4).
 Client Commands (the write direction) are issue 4: Fetch is answered, the
 others get Status 5 in Responses and change nothing.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
@@ -36,6 +36,7 @@ from eas_gateway.items.options import parse as parse_options
 from eas_gateway.xml import E, child_text
 from usm import collections, devices, folders, sync
 from usm.collections import CollectionState, Generation
+from usm.push import SUPERSEDED
 from usm.upstream import BodyRequest
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,9 @@ async def handle(ctx: Context, tree: etree._Element | None) -> etree._Element | 
         upstream_ids = await folders.upstream_ids(conn, ctx.user, ids)
     deadline = time.monotonic() + (request.wait or 0)
     while True:
+        # For a waiting Sync: the state this round looks at, so that a change
+        # after it wakes the wait below.
+        seen = await ctx.upstream.mail(ctx.credentials).state() if request.wait else None
         async with ctx.db.acquire() as conn:
             states = await collections.states(conn, ctx.user, ctx.line.device_id, ids)
         answers = []
@@ -93,7 +97,11 @@ async def handle(ctx: Context, tree: etree._Element | None) -> etree._Element | 
         news = any(has_news for _, has_news in answers)
         if news or not request.wait or time.monotonic() >= deadline:
             break
-        await asyncio.sleep(min(ctx.settings.poll_seconds, max(0.0, deadline - time.monotonic())))
+        reason = await ctx.push.wait(ctx.user, ctx.line.device_id, ctx.credentials,
+                                     deadline - time.monotonic(), seen_state=seen)
+        if reason == SUPERSEDED:
+            log.info("waiting Sync of device %s ended by a newer request", ctx.line.device_id)
+            break
     if request.wait and not news:
         return b""  # the wait ended without changes (MS-ASCMD 3.1.5.4)
     root = E(None, A + "Sync")

@@ -133,6 +133,10 @@ class ItemSource(Protocol):
     changes whenever what the phone shows of the item changes).
     """
 
+    async def state(self) -> str:
+        """The current state string: it changes whenever any item changes."""
+        ...
+
     async def listing(self, folder_id: str, since: datetime | None) -> tuple[str, list[str]]:
         """(state, ids newest first) of the folder's items received at or after ``since``."""
         ...

@@ -175,6 +175,10 @@ class JMAPMail:
         self.upstream = upstream
         self.credentials = credentials
 
+    async def state(self) -> str:
+        [(_, result, _)] = await self.upstream.call(self.credentials, [["Email/get", {"ids": []}, "0"]])
+        return str(result["state"])
+
     async def listing(self, folder_id: str, since: datetime | None) -> tuple[str, list[str]]:
         condition: dict[str, Any] = {"inMailbox": folder_id}
         if since is not None:

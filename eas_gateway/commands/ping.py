@@ -1,0 +1,118 @@
+"""Ping (MS-ASCMD 2.2.1.13): wait until one of the given folders has changes.
+
+A coroutine waiting in usm.push.PushHub (no thread, no process). It answers
+- Status 2 with the folders whose next Sync would bring something;
+- Status 1 when the heartbeat ends without changes, or when a newer Ping (or
+  waiting Sync) of the same device takes over;
+- Status 3 when the request omits the interval or folders and no earlier Ping
+  supplies them, 5 with the allowed bound when the interval is out of range,
+  6 with MaxFolders when there are too many folders, 7 when a folder is not
+  one of the user's (the phone must FolderSync).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from lxml import etree
+
+from eas_gateway.context import Context
+from eas_gateway.errors import CommandStatus
+from eas_gateway.items.options import Options
+from eas_gateway.xml import E, child_text
+from usm import collections, devices, folders, sync
+from usm.push import SUPERSEDED
+
+log = logging.getLogger(__name__)
+
+P = "{Ping:}"
+# MS-ASCMD 2.2.3.177.11 Ping Status values.
+EXPIRED, CHANGES, MISSING, PROTOCOL_ERROR, BAD_INTERVAL, TOO_MANY, HIERARCHY = 1, 2, 3, 4, 5, 6, 7
+MAX_FOLDERS = 300
+
+
+async def handle(ctx: Context, tree: etree._Element | None) -> etree._Element:
+    interval, folder_ids = await _request(ctx, tree)
+    low, high = ctx.settings.heartbeat_min, ctx.settings.heartbeat_max
+    if not low <= interval <= high:
+        log.info("Ping: HeartbeatInterval %d outside %d..%d", interval, low, high)
+        return _answer(BAD_INTERVAL, HeartbeatInterval=low if interval < low else high)
+    if len(folder_ids) > MAX_FOLDERS:
+        return _answer(TOO_MANY, MaxFolders=MAX_FOLDERS)
+    async with ctx.db.acquire() as conn:
+        upstream_ids = await folders.upstream_ids(conn, ctx.user, folder_ids)
+    unknown = [f for f in folder_ids if f not in upstream_ids]
+    if unknown:
+        log.info("Ping: folders %s are not folders of %s", unknown, ctx.user)
+        return _answer(HIERARCHY)
+    deadline = time.monotonic() + interval
+    source = ctx.upstream.mail(ctx.credentials)
+    seen = await source.state()
+    while True:
+        changed = await _changed(ctx, upstream_ids, seen)
+        if changed:
+            root = _answer(CHANGES)
+            out = E(root, P + "Folders")
+            for folder_id in changed:
+                E(out, P + "Folder", folder_id)
+            return root
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return _answer(EXPIRED)
+        reason = await ctx.push.wait(ctx.user, ctx.line.device_id, ctx.credentials, remaining, seen_state=seen)
+        if reason == SUPERSEDED:
+            log.info("Ping of device %s ended by a newer request of the same device", ctx.line.device_id)
+            return _answer(EXPIRED)
+        seen = ctx.push.known_state(ctx.user) or await source.state()
+
+
+async def _request(ctx: Context, tree: etree._Element | None) -> tuple[int, list[int]]:
+    async with ctx.db.acquire() as conn:
+        cached = await devices.ping_request(conn, ctx.user, ctx.line.device_id) or {}
+    interval_text = folder_list = None
+    if tree is not None:
+        if tree.tag != P + "Ping":
+            raise CommandStatus(PROTOCOL_ERROR, f"Ping request with root {tree.tag}")
+        interval_text = child_text(tree, P + "HeartbeatInterval")
+        found = tree.findall(f"{P}Folders/{P}Folder")
+        if found:
+            folder_list = [child_text(f, P + "Id") or "" for f in found]
+    if interval_text is not None and (not interval_text.strip().isdigit() or len(interval_text.strip()) > 9):
+        raise CommandStatus(PROTOCOL_ERROR, f"Ping HeartbeatInterval {interval_text!r} is not a number")
+    if folder_list is not None and not all(f.isdigit() and len(f) <= 9 for f in folder_list):
+        raise CommandStatus(HIERARCHY, f"Ping folder ids {folder_list!r} are not ours")
+    interval = int(interval_text) if interval_text is not None else cached.get("interval")
+    folder_ids = [int(f) for f in folder_list] if folder_list is not None else cached.get("folders")
+    if interval is None or not folder_ids:
+        raise CommandStatus(MISSING, "Ping without HeartbeatInterval or Folders, and no earlier Ping")
+    async with ctx.db.acquire() as conn:
+        await devices.store_ping_request(conn, ctx.user, ctx.line.device_id,
+                                         {"interval": interval, "folders": folder_ids})
+    return interval, folder_ids
+
+
+async def _changed(ctx: Context, upstream_ids: dict[int, str], seen: str | None) -> list[int]:
+    ids = list(upstream_ids)
+    async with ctx.db.acquire() as conn:
+        states = await collections.states(conn, ctx.user, ctx.line.device_id, ids)
+    source = ctx.upstream.mail(ctx.credentials)
+    changed = []
+    for cid in ids:
+        folder_id = upstream_ids[cid]
+        if folder_id.startswith("virtual:"):
+            continue
+        state = states[cid]
+        since = Options.from_json(state.options).since()
+        if await sync.has_changes(ctx.db, source, (ctx.user, ctx.line.device_id, cid), state, folder_id, since,
+                                  upstream_state=seen):
+            changed.append(cid)
+    return changed
+
+
+def _answer(status: int, **extra: int) -> etree._Element:
+    root = E(None, P + "Ping")
+    E(root, P + "Status", status)
+    for name, value in extra.items():
+        E(root, P + name, value)
+    return root

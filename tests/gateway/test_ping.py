@@ -1,0 +1,102 @@
+"""Ping: woken by a delivery (pyactivesync), heartbeat bounds and the other
+statuses (raw WBXML), one hanging request per device, and wake-ups that
+cross gateway processes through PostgreSQL NOTIFY."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from lxml import etree
+from pyactivesync import FolderType
+
+import wbxml
+from tests.conftest import RunningGateway, running_gateway
+from tests.gateway.helpers import Phone, collection, deliver, message, new_device_id, new_user, pyactivesync_client
+
+pytestmark = [pytest.mark.postgres, pytest.mark.upstream]
+P = "{Ping:}"
+
+
+def _ping(phone: Phone, interval: str | None, *folders: str) -> etree._Element:
+    root = etree.Element(P + "Ping")
+    if interval is not None:
+        etree.SubElement(root, P + "HeartbeatInterval").text = interval
+    if folders:
+        parent = etree.SubElement(root, P + "Folders")
+        for folder_id in folders:
+            f = etree.SubElement(parent, P + "Folder")
+            etree.SubElement(f, P + "Id").text = folder_id
+            etree.SubElement(f, P + "Class").text = "Email"
+    return wbxml.decode(phone.post("Ping", root).content)
+
+
+def test_ping_is_woken_by_a_delivery(gateway: RunningGateway) -> None:
+    user = new_user(gateway)
+    with pyactivesync_client(gateway, new_device_id(), user=user) as client:
+        inbox = next(f for f in client.list_folders() if f.type == FolderType.INBOX)
+        key = client.sync_folder(inbox.id, "0").sync_key
+        client.sync_folder(inbox.id, key)
+        threading.Timer(1.5, deliver, args=(gateway, user, [message("wake up", text="!")])).start()
+        started = time.monotonic()
+        result = client.ping(inbox.id, heartbeat=120, timeout=150)
+        assert result.status == "2" and result.changed_folder_ids == [inbox.id]
+        assert 1.0 < time.monotonic() - started < 20
+
+
+def test_bounds_and_statuses(gateway: RunningGateway) -> None:
+    phone = Phone(gateway, new_user(gateway))
+    assert phone.sync(collection(phone.inbox, "0")) is not None
+    missing = _ping(phone, None)
+    assert missing.findtext(P + "Status") == "3"
+    low = _ping(phone, "10", phone.inbox)
+    assert (low.findtext(P + "Status"), low.findtext(P + "HeartbeatInterval")) == ("5", "60")
+    high = _ping(phone, "4000", phone.inbox)
+    assert (high.findtext(P + "Status"), high.findtext(P + "HeartbeatInterval")) == ("5", "3540")
+    unknown = _ping(phone, "60", "987654")
+    assert unknown.findtext(P + "Status") == "7"
+    many = _ping(phone, "60", *[phone.inbox] * 301)
+    assert (many.findtext(P + "Status"), many.findtext(P + "MaxFolders")) == ("6", "300")
+    # A folder the phone has not synced yet (key 1, never listed) is reported at once.
+    fresh = _ping(phone, "60", phone.inbox)
+    assert fresh.findtext(P + "Status") == "2"
+    assert [f.text for f in fresh.iter(P + "Folder")] == [phone.inbox]
+
+
+def test_a_second_ping_of_the_device_ends_the_first(gateway: RunningGateway) -> None:
+    user = new_user(gateway)
+    phone = Phone(gateway, user)
+    phone.sync_all(phone.inbox)
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(_ping, phone, "120", phone.inbox)
+        time.sleep(1.5)
+        started = time.monotonic()
+        # The second Ping omits everything: the same interval and folders as before.
+        second = pool.submit(_ping, phone, None)
+        assert first.result(timeout=30).findtext(P + "Status") == "1"
+        assert time.monotonic() - started < 15
+        deliver(gateway, user, [message("for the second", text="!")])
+        answer = second.result(timeout=60)
+    assert answer.findtext(P + "Status") == "2"
+
+
+def test_a_change_seen_by_one_node_wakes_a_ping_on_another(gateway: RunningGateway) -> None:
+    """Node A never polls again after its first look (poll every 1000 s); node B
+    polls the same user for another device's Ping and tells A through NOTIFY."""
+    user = new_user(gateway)
+    with running_gateway(gateway.upstream, gateway.database_url, poll_seconds=1000) as node_a, \
+            running_gateway(gateway.upstream, gateway.database_url, poll_seconds=0.3) as node_b:
+        on_a, on_b = Phone(node_a, user), Phone(node_b, user)
+        on_a.sync_all(on_a.inbox)
+        on_b.sync_all(on_b.inbox)
+        with ThreadPoolExecutor(2) as pool:
+            ping_a = pool.submit(_ping, on_a, "120", on_a.inbox)
+            ping_b = pool.submit(_ping, on_b, "120", on_b.inbox)
+            time.sleep(1.5)
+            started = time.monotonic()
+            deliver(gateway, user, [message("across nodes", text="!")])
+            assert ping_b.result(timeout=60).findtext(P + "Status") == "2"
+            assert ping_a.result(timeout=60).findtext(P + "Status") == "2"
+            assert time.monotonic() - started < 20
