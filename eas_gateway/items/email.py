@@ -149,13 +149,12 @@ def _data(el: etree._Element, chosen: BodyPreference, data: bytes, size: int, *,
             data = data[:limit] if raw else data[:limit].decode("utf-8", "ignore").encode()
     if not data:
         return
-    data_el = E(el, B + "Data")
     if not raw:
-        data_el.text = data.decode()
+        E(el, B + "Data", data.decode())
     elif b"\0" in data:
-        wbxml.set_opaque(data_el, data)
+        wbxml.set_opaque(E(el, B + "Data"), data)
     else:
-        wbxml.set_string_bytes(data_el, data)
+        wbxml.set_string_bytes(E(el, B + "Data"), data)
 
 
 def _representation(message: Message, kind: int) -> tuple[str, bool, int]:

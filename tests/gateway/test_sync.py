@@ -20,13 +20,17 @@ from tests.gateway.helpers import (
     A,
     B,
     Phone,
+    base64_query,
     collection,
     deliver,
+    folder_sync,
     jmap,
     message,
+    new_device_id,
     new_user,
     options,
     password,
+    provision,
 )
 
 pytestmark = [pytest.mark.postgres, pytest.mark.upstream]
@@ -263,3 +267,37 @@ def test_other_versions(gateway: RunningGateway, version: str) -> None:
     assert add.findtext(f".//{M}Subject") == "versioned"
     has_conversation = add.find(".//{Email2:}ConversationId") is not None
     assert has_conversation == (version == "16.1")
+
+
+def test_exchange_style_client_at_14_1_with_the_base64_query(gateway: RunningGateway) -> None:
+    """The whole read path as an Exchange-era client sends it: base64 query
+    (MS-ASHTTP 2.2.1.1.1.1), no MS-ASProtocolVersion header, 14.1 Options with
+    BodyPreference and MIMESupport, then a lost answer and its replay."""
+    user = new_user(gateway)
+    deliver(gateway, user, [message("exchange style", text="hello", html="<p>hello</p>")])
+    device = new_device_id()
+    key = int(provision(gateway, device, user=user))
+
+    def send(code: int, body: etree._Element) -> bytes:
+        query = base64_query(code, device_id=device, user=user, policy_key=key)
+        answer = httpx.post(f"{gateway.endpoint}?{query}", content=wbxml.encode(body), auth=(user, password(user)),
+                            headers={"Content-Type": "application/vnd.ms-sync.wbxml"}, timeout=60)
+        assert answer.status_code == 200, answer.text
+        return answer.content
+
+    hierarchy = wbxml.decode(send(9, folder_sync("0")))
+    inbox = next(a.findtext("{FolderHierarchy:}ServerId") for a in hierarchy.iter("{FolderHierarchy:}Add")
+                 if a.findtext("{FolderHierarchy:}Type") == "2")
+    sync_body = etree.Element(A + "Sync")
+    etree.SubElement(sync_body, A + "Collections").append(
+        collection(inbox, "0", options=options(body=[(2, 500, False)], mime_support=0)))
+    assert wbxml.decode(send(0, sync_body)).findtext(f".//{A}SyncKey") == "1"
+    sync_body = etree.Element(A + "Sync")
+    etree.SubElement(sync_body, A + "Collections").append(collection(inbox, "1", window=50))
+    first = send(0, sync_body)
+    assert send(0, sync_body) == first  # the answer was lost; the same bytes again
+    tree = wbxml.decode(first)
+    [add] = tree.iter(A + "Add")
+    assert add.findtext(f".//{B}Type") == "2" and "<p>hello</p>" in add.findtext(f".//{B}Data")
+    assert add.find(".//{Email2:}ConversationId") is not None
+

@@ -1,0 +1,38 @@
+"""How a window is filled from the pending list (usm.sync), against a fake
+ItemSource: the sorting into Add/Change/Delete, the window, what stays pending."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from usm.sync import Plan, _sort
+
+
+class FakeSource:
+    def __init__(self, versions: dict[str, str]) -> None:
+        self.current = versions
+        self.asked: list[list[str]] = []
+
+    async def versions(self, folder_id: str, ids: list[str], since: datetime | None) -> dict[str, str]:
+        self.asked.append(ids)
+        return {i: self.current[i] for i in ids if i in self.current}
+
+
+async def test_sorting_into_adds_changes_deletes_and_nothing() -> None:
+    source = FakeSource({"new": "", "same": "$seen", "changed": "$flagged"})
+    known = {"same": (1, "$seen"), "changed": (2, ""), "gone": (3, "")}
+    plan = Plan("s2")
+    await _sort(plan, source, "f", None, 10, ["new", "same", "changed", "gone", "elsewhere"], known)  # type: ignore[arg-type]
+    assert plan.adds == ["new"] and plan.changes == [(2, "changed")] and plan.deletes == [3]
+    assert plan.versions == {"new": "", "changed": "$flagged"}
+    assert plan.pending_done == ["new", "same", "changed", "gone", "elsewhere"]
+
+
+async def test_a_full_window_leaves_the_rest_pending_unexamined() -> None:
+    ids = [f"m{i}" for i in range(300)]
+    source = FakeSource({i: "" for i in ids})
+    plan = Plan("s")
+    await _sort(plan, source, "f", None, 25, ids, {})  # type: ignore[arg-type]
+    assert plan.adds == ids[:25] and plan.pending_done == ids[:25]
+    # The upstream is asked in chunks, not for the whole list.
+    assert sum(len(chunk) for chunk in source.asked) == 50
