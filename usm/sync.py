@@ -76,8 +76,10 @@ async def plan(db: asyncpg.Pool, source: ItemSource, key: tuple[str, str, int], 
         except StateTooOld:
             upstream_state, listed = await source.listing(folder_id, since)
     async with db.acquire() as conn:
-        known = await collections.items(conn, *key)
         stored = [] if listed is not None else await collections.pending(conn, *key)
+        if listed is None and not stored and not new_ids:
+            return Plan(upstream_state)  # nothing changed: the item map is not even read
+        known = await collections.items(conn, *key)
     out = Plan(upstream_state)
     if listed is not None:
         # A listing replaces the pending list; what the device has but the

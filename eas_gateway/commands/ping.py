@@ -48,7 +48,9 @@ async def handle(ctx: Context, tree: etree._Element | None) -> etree._Element:
         return _answer(HIERARCHY)
     deadline = time.monotonic() + interval
     source = ctx.upstream.mail(ctx.credentials)
-    seen = await source.state()
+    # The user's state as this process's watcher last saw it, if there is one:
+    # a change after that poll is found by the check below or wakes the wait.
+    seen = ctx.push.known_state(ctx.user) or await source.state()
     while True:
         changed = await _changed(ctx, upstream_ids, seen)
         if changed:

@@ -141,10 +141,11 @@ async def _request(ctx: Context, tree: etree._Element | None) -> SyncRequest:
             result.window = _number(window)
     else:
         result = SyncRequest(requested, wait, _number(window) if window is not None else None)
-    async with ctx.db.acquire() as conn:
-        await devices.store_sync_request(conn, ctx.user, ctx.line.device_id, {
-            "collections": [{"id": c.collection_id, "window": c.window} for c in result.collections],
-            "wait": result.wait, "window": result.window})
+    remembered = {"collections": [{"id": c.collection_id, "window": c.window} for c in result.collections],
+                  "wait": result.wait, "window": result.window}
+    if remembered != cached:
+        async with ctx.db.acquire() as conn:
+            await devices.store_sync_request(conn, ctx.user, ctx.line.device_id, remembered)
     return result
 
 

@@ -1,0 +1,372 @@
+"""The gateway under load, against a ceiling measured in the same run.
+
+    .venv/bin/python benchmarks/gateway_sync.py [--pings 1000,10000] [--seconds 5]
+
+Starts a private Cyrus (scripts/cyrus-upstream.sh), a fresh database on the
+machine's PostgreSQL (EAS_BENCH_DATABASE, default postgresql://postgres@
+127.0.0.1:5432), the gateway (`eas-gateway serve`, one process, INFO logs to a
+file as in production) and, as the ceiling, a bare Starlette endpoint doing
+one asyncpg query per request under the same uvicorn. Reports:
+
+1. initial sync of a 1,000-message mailbox (LMTP-delivered, text + HTML,
+   BodyPreference HTML truncated at 5,000 bytes as iOS asks, WindowSize 100):
+   items/s;
+2. no-change Sync at 1, 10 and 50 concurrent devices: requests/s, p50, p99,
+   and the same for the bare endpoint; ratio gateway / ceiling;
+3. held Pings at each --pings count: all held (none answered), the gateway's
+   RSS growth per Ping, and the bare endpoint's per held request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import os
+import shutil
+import smtplib
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import uuid
+from email.message import EmailMessage
+from pathlib import Path
+
+import asyncpg
+import httpx
+from lxml import etree
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import wbxml  # noqa: E402
+
+A, B = "{AirSync:}", "{AirSyncBase:}"
+SERVER = os.environ.get("EAS_BENCH_DATABASE", "postgresql://postgres@127.0.0.1:5432")
+BIN = Path(sys.executable).parent
+CEILING_APP = textwrap.dedent('''
+    import asyncio, contextlib, os
+    import asyncpg
+    from starlette.applications import Starlette
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    pool = None
+    forever = asyncio.Event()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        global pool
+        pool = await asyncpg.create_pool(os.environ["DSN"], min_size=2, max_size=20)
+        yield
+
+    async def query(request):
+        body = await request.body()
+        async with pool.acquire() as conn:
+            key = await conn.fetchval("SELECT sync_key FROM collections WHERE user_name = $1 LIMIT 1", "x")
+        return Response(b"\\x03\\x01\\x6a\\x00" + bytes(str(key), "ascii"),
+                        media_type="application/vnd.ms-sync.wbxml")
+
+    async def hold(request):
+        await request.body()
+        await forever.wait()
+        return Response(b"")
+
+    app = Starlette(routes=[Route("/query", query, methods=["POST"]), Route("/hold", hold, methods=["POST"])],
+                    lifespan=lifespan)
+''')
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+def wait_http(url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            httpx.options(url, timeout=2)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up")
+
+
+class Device:
+    """A raw EAS 14.1 client (plain query, no client library)."""
+
+    def __init__(self, http: httpx.AsyncClient, endpoint: str, user: str, device_id: str) -> None:
+        self.http, self.endpoint, self.user, self.device_id = http, endpoint, user, device_id
+        self.policy_key: str | None = None
+
+    async def post(self, command: str, root: etree._Element | None) -> bytes:
+        headers = {"MS-ASProtocolVersion": "14.1", "Content-Type": "application/vnd.ms-sync.wbxml"}
+        if self.policy_key:
+            headers["X-MS-PolicyKey"] = self.policy_key
+        params = {"Cmd": command, "User": self.user, "DeviceId": self.device_id, "DeviceType": "Bench"}
+        answer = await self.http.post(self.endpoint, params=params, headers=headers,
+                                      content=wbxml.encode(root) if root is not None else b"",
+                                      auth=(self.user, self.user.split("@")[0]))
+        answer.raise_for_status()
+        return answer.content
+
+    async def provision(self) -> dict[str, str]:
+        P = "{Provision:}"
+        key = None
+        for _ in range(2):
+            root = etree.Element(P + "Provision")
+            policy = etree.SubElement(etree.SubElement(root, P + "Policies"), P + "Policy")
+            etree.SubElement(policy, P + "PolicyType").text = "MS-EAS-Provisioning-WBXML"
+            if key:
+                etree.SubElement(policy, P + "PolicyKey").text = key
+                etree.SubElement(policy, P + "Status").text = "1"
+            key = wbxml.decode(await self.post("Provision", root)).findtext(f".//{P}PolicyKey")
+            self.policy_key = key
+        F = "{FolderHierarchy:}"
+        root = etree.Element(F + "FolderSync")
+        etree.SubElement(root, F + "SyncKey").text = "0"
+        tree = wbxml.decode(await self.post("FolderSync", root))
+        return {a.findtext(F + "Type"): a.findtext(F + "ServerId") for a in tree.iter(F + "Add")}
+
+    async def sync(self, collection_id: str, key: str, *, options: bool = False) -> etree._Element:
+        root = etree.Element(A + "Sync")
+        c = etree.SubElement(etree.SubElement(root, A + "Collections"), A + "Collection")
+        etree.SubElement(c, A + "SyncKey").text = key
+        etree.SubElement(c, A + "CollectionId").text = collection_id
+        etree.SubElement(c, A + "WindowSize").text = "100"
+        if options:
+            o = etree.SubElement(c, A + "Options")
+            pref = etree.SubElement(o, B + "BodyPreference")
+            etree.SubElement(pref, B + "Type").text = "2"
+            etree.SubElement(pref, B + "TruncationSize").text = "5000"
+        return wbxml.decode(await self.post("Sync", root))
+
+    async def sync_all(self, collection_id: str) -> tuple[str, int]:
+        tree = await self.sync(collection_id, "0", options=True)
+        key, items = tree.findtext(f".//{A}SyncKey"), 0
+        while True:
+            tree = await self.sync(collection_id, key)
+            key = tree.findtext(f".//{A}SyncKey")
+            items += len(list(tree.iter(A + "Add")))
+            if tree.find(f".//{A}MoreAvailable") is None:
+                return key, items
+
+
+def deliver(lmtp: Path, user: str, count: int) -> None:
+    with smtplib.LMTP(str(lmtp)) as conn:
+        for i in range(count):
+            m = EmailMessage()
+            m["From"], m["To"], m["Subject"] = "Sender <s@example.org>", user, f"Benchmark message {i} – Grüße"
+            m.set_content(f"Hello {i}\n" + "Lorem ipsum dolor sit amet. " * 40)
+            m.add_alternative(f"<p>Hello <b>{i}</b></p>" + "<p>Lorem ipsum dolor sit amet.</p>" * 40, subtype="html")
+            conn.send_message(m, "s@example.org", [user])
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * p))]
+
+
+async def load(run_one, workers: int, seconds: float) -> tuple[float, float, float]:
+    """Requests/s, p50 ms, p99 ms of ``workers`` loops of ``run_one(i)`` for ``seconds``."""
+    latencies: list[float] = []
+    stop = time.monotonic() + seconds
+
+    async def worker(i: int) -> None:
+        while time.monotonic() < stop:
+            t = time.perf_counter()
+            await run_one(i)
+            latencies.append((time.perf_counter() - t) * 1e3)
+
+    started = time.monotonic()
+    await asyncio.gather(*(worker(i) for i in range(workers)))
+    elapsed = time.monotonic() - started
+    return len(latencies) / elapsed, statistics.median(latencies), percentile(latencies, 0.99)
+
+
+async def hold_requests(port: int, path: str, count: int, body: bytes, headers: dict[str, str],
+                        queries: list[str]) -> list[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
+    """Open ``count`` connections, each sending one POST that the server is expected to hold."""
+    held = []
+    sem = asyncio.Semaphore(200)
+
+    async def one(i: int) -> None:
+        async with sem:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            head = f"POST {path}?{queries[i]} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {len(body)}\r\n"
+            head += "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+            writer.write(head.encode() + body)
+            await writer.drain()
+            held.append((reader, writer))
+
+    await asyncio.gather(*(one(i) for i in range(count)))
+    return held
+
+
+async def answered(held: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]]) -> int:
+    count = 0
+    for reader, _ in held:
+        try:
+            if await asyncio.wait_for(reader.read(1), 0.001):
+                count += 1
+        except asyncio.TimeoutError:
+            pass
+    return count
+
+
+async def settle(pid: int, seconds: float = 60) -> int:
+    """The process's RSS once it stops growing (the held requests are all in)."""
+    last, stable, deadline = rss_kib(pid), 0, time.monotonic() + seconds
+    while time.monotonic() < deadline and stable < 3:
+        await asyncio.sleep(1.0)
+        now = rss_kib(pid)
+        stable = stable + 1 if abs(now - last) < 256 else 0
+        last = now
+    return last
+
+
+async def main(args: argparse.Namespace, work: Path) -> None:
+    cyrus_port = free_port()
+    cyrus_dir = work / "cyrus"
+    cyrus_dir.mkdir()
+    cyrus_dir.chmod(0o755)
+    work.chmod(0o755)
+    script = ROOT / "scripts" / "cyrus-upstream.sh"
+    subprocess.run(["bash", str(script), "start", str(cyrus_dir), str(cyrus_port)], check=True)
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        db_name = "eas_gateway_bench"
+        conn = await asyncpg.connect(SERVER + "/postgres")
+        await conn.execute(f"DROP DATABASE IF EXISTS {db_name} WITH (FORCE)")
+        await conn.execute(f"CREATE DATABASE {db_name}")
+        await conn.close()
+        dsn = f"{SERVER}/{db_name}"
+        users = [f"bench{uuid.uuid4().hex[:6]}{i}" for i in range(2)]
+        for name in users:
+            subprocess.run(["bash", str(script), "adduser", str(cyrus_dir), str(cyrus_port), name], check=True)
+        big, small = (f"{u}@example.com" for u in users)
+
+        gw_port, ceiling_port = free_port(), free_port()
+        env = {**os.environ, "EAS_POLL_SECONDS": "20"}
+        log = open(work / "gateway.log", "wb")
+        gateway = subprocess.Popen([str(BIN / "eas-gateway"), "serve", "--port", str(gw_port), "--upstream",
+                                    f"http://127.0.0.1:{cyrus_port}", "--database-url", dsn],
+                                   env=env, stdout=log, stderr=subprocess.STDOUT)
+        processes.append(gateway)
+        (work / "ceiling.py").write_text(CEILING_APP)
+        ceiling = subprocess.Popen([str(BIN / "python"), "-m", "uvicorn", "ceiling:app", "--port", str(ceiling_port),
+                                    "--log-level", "warning"], cwd=work, env={**os.environ, "DSN": dsn},
+                                   stdout=log, stderr=subprocess.STDOUT)
+        processes.append(ceiling)
+        endpoint = f"http://127.0.0.1:{gw_port}/Microsoft-Server-ActiveSync"
+        wait_http(endpoint)
+        wait_http(f"http://127.0.0.1:{ceiling_port}/query")
+
+        print(f"{'figure':<44} {'gateway':>14} {'ceiling':>14} {'ratio':>7}")
+        limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+        async with httpx.AsyncClient(timeout=600, limits=limits) as http:
+            # 1. Initial sync of 1,000 messages.
+            deliver(cyrus_dir / "socket" / "lmtp", big, 1000)
+            phone = Device(http, endpoint, big, "benchbig")
+            folders = await phone.provision()
+            started = time.perf_counter()
+            _, items = await phone.sync_all(folders["2"])
+            elapsed = time.perf_counter() - started
+            assert items == 1000, items
+            print(f"{'initial sync, 1,000 messages: items/s':<44} {items / elapsed:>14.0f} {'':>14} {'':>7}")
+
+            # 2. No-change Sync.
+            devices = [Device(http, endpoint, small, f"benchsmall{i}") for i in range(50)]
+            deliver(cyrus_dir / "socket" / "lmtp", small, 20)
+            keys = []
+            for d in devices:
+                inbox = (await d.provision())["2"]
+                keys.append((await d.sync_all(inbox))[0])
+
+            async def no_change(i: int) -> None:
+                tree = await devices[i].sync(inbox, keys[i])
+                assert tree.findtext(f".//{A}SyncKey") == keys[i]
+
+            async def bare(i: int) -> None:
+                (await http.post(f"http://127.0.0.1:{ceiling_port}/query", content=b"x")).raise_for_status()
+
+            for workers in (1, 10, 50):
+                ours = await load(no_change, workers, args.seconds)
+                base = await load(bare, workers, args.seconds)
+                print(f"{f'no-change Sync, {workers} devices: req/s':<44} {ours[0]:>14.0f} {base[0]:>14.0f} "
+                      f"{ours[0] / base[0]:>7.2f}")
+                print(f"{f'  p50 / p99 ms':<44} {ours[1]:>6.1f} /{ours[2]:>6.1f} {base[1]:>6.1f} /{base[2]:>6.1f}")
+
+        # 3. Held Pings. Devices are created in SQL (provisioned, inbox synced at
+        # the current upstream state) so that setting up 10,000 is quick.
+        conn = await asyncpg.connect(dsn)
+        state = await conn.fetchval("SELECT upstream_state FROM collections WHERE user_name = $1 LIMIT 1", small)
+        response = await conn.fetchval("SELECT last_response FROM collections WHERE user_name = $1 LIMIT 1", small)
+        for count in args.pings:
+            ids = [f"ping{count}x{i}" for i in range(count)]
+            await conn.execute(
+                "INSERT INTO devices (user_name, device_id, device_type, policy_key) "
+                "SELECT $1, id, 'Bench', 1 FROM unnest($2::text[]) AS id", small, ids)
+            await conn.execute(
+                "INSERT INTO collections (user_name, device_id, collection_id, sync_key, upstream_state, last_response)"
+                " SELECT $1, id, $3, 2, $4, $5 FROM unnest($2::text[]) AS id", small, ids, int(inbox), state, response)
+            P = "{Ping:}"
+            root = etree.Element(P + "Ping")
+            etree.SubElement(root, P + "HeartbeatInterval").text = "3000"
+            folder = etree.SubElement(etree.SubElement(root, P + "Folders"), P + "Folder")
+            etree.SubElement(folder, P + "Id").text = inbox
+            etree.SubElement(folder, P + "Class").text = "Email"
+            body = wbxml.encode(root)
+            auth = base64.b64encode(f"{small}:{small.split('@')[0]}".encode()).decode()
+            headers = {"Authorization": f"Basic {auth}", "MS-ASProtocolVersion": "14.1", "X-MS-PolicyKey": "1",
+                       "Content-Type": "application/vnd.ms-sync.wbxml"}
+            queries = [f"Cmd=Ping&User={small}&DeviceId={i}&DeviceType=Bench" for i in ids]
+            before, base_before = rss_kib(gateway.pid), rss_kib(ceiling.pid)
+            started = time.monotonic()
+            held = await hold_requests(gw_port, "/Microsoft-Server-ActiveSync", count, body, headers, queries)
+            after = await settle(gateway.pid)
+            took = time.monotonic() - started
+            early = await answered(held)
+            bare_held = await hold_requests(ceiling_port, "/hold", count, body, {}, queries)
+            base_after = await settle(ceiling.pid)
+            per, base_per = (after - before) / count, (base_after - base_before) / count
+            print(f"{f'{count:,} held Pings: RSS KiB per Ping':<44} {per:>14.1f} {base_per:>14.1f} "
+                  f"{per / base_per if base_per > 0 else float('nan'):>7.2f}")
+            print(f"{'  answered early (must be 0) / set-up s':<44} {early:>6d} /{took:>6.1f}")
+            for _, writer in held + bare_held:
+                writer.close()
+        await conn.close()
+    finally:
+        for p in processes:
+            p.terminate()
+        for p in processes:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        subprocess.run(["bash", str(script), "stop", str(cyrus_dir)], check=False)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pings", default="1000,10000", type=lambda s: [int(x) for x in s.split(",")])
+    parser.add_argument("--seconds", default=5.0, type=float)
+    parsed = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="eas-bench-"))
+    try:
+        asyncio.run(main(parsed, workdir))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
