@@ -227,6 +227,12 @@ async def answered(held: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]]
     return count
 
 
+async def close_all(held: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]]) -> None:
+    for _, writer in held:
+        writer.close()
+    await asyncio.gather(*(writer.wait_closed() for _, writer in held), return_exceptions=True)
+
+
 async def settle(pid: int, seconds: float = 60) -> int:
     """The process's RSS once it stops growing (the held requests are all in)."""
     last, stable, deadline = rss_kib(pid), 0, time.monotonic() + seconds
@@ -340,14 +346,14 @@ async def main(args: argparse.Namespace, work: Path) -> None:
             after = await settle(gateway.pid)
             took = time.monotonic() - started
             early = await answered(held)
+            await close_all(held)  # one side at a time: 2 x 10,000 sockets pass the fd limit
             bare_held = await hold_requests(ceiling_port, "/hold", count, body, {}, queries)
             base_after = await settle(ceiling.pid)
+            await close_all(bare_held)
             per, base_per = (after - before) / count, (base_after - base_before) / count
             print(f"{f'{count:,} held Pings: RSS KiB per Ping':<44} {per:>14.1f} {base_per:>14.1f} "
                   f"{per / base_per if base_per > 0 else float('nan'):>7.2f}")
             print(f"{'  answered early (must be 0) / set-up s':<44} {early:>6d} /{took:>6.1f}")
-            for _, writer in held + bare_held:
-                writer.close()
         await conn.close()
     finally:
         for p in processes:

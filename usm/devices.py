@@ -94,24 +94,20 @@ async def acknowledge_policy(conn: asyncpg.Connection, user: str, device_id: str
         return final
 
 
-async def sync_request(conn: asyncpg.Connection, user: str, device_id: str) -> dict[str, Any] | None:
-    """The Sync request cached for the empty and the partial Sync (MS-ASCMD 3.1.5.3)."""
+# Requests a phone may later send without their parameters, meaning "the same
+# again": the empty or Partial Sync (MS-ASCMD 3.1.5.3) and the Ping without
+# HeartbeatInterval or Folders (2.2.3.88.1). Kind -> column of ``devices``.
+_REMEMBERED = {"Sync": "sync_request", "Ping": "ping_request"}
+
+
+async def remembered_request(conn: asyncpg.Connection, user: str, device_id: str, kind: str) -> dict[str, Any] | None:
+    """The parameters of the device's last ``kind`` ("Sync" or "Ping") request."""
     value = await conn.fetchval(
-        "SELECT sync_request FROM devices WHERE user_name = $1 AND device_id = $2", user, device_id)
+        f"SELECT {_REMEMBERED[kind]} FROM devices WHERE user_name = $1 AND device_id = $2", user, device_id)
     return json.loads(value) if value else None
 
 
-async def store_sync_request(conn: asyncpg.Connection, user: str, device_id: str, request: dict[str, Any]) -> None:
-    await conn.execute("UPDATE devices SET sync_request = $3::jsonb WHERE user_name = $1 AND device_id = $2",
-                       user, device_id, json.dumps(request))
-
-
-async def ping_request(conn: asyncpg.Connection, user: str, device_id: str) -> dict[str, Any] | None:
-    value = await conn.fetchval(
-        "SELECT ping_request FROM devices WHERE user_name = $1 AND device_id = $2", user, device_id)
-    return json.loads(value) if value else None
-
-
-async def store_ping_request(conn: asyncpg.Connection, user: str, device_id: str, request: dict[str, Any]) -> None:
-    await conn.execute("UPDATE devices SET ping_request = $3::jsonb WHERE user_name = $1 AND device_id = $2",
+async def remember_request(conn: asyncpg.Connection, user: str, device_id: str, kind: str,
+                           request: dict[str, Any]) -> None:
+    await conn.execute(f"UPDATE devices SET {_REMEMBERED[kind]} = $3::jsonb WHERE user_name = $1 AND device_id = $2",
                        user, device_id, json.dumps(request))

@@ -71,7 +71,7 @@ async def handle(ctx: Context, tree: etree._Element | None) -> etree._Element:
 
 async def _request(ctx: Context, tree: etree._Element | None) -> tuple[int, list[int]]:
     async with ctx.db.acquire() as conn:
-        cached = await devices.ping_request(conn, ctx.user, ctx.line.device_id) or {}
+        cached = await devices.remembered_request(conn, ctx.user, ctx.line.device_id, "Ping") or {}
     interval_text = folder_list = None
     if tree is not None:
         if tree.tag != P + "Ping":
@@ -88,9 +88,10 @@ async def _request(ctx: Context, tree: etree._Element | None) -> tuple[int, list
     folder_ids = [int(f) for f in folder_list] if folder_list is not None else cached.get("folders")
     if interval is None or not folder_ids:
         raise CommandStatus(MISSING, "Ping without HeartbeatInterval or Folders, and no earlier Ping")
-    async with ctx.db.acquire() as conn:
-        await devices.store_ping_request(conn, ctx.user, ctx.line.device_id,
-                                         {"interval": interval, "folders": folder_ids})
+    if {"interval": interval, "folders": folder_ids} != cached:
+        async with ctx.db.acquire() as conn:
+            await devices.remember_request(conn, ctx.user, ctx.line.device_id, "Ping",
+                                           {"interval": interval, "folders": folder_ids})
     return interval, folder_ids
 
 

@@ -113,7 +113,7 @@ async def handle(ctx: Context, tree: etree._Element | None) -> etree._Element | 
 
 async def _request(ctx: Context, tree: etree._Element | None) -> SyncRequest:
     async with ctx.db.acquire() as conn:
-        cached = await devices.sync_request(conn, ctx.user, ctx.line.device_id)
+        cached = await devices.remembered_request(conn, ctx.user, ctx.line.device_id, "Sync")
     if tree is None:
         if not cached:
             raise CommandStatus(INCOMPLETE, "empty Sync request and no earlier request to stand for it")
@@ -145,7 +145,7 @@ async def _request(ctx: Context, tree: etree._Element | None) -> SyncRequest:
                   "wait": result.wait, "window": result.window}
     if remembered != cached:
         async with ctx.db.acquire() as conn:
-            await devices.store_sync_request(conn, ctx.user, ctx.line.device_id, remembered)
+            await devices.remember_request(conn, ctx.user, ctx.line.device_id, "Sync", remembered)
     return result
 
 
