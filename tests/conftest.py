@@ -105,8 +105,10 @@ def gateway(cyrus: str, database_url: str) -> Iterator[RunningGateway]:
 
 
 @contextlib.contextmanager
-def running_gateway(cyrus: str, database_url: str, **settings: object) -> Iterator[RunningGateway]:
-    """A gateway process's worth of service (own pool, own push hub) under uvicorn in a thread."""
+def running_gateway(cyrus: str, database_url: str, *, upstream: object = None,
+                    **settings: object) -> Iterator[RunningGateway]:
+    """A gateway process's worth of service (own pool, own push hub) under uvicorn in a thread.
+    ``upstream``: a driver to use instead of the JMAP one (e.g. one that fails on purpose)."""
     import uvicorn
 
     from eas_gateway.app import create_app
@@ -114,7 +116,8 @@ def running_gateway(cyrus: str, database_url: str, **settings: object) -> Iterat
 
     port = free_port()
     config = Settings(upstream=cyrus, database_url=database_url, port=port, **settings)  # type: ignore[arg-type]
-    server = uvicorn.Server(uvicorn.Config(create_app(config), host="127.0.0.1", port=port,
+    server = uvicorn.Server(uvicorn.Config(create_app(config, upstream=upstream),  # type: ignore[arg-type]
+                                           host="127.0.0.1", port=port,
                                            log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

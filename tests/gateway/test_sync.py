@@ -30,6 +30,7 @@ from tests.gateway.helpers import (
     new_user,
     options,
     password,
+    post,
     provision,
 )
 
@@ -301,3 +302,33 @@ def test_exchange_style_client_at_14_1_with_the_base64_query(gateway: RunningGat
     assert add.findtext(f".//{B}Type") == "2" and "<p>hello</p>" in add.findtext(f".//{B}Data")
     assert add.find(".//{Email2:}ConversationId") is not None
 
+
+
+def test_a_failure_mid_request_leaves_the_last_generation_intact(gateway: RunningGateway) -> None:
+    """The upstream fails after the window was planned, before the commit: the
+    phone gets 503, and the same key then brings every item, once."""
+    from tests.conftest import running_gateway
+    from usm.upstream import UpstreamUnavailable
+    from usm.upstream.jmap import JMAPUpstream
+
+    class FailsOnce(JMAPUpstream):
+        failed = False
+
+        async def messages(self, credentials, ids, body):  # type: ignore[no-untyped-def]
+            if not self.failed:
+                self.failed = True
+                raise UpstreamUnavailable("injected: the upstream went away mid-Sync")
+            return await super().messages(credentials, ids, body)
+
+    user = new_user(gateway)
+    deliver(gateway, user, [message(f"safe {i}", text="x") for i in range(3)])
+    with running_gateway(gateway.upstream, gateway.database_url, upstream=FailsOnce(gateway.upstream)) as flaky:
+        phone = Phone(flaky, user)
+        phone.sync(collection(phone.inbox, "0"))
+        failed = post(flaky, "Sync", _sync_body(collection(phone.inbox, "1")), device_id=phone.device, user=user,
+                      policy_key=phone.policy_key)
+        assert failed.status_code == 503
+        tree = phone.sync(collection(phone.inbox, "1"))
+        assert tree.findtext(f".//{A}SyncKey") == "2"
+        assert sorted(a.findtext(f".//{M}Subject") for a in tree.iter(A + "Add")) == ["safe 0", "safe 1", "safe 2"]
+        assert phone.sync(collection(phone.inbox, "2")).find(f".//{A}Commands") is None
