@@ -9,6 +9,7 @@ why.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -72,7 +73,11 @@ class Gateway:
         if self.push is not None:
             await self.push.stop()
         if self.db is not None:
-            await self.db.close()
+            try:
+                await asyncio.wait_for(self.db.close(), timeout=10)
+            except asyncio.TimeoutError:
+                log.warning("database pool did not close within 10 s; terminating its connections")
+                self.db.terminate()
         await self.upstream.aclose()
 
     async def options(self, request: Request) -> Response:

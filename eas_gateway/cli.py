@@ -44,8 +44,9 @@ def _serve(settings: Settings) -> None:
     from eas_gateway.app import create_app
 
     # Pings hold a request for up to 3540 s (MS-ASCMD 2.2.3.79): no keep-alive cut-off below that.
+    # On shutdown, hanging Pings are not waited for beyond 10 s: the phone re-pings (another node).
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, timeout_keep_alive=3600,
-                log_level=settings.log_level.lower(), access_log=False)
+                timeout_graceful_shutdown=10, log_level=settings.log_level.lower(), access_log=False)
 
 
 async def _upgrade(settings: Settings) -> None:

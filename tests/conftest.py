@@ -118,7 +118,7 @@ def running_gateway(cyrus: str, database_url: str, *, upstream: object = None,
     config = Settings(upstream=cyrus, database_url=database_url, port=port, **settings)  # type: ignore[arg-type]
     server = uvicorn.Server(uvicorn.Config(create_app(config, upstream=upstream),  # type: ignore[arg-type]
                                            host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="on"))
+                                           log_level="warning", lifespan="on", timeout_graceful_shutdown=5))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 60
@@ -130,4 +130,6 @@ def running_gateway(cyrus: str, database_url: str, *, upstream: object = None,
         yield RunningGateway(f"http://127.0.0.1:{port}", cyrus, database_url)
     finally:
         server.should_exit = True
-        thread.join(timeout=30)
+        thread.join(timeout=60)
+        if thread.is_alive():
+            raise RuntimeError("the gateway did not stop within 60 s")
