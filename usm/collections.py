@@ -46,6 +46,19 @@ class Generation:
     reset: bool = False  # SyncKey 0: forget every item
 
 
+def server_id(collection_id: int, item_number: int) -> str:
+    """The ServerId of an item: "<collection_id>:<item number>" (never reused in a collection)."""
+    return f"{collection_id}:{item_number}"
+
+
+def item_number(collection_id: int, server_id: str) -> int | None:
+    """The item number in ``server_id`` if it names an item of ``collection_id``."""
+    prefix, _, number = server_id.partition(":")
+    if prefix != str(collection_id) or not number.isdigit() or len(number) > 9:
+        return None
+    return int(number)
+
+
 async def states(conn: asyncpg.Connection, user: str, device_id: str,
                  collection_ids: list[int]) -> dict[int, CollectionState]:
     rows = await conn.fetch(

@@ -6,6 +6,7 @@ without a window), and nothing is committed.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from lxml import etree
 
@@ -68,7 +69,7 @@ async def _estimate(ctx: Context, wanted: etree._Element, collection_id: str) ->
     # 12.x sends FilterType directly in the Collection, 14.0+ in Options.
     filter_text = child_text(wanted, A + "FilterType")
     if filter_text is not None and filter_text.isdigit():
-        options = Options(**{**options.__dict__, "filter_type": int(filter_text)})
+        options = replace(options, filter_type=int(filter_text))
     if folder_id.startswith("virtual:"):
         return OK, 0
     plan = await sync.plan(ctx.db, ctx.upstream.mail(ctx.credentials), (ctx.user, device, cid), state,

@@ -76,15 +76,14 @@ async def _item(ctx: Context, request: etree._Element, collection_id: str, serve
         E(out, I + "Status", PROTOCOL_ERROR)
         return
     uid = folder_id = None
-    prefix, _, number = server_id.partition(":")
-    if collection_id.isdigit() and len(collection_id) <= 9 and prefix == collection_id and number.isdigit() \
-            and len(number) <= 9:
+    cid = int(collection_id) if collection_id.isdigit() and len(collection_id) <= 9 else None
+    number = collections.item_number(cid, server_id) if cid is not None else None
+    if cid is not None and number is not None:
         async with ctx.db.acquire() as conn:
-            uid = await collections.item(conn, ctx.user, ctx.line.device_id, int(collection_id), int(number))
-            folder_id = (await folders.upstream_ids(conn, ctx.user, [int(collection_id)])).get(int(collection_id))
-    message = None
-    if uid is not None:
-        message = (await ctx.upstream.messages(ctx.credentials, [uid], email.body_request(options))).get(uid)
+            uid = await collections.item(conn, ctx.user, ctx.line.device_id, cid, number)
+            folder_id = (await folders.upstream_ids(conn, ctx.user, [cid])).get(cid)
+    found, mime = await fetch.for_display(ctx.upstream, ctx.credentials, [uid] if uid else [], options)
+    message = found.get(uid) if uid else None
     if message is None or folder_id not in message.folder_ids:
         log.info("ItemOperations Fetch: %s/%s is not an item of device %s", collection_id, server_id,
                  ctx.line.device_id)
@@ -92,13 +91,11 @@ async def _item(ctx: Context, request: etree._Element, collection_id: str, serve
         E(out, A + "CollectionId", collection_id)
         E(out, A + "ServerId", server_id)
         return
-    mime = (await fetch.mime(ctx.upstream, ctx.credentials, [message])).get(uid) \
-        if email.wants_mime(options) else None
     E(out, I + "Status", OK)
     E(out, A + "CollectionId", collection_id)
     E(out, A + "ServerId", server_id)
     E(out, A + "Class", "Email")
-    email.application_data(E(out, I + "Properties"), message, options, float(ctx.version), mime)
+    email.application_data(E(out, I + "Properties"), message, options, float(ctx.version), mime.get(message.id))
 
 
 async def _attachment(ctx: Context, request: etree._Element, reference: str, out: etree._Element) -> None:

@@ -194,21 +194,21 @@ async def _collection(ctx: Context, request: SyncRequest, wanted: CollectionRequ
     key = state.sync_key if wanted.sync_key == -1 else wanted.sync_key  # -1: from the cache, at its current key
     if folder_id is None:
         log.info("Sync: device %s asked for collection %d, which is no folder of %s", device, cid, ctx.user)
-        return _status(wanted, key, HIERARCHY_CHANGED), True
+        return _element(wanted, key or 0, HIERARCHY_CHANGED), True
     if key is None:
         log.info("Sync: device %s sent a SyncKey that is not ours for collection %d", device, cid)
-        return _status(wanted, 0, INVALID_KEY), True
+        return _element(wanted, 0, INVALID_KEY), True
     if key != 0 and key == state.sync_key - 1 and state.last_response is not None:
         log.info("Sync: device %s resent key %d of collection %d, replaying its answer", device, key, cid)
         return wbxml.decode(state.last_response), True
     if key != 0 and key != state.sync_key:
         log.info("Sync: device %s sent key %d of collection %d, current is %d", device, key, cid, state.sync_key)
-        return _status(wanted, 0, INVALID_KEY), True
+        return _element(wanted, 0, INVALID_KEY), True
     try:
         options = parse_options(wanted.options, previous=Options.from_json(state.options))
     except OptionsError as exc:
         log.info("Sync: device %s, collection %d: %s", device, cid, exc)
-        return _status(wanted, key, PROTOCOL_ERROR), True
+        return _element(wanted, key, PROTOCOL_ERROR), True
     if key == 0:
         element = _element(wanted, 1, OK)
         generation = Generation(new_key=1, upstream_state=None, filter_type=options.filter_type,
@@ -226,10 +226,12 @@ async def _collection(ctx: Context, request: SyncRequest, wanted: CollectionRequ
     else:
         plan = await sync.plan(ctx.db, ctx.upstream.mail(ctx.credentials), (ctx.user, device, cid), state,
                                folder_id, options.since(), window, relist=relist)
-    found = await _messages(ctx, plan, options)
-    # Adds that vanished between the listing and the fetch are left out.
+    found, mime = await fetch.for_display(ctx.upstream, ctx.credentials, plan.adds, options)
+    changed = await ctx.upstream.messages(ctx.credentials, [uid for _, uid in plan.changes], BodyRequest()) \
+        if plan.changes else {}
+    # Items that vanished between the look at their versions and the fetch are left out.
     adds = [uid for uid in plan.adds if uid in found]
-    changes = [(n, uid) for n, uid in plan.changes if uid in found]
+    changes = [(n, uid) for n, uid in plan.changes if uid in changed]
     plan.changes = changes
     has_commands = bool(adds or changes or plan.deletes)
     new_key = key + 1 if has_commands or responses is not None or relist else key
@@ -241,15 +243,15 @@ async def _collection(ctx: Context, request: SyncRequest, wanted: CollectionRequ
         commands = E(element, A + "Commands")
         for number, uid in added:
             add = E(commands, A + "Add")
-            E(add, A + "ServerId", f"{cid}:{number}")
+            E(add, A + "ServerId", collections.server_id(cid, number))
             email.application_data(E(add, A + "ApplicationData"), found[uid], options, float(ctx.version),
-                                   found.get(("mime", uid)))  # type: ignore[call-overload]
+                                   mime.get(uid))
         for number, uid in changes:
             change = E(commands, A + "Change")
-            E(change, A + "ServerId", f"{cid}:{number}")
-            email.change_data(E(change, A + "ApplicationData"), found[uid], float(ctx.version))
+            E(change, A + "ServerId", collections.server_id(cid, number))
+            email.change_data(E(change, A + "ApplicationData"), changed[uid], float(ctx.version))
         for number in plan.deletes:
-            E(E(commands, A + "Delete"), A + "ServerId", f"{cid}:{number}")
+            E(E(commands, A + "Delete"), A + "ServerId", collections.server_id(cid, number))
     if responses is not None:
         element.append(responses)
     if new_key == key and plan.upstream_state == state.upstream_state and not plan.pending_done \
@@ -262,24 +264,10 @@ async def _collection(ctx: Context, request: SyncRequest, wanted: CollectionRequ
         committed = await collections.commit(conn, ctx.user, device, cid, expected_key=key, generation=generation)
     if not committed:
         log.warning("Sync: collection %d of device %s moved under a concurrent request", cid, device)
-        return _status(wanted, key, SERVER_ERROR), True
+        return _element(wanted, key, SERVER_ERROR), True
     if new_key == key:
         return _element(wanted, key, OK), False
     return element, True
-
-
-async def _messages(ctx: Context, plan: sync.Plan, options: Options) -> dict[Any, Any]:
-    """The messages to add (with bodies) and to change (without); MIME under ("mime", id)."""
-    found: dict[Any, Any] = {}
-    if plan.adds:
-        found.update(await ctx.upstream.messages(ctx.credentials, plan.adds, email.body_request(options)))
-        if email.wants_mime(options):
-            mime = await fetch.mime(ctx.upstream, ctx.credentials, [found[uid] for uid in plan.adds if uid in found])
-            found.update({("mime", uid): data for uid, data in mime.items()})
-    changed = [uid for _, uid in plan.changes]
-    if changed:
-        found.update(await ctx.upstream.messages(ctx.credentials, changed, BodyRequest()))
-    return found
 
 
 async def _client_commands(ctx: Context, wanted: CollectionRequest, options: Options,
@@ -305,10 +293,8 @@ async def _client_commands(ctx: Context, wanted: CollectionRequest, options: Opt
             E(answer, A + "ServerId", server_id)
         E(answer, A + "Status", SERVER_ERROR)
     if fetches:
-        wanted_ids = [uid for _, uid in fetches if uid is not None]
-        found = await ctx.upstream.messages(ctx.credentials, wanted_ids, email.body_request(options))
-        mime = await fetch.mime(ctx.upstream, ctx.credentials, list(found.values())) \
-            if email.wants_mime(options) else {}
+        found, mime = await fetch.for_display(ctx.upstream, ctx.credentials,
+                                              [uid for _, uid in fetches if uid is not None], options)
         for server_id, uid in fetches:
             answer = E(responses, A + "Fetch")
             E(answer, A + "ServerId", server_id)
@@ -323,11 +309,11 @@ async def _client_commands(ctx: Context, wanted: CollectionRequest, options: Opt
 
 
 async def _upstream_id(ctx: Context, collection_id: int, server_id: str) -> str | None:
-    prefix, _, number = server_id.partition(":")
-    if prefix != str(collection_id) or not number.isdigit() or len(number) > 9:
+    number = collections.item_number(collection_id, server_id)
+    if number is None:
         return None
     async with ctx.db.acquire() as conn:
-        return await collections.item(conn, ctx.user, ctx.line.device_id, collection_id, int(number))
+        return await collections.item(conn, ctx.user, ctx.line.device_id, collection_id, number)
 
 
 def _element(wanted: CollectionRequest, key: int, status: int) -> etree._Element:
@@ -337,6 +323,3 @@ def _element(wanted: CollectionRequest, key: int, status: int) -> etree._Element
     E(element, A + "Status", status)
     return element
 
-
-def _status(wanted: CollectionRequest, key: int | None, status: int) -> etree._Element:
-    return _element(wanted, key or 0, status)

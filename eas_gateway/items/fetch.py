@@ -1,10 +1,13 @@
-"""Fetching from the upstream what rendering an item needs beyond its JMAP
-properties: the whole RFC 5322 message, for MIME bodies."""
+"""Fetching from the upstream what rendering an item needs: the message with
+the bodies the phone's options ask for, and the whole RFC 5322 message when
+it wants MIME. Used by Sync (Add, Fetch) and ItemOperations alike."""
 
 from __future__ import annotations
 
 import asyncio
 
+from eas_gateway.items import email
+from eas_gateway.items.options import Options
 from usm.upstream import Credentials, Message, NotFound, Upstream
 
 PARALLEL_DOWNLOADS = 8
@@ -25,3 +28,15 @@ async def mime(upstream: Upstream, credentials: Credentials, messages: list[Mess
 
     results = await asyncio.gather(*(one(m) for m in messages))
     return dict(r for r in results if r is not None)
+
+
+async def for_display(upstream: Upstream, credentials: Credentials, ids: list[str],
+                      options: Options) -> tuple[dict[str, Message], dict[str, bytes]]:
+    """(id -> message with the bodies ``options`` ask for, id -> MIME if they ask for MIME),
+    for the ids that still exist."""
+    if not ids:
+        return {}, {}
+    found = await upstream.messages(credentials, ids, email.body_request(options))
+    if not email.wants_mime(options):
+        return found, {}
+    return found, await mime(upstream, credentials, list(found.values()))
