@@ -1,20 +1,24 @@
 #!/usr/bin/env bash
-# Install (once) and start a private Cyrus IMAP 3.6 upstream: JMAP mail, CalDAV
-# and CardDAV over HTTP, LMTP for delivering test mail. Facts behind each
+# Install (once) and start a private Cyrus IMAP 3.6 upstream: JMAP mail and
+# submission, CalDAV and CardDAV over HTTP, LMTP for delivering test mail. Facts behind each
 # setting: ../shared/notes/cyrus-upstream.md.
 #
-#   scripts/cyrus-upstream.sh start DIR [HTTP_PORT]   (default 8580; IMAP on HTTP_PORT+1)
+#   scripts/cyrus-upstream.sh start DIR [HTTP_PORT]   (default 8580; IMAP on HTTP_PORT+1,
+#                                                     SMTP submission relay on HTTP_PORT+2)
 #   scripts/cyrus-upstream.sh stop DIR
 #   scripts/cyrus-upstream.sh adduser DIR HTTP_PORT NAME   (NAME@example.com, password NAME)
 #
 # Users (password = the name before @): alice@example.com, bob@example.com.
 # LMTP socket: DIR/socket/lmtp. Cyrus' syslog lines go to DIR/cyrus.log.
+# Submitted mail: DIR/sent/N.eml with its envelope in N.json (scripts/smtp-relay.py);
+# recipients @example.com also get it delivered over LMTP.
 set -euo pipefail
 
 cmd=${1:?usage: cyrus-upstream.sh start|stop|adduser DIR [HTTP_PORT] [NAME]}
 dir=$(mkdir -p "${2:?state directory}" && cd "$2" && pwd)
 port=${3:-8580}
 imap_port=$((port + 1))
+smtp_port=$((port + 2))
 bin=/usr/lib/cyrus/bin
 
 if [[ $cmd == stop ]]; then
@@ -23,6 +27,10 @@ if [[ $cmd == stop ]]; then
         kill "$pid" 2>/dev/null || true
         for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
         rm -f "$dir/master.pid"
+    fi
+    if [[ -f $dir/smtp-relay.pid ]]; then
+        kill "$(cat "$dir/smtp-relay.pid")" 2>/dev/null || true
+        rm -f "$dir/smtp-relay.pid"
     fi
     exit 0
 fi
@@ -76,6 +84,8 @@ xlist-trash: Trash
 xlist-junk: Junk
 xlist-archive: Archive
 calendar_user_address_set: example.com
+smtp_backend: host
+smtp_host: 127.0.0.1:$smtp_port
 CONF
 
 cat >"$dir/cyrus.conf" <<CONF
@@ -111,6 +121,13 @@ with open(sys.argv[1], "ab", buffering=0) as log:
         log.write(s.recv(65536) + b"\n")
 ' "$dir/cyrus.log" >/dev/null 2>&1 &
     for _ in $(seq 20); do [[ -S /dev/log ]] && break; sleep 0.05; done
+fi
+
+# Cyrus offers JMAP submission only while its smtp_host answers.
+if ! [[ -f $dir/smtp-relay.pid ]] || ! kill -0 "$(cat "$dir/smtp-relay.pid")" 2>/dev/null; then
+    nohup python3 "$(dirname "$0")/smtp-relay.py" --listen "127.0.0.1:$smtp_port" \
+        --lmtp "$dir/socket/lmtp" --keep "$dir/sent" >>"$dir/smtp-relay.log" 2>&1 &
+    echo $! >"$dir/smtp-relay.pid"
 fi
 
 if [[ -f $dir/master.pid ]] && kill -0 "$(cat "$dir/master.pid")" 2>/dev/null; then
