@@ -56,8 +56,14 @@ class Plan:
 
 
 async def plan(db: asyncpg.Pool, source: ItemSource, key: tuple[str, str, int], state: CollectionState,
-               folder_id: str, since: datetime | None, window: int, *, relist: bool = False) -> Plan:
-    """Which commands the next generation sends; see the module docstring."""
+               folder_id: str, since: datetime | None, window: int, *, relist: bool = False,
+               known_now: dict[str, tuple[int, str] | None] | None = None) -> Plan:
+    """Which commands the next generation sends; see the module docstring.
+
+    ``known_now``: items whose state on the device this same request changed
+    (the phone's own Change: (item, version it shows); its Delete: None), to
+    be used instead of what is stored.
+    """
     listed: list[str] | None = None
     new_ids: list[str] = []
     upstream_state = state.upstream_state
@@ -80,6 +86,11 @@ async def plan(db: asyncpg.Pool, source: ItemSource, key: tuple[str, str, int], 
         if listed is None and not stored and not new_ids:
             return Plan(upstream_state)  # nothing changed: the item map is not even read
         known = await collections.items(conn, *key)
+    for uid, now in (known_now or {}).items():
+        if now is None:
+            known.pop(uid, None)
+        else:
+            known[uid] = now
     out = Plan(upstream_state)
     if listed is not None:
         # A listing replaces the pending list; what the device has but the

@@ -14,8 +14,8 @@ The empty request and Partial reuse the cached last request (devices.
 sync_request). Wait / HeartbeatInterval make a Sync that found nothing wait
 (usm.push, like Ping) for changes; if none come, or a newer request of the
 device takes over, the answer is an empty body (MS-ASCMD 3.1.5.4).
-Client Commands (the write direction) are issue 4: Fetch is answered, the
-others get Status 5 in Responses and change nothing.
+The phone's own Commands (Change, Delete, Fetch) are applied first
+(commands.sync_client); their outcome is committed with the generation.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from lxml import etree
 import wbxml
 from eas_gateway.context import Context
 from eas_gateway.errors import CommandStatus
+from eas_gateway.commands import sync_client
 from eas_gateway.items import email, fetch
 from eas_gateway.items.options import Options, OptionsError
 from eas_gateway.items.options import parse as parse_options
@@ -59,6 +60,7 @@ class CollectionRequest:
     get_changes: bool | None = None
     options: list[etree._Element] = field(default_factory=list)
     commands: etree._Element | None = None
+    deletes_as_moves: bool = True  # MS-ASCMD 2.2.3.45: the default
 
 
 @dataclass
@@ -172,6 +174,7 @@ def _collection_request(el: etree._Element) -> CollectionRequest:
         get_changes=None if get_changes is None else (get_changes.text or "1").strip() != "0",
         options=el.findall(A + "Options"),
         commands=el.find(A + "Commands"),
+        deletes_as_moves=(child_text(el, A + "DeletesAsMoves") or "1").strip() != "0",
     )
 
 
@@ -217,7 +220,8 @@ async def _collection(ctx: Context, request: SyncRequest, wanted: CollectionRequ
         async with ctx.db.acquire() as conn:
             await collections.commit(conn, ctx.user, device, cid, expected_key=0, generation=generation)
         return element, True
-    responses = await _client_commands(ctx, wanted, options, folder_id)
+    mine = await sync_client.apply(ctx, cid, wanted.commands, options, folder_id,
+                                   deletes_as_moves=wanted.deletes_as_moves)
     get_changes = wanted.get_changes if wanted.get_changes is not None else True
     window = min(wanted.window or request.window or DEFAULT_WINDOW, MAX_WINDOW)
     relist = options.filter_type != state.filter_type
@@ -225,7 +229,8 @@ async def _collection(ctx: Context, request: SyncRequest, wanted: CollectionRequ
         plan = sync.Plan(upstream_state=state.upstream_state or "")
     else:
         plan = await sync.plan(ctx.db, ctx.upstream.mail(ctx.credentials), (ctx.user, device, cid), state,
-                               folder_id, options.since(), window, relist=relist)
+                               folder_id, options.since(), window, relist=relist,
+                               known_now={**mine.versions, **{uid: None for uid in mine.deleted}})
     found, mime = await fetch.for_display(ctx.upstream, ctx.credentials, plan.adds, options)
     changed = await ctx.upstream.messages(ctx.credentials, [uid for _, uid in plan.changes], BodyRequest()) \
         if plan.changes else {}
@@ -234,7 +239,7 @@ async def _collection(ctx: Context, request: SyncRequest, wanted: CollectionRequ
     changes = [(n, uid) for n, uid in plan.changes if uid in changed]
     plan.changes = changes
     has_commands = bool(adds or changes or plan.deletes)
-    new_key = key + 1 if has_commands or responses is not None or relist else key
+    new_key = key + 1 if has_commands or mine.touched or relist else key
     added = [(state.next_item + i, uid) for i, uid in enumerate(adds)]
     element = _element(wanted, new_key, OK)
     if plan.more:
@@ -252,14 +257,18 @@ async def _collection(ctx: Context, request: SyncRequest, wanted: CollectionRequ
             email.change_data(E(change, A + "ApplicationData"), changed[uid], float(ctx.version))
         for number in plan.deletes:
             E(E(commands, A + "Delete"), A + "ServerId", collections.server_id(cid, number))
-    if responses is not None:
-        element.append(responses)
+    if mine.responses is not None:
+        element.append(mine.responses)
     if new_key == key and plan.upstream_state == state.upstream_state and not plan.pending_done \
             and not plan.pending_new and options.to_json() == state.options:
         return _element(wanted, key, OK), False  # nothing to remember either
     response = wbxml.encode(element) if new_key != key else (state.last_response or wbxml.encode(element))
     generation = plan.generation(state, new_key=new_key, filter_type=options.filter_type,
                                  options=options.to_json(), response=response, added=added)
+    # What the phone itself changed or deleted, unless this generation's own commands cover it.
+    planned = {n for n, _ in plan.changes} | set(plan.deletes)
+    generation.changed += [(n, v) for n, v in mine.versions.values() if n not in planned]
+    generation.deleted += [n for n in mine.deleted.values() if n not in planned]
     async with ctx.db.acquire() as conn:
         committed = await collections.commit(conn, ctx.user, device, cid, expected_key=key, generation=generation)
     if not committed:
@@ -268,52 +277,6 @@ async def _collection(ctx: Context, request: SyncRequest, wanted: CollectionRequ
     if new_key == key:
         return _element(wanted, key, OK), False
     return element, True
-
-
-async def _client_commands(ctx: Context, wanted: CollectionRequest, options: Options,
-                           folder_id: str) -> etree._Element | None:
-    """Responses to the phone's own commands. Fetch is answered; writing is not offered yet."""
-    if wanted.commands is None or len(wanted.commands) == 0:
-        return None
-    responses = E(None, A + "Responses")
-    fetches: list[tuple[str, str | None]] = []
-    for command in wanted.commands:
-        server_id = child_text(command, A + "ServerId") or ""
-        name = etree.QName(command).localname
-        if name == "Fetch":
-            fetches.append((server_id, await _upstream_id(ctx, wanted.collection_id, server_id)))
-            continue
-        log.warning("Sync: device %s sent %s for %r in collection %d; the write direction is not offered yet",
-                    ctx.line.device_id, name, server_id or child_text(command, A + "ClientId"),
-                    wanted.collection_id)
-        answer = E(responses, command.tag)
-        if name == "Add":
-            E(answer, A + "ClientId", child_text(command, A + "ClientId") or "")
-        else:
-            E(answer, A + "ServerId", server_id)
-        E(answer, A + "Status", SERVER_ERROR)
-    if fetches:
-        found, mime = await fetch.for_display(ctx.upstream, ctx.credentials,
-                                              [uid for _, uid in fetches if uid is not None], options)
-        for server_id, uid in fetches:
-            answer = E(responses, A + "Fetch")
-            E(answer, A + "ServerId", server_id)
-            message = found.get(uid) if uid is not None else None
-            if message is None or folder_id not in message.folder_ids:
-                E(answer, A + "Status", NOT_FOUND)
-                continue
-            E(answer, A + "Status", OK)
-            email.application_data(E(answer, A + "ApplicationData"), message, options, float(ctx.version),
-                                   mime.get(message.id))
-    return responses
-
-
-async def _upstream_id(ctx: Context, collection_id: int, server_id: str) -> str | None:
-    number = collections.item_number(collection_id, server_id)
-    if number is None:
-        return None
-    async with ctx.db.acquire() as conn:
-        return await collections.item(conn, ctx.user, ctx.line.device_id, collection_id, number)
 
 
 def _element(wanted: CollectionRequest, key: int, status: int) -> etree._Element:

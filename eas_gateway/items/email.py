@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import html
 import re
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from urllib.parse import quote, unquote
 
@@ -30,6 +31,70 @@ SEEN, FLAGGED, ANSWERED, FORWARDED = "$seen", "$flagged", "$answered", "$forward
 SYSTEM_KEYWORDS = {"$seen", "$flagged", "$answered", "$forwarded", "$draft", "$recent", "$junk", "$notjunk",
                    "$phishing", "$mdnsent"}
 IMPORTANCE = {"low": 0, "normal": 1, "high": 2}
+
+
+@dataclass(frozen=True)
+class ClientChange:
+    """What a phone's Sync Change of an email asks for (MS-ASEMAIL 2.2.2: the
+    fields a client may change). None: the field was not sent, keep it."""
+
+    keywords: dict[str, bool]  # $seen / $flagged set or cleared
+    categories: frozenset[str] | None  # the full new set of category keywords
+
+
+class ItemError(ValueError):
+    """ApplicationData the gateway cannot turn into an upstream change."""
+
+
+def parse_change(data: etree._Element | None) -> ClientChange:
+    """MS-ASEMAIL Read, Flag (Status 0 clear, 1 complete, 2 active) and Categories."""
+    keywords: dict[str, bool] = {}
+    categories: frozenset[str] | None = None
+    for el in data if data is not None else []:
+        if el.tag == M + "Read":
+            value = (el.text or "").strip()
+            if value not in ("0", "1"):
+                raise ItemError(f"Email Read {value!r} is not 0 or 1")
+            keywords[SEEN] = value == "1"
+        elif el.tag == M + "Flag":
+            status = (el.findtext(M + "Status") or "0").strip()
+            if status not in ("0", "1", "2"):
+                raise ItemError(f"Email Flag Status {status!r} is not 0, 1 or 2")
+            # JMAP has no "complete": a completed flag is no flag any more.
+            keywords[FLAGGED] = status == "2"
+        elif el.tag == M + "Categories":
+            categories = frozenset(category_keyword(c.text or "") for c in el.iterfind(M + "Category"))
+            categories -= {""}
+    return ClientChange(keywords, categories)
+
+
+_KEYWORD_SAFE = frozenset(b"!#'+,-./0123456789:;<=>?@^_`abcdefghijklmnopqrstuvwxyz|}~")
+
+
+def category_keyword(name: str) -> str:
+    """The JMAP keyword for a category name. Keywords (RFC 8621 4.1.1) are IMAP
+    atoms and case-insensitive: the name is lower-cased, and every UTF-8 byte a
+    keyword cannot hold (space, non-ASCII, specials, "&", "$") becomes "&xx"
+    in hex, so that ``category_name`` gives the name back."""
+    out = []
+    for byte in name.strip().lower().encode():
+        out.append(chr(byte) if byte in _KEYWORD_SAFE else f"&{byte:02x}")
+    return "".join(out)[:255]
+
+
+def category_name(keyword: str) -> str:
+    """The category a keyword shows as (the inverse of ``category_keyword``)."""
+    if "&" not in keyword:
+        return keyword
+    data, i = bytearray(), 0
+    while i < len(keyword):
+        if keyword[i] == "&" and re.fullmatch(r"[0-9a-f]{2}", keyword[i + 1:i + 3]):
+            data.append(int(keyword[i + 1:i + 3], 16))
+            i += 3
+        else:
+            data.extend(keyword[i].encode())
+            i += 1
+    return data.decode("utf-8", "replace")
 
 
 def body_request(options: Options) -> BodyRequest:
@@ -101,7 +166,7 @@ def flags(parent: etree._Element, message: Message, version: float) -> None:
 
 
 def categories(parent: etree._Element, message: Message) -> None:
-    names = sorted(k for k in message.keywords if k not in SYSTEM_KEYWORDS)
+    names = sorted(category_name(k) for k in message.keywords if not k.startswith("$"))
     el = E(parent, M + "Categories")
     for name in names:
         E(el, M + "Category", name)

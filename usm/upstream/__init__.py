@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class UpstreamError(RuntimeError):
@@ -30,6 +30,20 @@ class StateTooOld(UpstreamError):
 
 class NotFound(UpstreamError):
     """The item or blob does not exist (any more) upstream."""
+
+
+class FolderRefused(UpstreamError):
+    """The upstream refused a folder operation (name taken or invalid, a
+    role folder, a folder with children); ``kind`` is the upstream's reason."""
+
+    def __init__(self, kind: str, description: str) -> None:
+        super().__init__(f"folder operation refused: {kind}: {description}")
+        self.kind = kind
+        self.description = description
+
+
+class SubmissionRefused(UpstreamError):
+    """The upstream refused to send a message (bad recipients, too big, ...)."""
 
 
 @dataclass(frozen=True)
@@ -107,6 +121,27 @@ class Message:
 
 
 @dataclass(frozen=True)
+class Identity:
+    """An address the user may send from (JMAP Identity, RFC 8621 6)."""
+
+    id: str
+    name: str | None
+    email: str
+
+
+@dataclass(frozen=True)
+class Vacation:
+    """The automatic reply (JMAP VacationResponse, RFC 8621 8)."""
+
+    enabled: bool
+    start: datetime | None = None
+    end: datetime | None = None
+    subject: str | None = None
+    text: str | None = None
+    html: str | None = None
+
+
+@dataclass(frozen=True)
 class BodyRequest:
     """Which representations of a body to fetch, and how much of each."""
 
@@ -122,6 +157,17 @@ class Changes:
     state: str
     ids: list[str]
     more: bool = False
+
+
+def keywords_version(keywords: dict[str, bool] | frozenset[str] | set[str]) -> str:
+    """The version of an email (what ItemSource.versions gives for mail): its
+    keywords, the only part of a message that changes in place."""
+    return " ".join(sorted(k.lower() for k in keywords))
+
+
+def version_keywords(version: str) -> frozenset[str]:
+    """The keywords a mail version stands for (the inverse of keywords_version)."""
+    return frozenset(version.split())
 
 
 class ItemSource(Protocol):
@@ -171,5 +217,44 @@ class Upstream(Protocol):
                        name: str = "blob") -> bytes:
         """A blob's content (a whole message, an attachment); NotFound if there is none."""
         ...
+
+    # Writing. Failures per item come back as {id: reason}; whole-call failures raise.
+
+    async def update_messages(self, credentials: Credentials, patches: dict[str, dict[str, Any]]) -> dict[str, str]:
+        """Patch emails: ``keywords/<k>`` and ``mailboxIds/<folder>`` set to True or None."""
+        ...
+
+    async def destroy_messages(self, credentials: Credentials, ids: list[str]) -> dict[str, str]:
+        """Delete emails for good; one that is already gone is no failure."""
+        ...
+
+    async def import_message(self, credentials: Credentials, raw: bytes, folder_id: str,
+                             keywords: set[str]) -> str:
+        """Store an RFC 5322 message in a folder with keywords; the new email's id."""
+        ...
+
+    async def find_by_keyword(self, credentials: Credentials, keyword: str) -> list[str]:
+        """Emails that carry a keyword (the gateway marks what it creates, to find it after a crash)."""
+        ...
+
+    async def identities(self, credentials: Credentials) -> list[Identity]: ...
+
+    async def submit(self, credentials: Credentials, email_id: str, identity_id: str, sender: str,
+                     recipients: list[str], *, move: tuple[str, str] | None = None) -> str:
+        """Send a stored $draft email to ``recipients``; on success the upstream drops
+        its $draft keyword (and moves it from ``move[0]`` to ``move[1]``) at once.
+        SubmissionRefused if the upstream will not send it."""
+        ...
+
+    async def create_folder(self, credentials: Credentials, name: str, parent_id: str | None) -> str: ...
+
+    async def update_folder(self, credentials: Credentials, folder_id: str, name: str,
+                            parent_id: str | None) -> None: ...
+
+    async def destroy_folder(self, credentials: Credentials, folder_id: str) -> None: ...
+
+    async def vacation(self, credentials: Credentials) -> Vacation: ...
+
+    async def set_vacation(self, credentials: Credentials, vacation: Vacation) -> None: ...
 
     async def aclose(self) -> None: ...

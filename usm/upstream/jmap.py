@@ -25,15 +25,24 @@ from usm.upstream import (
     Changes,
     Credentials,
     Folder,
+    FolderRefused,
+    Identity,
     Message,
     NotFound,
     StateTooOld,
+    SubmissionRefused,
     UpstreamError,
     UpstreamUnavailable,
+    Vacation,
+    keywords_version,
 )
 
 CORE = "urn:ietf:params:jmap:core"
 MAIL = "urn:ietf:params:jmap:mail"
+SUBMISSION = "urn:ietf:params:jmap:submission"
+VACATION = "urn:ietf:params:jmap:vacationresponse"
+# Capabilities a method needs beyond core and mail (RFC 8621 6, 7, 8).
+METHOD_CAPABILITIES = {"Identity": SUBMISSION, "EmailSubmission": SUBMISSION, "VacationResponse": VACATION}
 
 
 class JMAPSession:
@@ -44,6 +53,7 @@ class JMAPSession:
             self.api_url = url.join(data["apiUrl"])
             # A URI template (RFC 8620 2): filled in first, then resolved.
             self.download_template = data.get("downloadUrl")
+            self.upload_template = data.get("uploadUrl")
             self.url = url
             self.account_id = data["primaryAccounts"][MAIL]
             self.username = data["username"]
@@ -58,6 +68,11 @@ class JMAPSession:
         for key, value in values.items():
             filled = filled.replace("{%s}" % key, quote(value, safe=""))
         return self.url.join(filled)
+
+    def upload_url(self) -> httpx.URL:
+        if not isinstance(self.upload_template, str):
+            raise UpstreamError(f"JMAP session at {self.url} offers no uploadUrl")
+        return self.url.join(self.upload_template.replace("{accountId}", quote(self.account_id, safe="")))
 
 
 class JMAPUpstream:
@@ -106,9 +121,13 @@ class JMAPUpstream:
     async def call(self, credentials: Credentials, calls: list[list[Any]]) -> list[list[Any]]:
         """One JMAP API request; returns methodResponses, raising on method errors."""
         session = await self.session(credentials)
+        using = [CORE, MAIL]
         for call in calls:
             call[1].setdefault("accountId", session.account_id)
-        body = {"using": [CORE, MAIL], "methodCalls": calls}
+            extra = METHOD_CAPABILITIES.get(call[0].partition("/")[0])
+            if extra and extra not in using:
+                using.append(extra)
+        body = {"using": using, "methodCalls": calls}
         response = await self._request("POST", session.api_url, credentials, json=body)
         answers = _json(response).get("methodResponses")
         if not isinstance(answers, list):
@@ -154,6 +173,134 @@ class JMAPUpstream:
                 raise NotFound(f"blob {blob_id} not found upstream") from exc
             raise
         return response.content
+
+    # -- writing (RFC 8621 2.5, 4.6, 4.8, 6, 7, 8) ---------------------------------------
+
+    async def update_messages(self, credentials: Credentials, patches: dict[str, dict[str, Any]]) -> dict[str, str]:
+        """Email/set update with JMAP patches (``keywords/$seen``: True/None,
+        ``mailboxIds/<id>``: True/None); returns the ids that failed with the
+        SetError type (``notFound`` among them)."""
+        failed: dict[str, str] = {}
+        for chunk in _chunks(list(patches), GET_CHUNK):
+            [(_, result, _)] = await self.call(
+                credentials, [["Email/set", {"update": {i: patches[i] for i in chunk}}, "0"]])
+            failed.update(_set_errors(result.get("notUpdated")))
+        return failed
+
+    async def destroy_messages(self, credentials: Credentials, ids: list[str]) -> dict[str, str]:
+        """Email/set destroy; an id that is already gone is not a failure."""
+        failed: dict[str, str] = {}
+        for chunk in _chunks(ids, GET_CHUNK):
+            [(_, result, _)] = await self.call(credentials, [["Email/set", {"destroy": chunk}, "0"]])
+            failed.update({i: e for i, e in _set_errors(result.get("notDestroyed")).items() if e != "notFound"})
+        return failed
+
+    async def upload(self, credentials: Credentials, data: bytes, type: str) -> str:
+        session = await self.session(credentials)
+        response = await self._request("POST", session.upload_url(), credentials, content=data,
+                                       headers={"content-type": type})
+        blob_id = _json(response).get("blobId")
+        if not isinstance(blob_id, str):
+            raise UpstreamError("JMAP upload answered without a blobId")
+        return blob_id
+
+    async def import_message(self, credentials: Credentials, raw: bytes, folder_id: str,
+                             keywords: set[str]) -> str:
+        """Store an RFC 5322 message in a folder (upload + Email/import); its id."""
+        blob_id = await self.upload(credentials, raw, "message/rfc822")
+        [(_, result, _)] = await self.call(credentials, [["Email/import", {"emails": {"m": {
+            "blobId": blob_id, "mailboxIds": {folder_id: True}, "keywords": {k: True for k in keywords}}}}, "0"]])
+        created = (result.get("created") or {}).get("m")
+        if not created:
+            raise UpstreamError(f"JMAP Email/import refused the message: {(result.get('notCreated') or {}).get('m')}")
+        return created["id"]
+
+    async def find_by_keyword(self, credentials: Credentials, keyword: str) -> list[str]:
+        """Ids of the emails that carry ``keyword`` (the gateway's creation markers)."""
+        [(_, result, _)] = await self.call(credentials, [["Email/query", {
+            "filter": {"hasKeyword": keyword}, "collapseThreads": False, "limit": 50}, "0"]])
+        return list(result["ids"])
+
+    async def identities(self, credentials: Credentials) -> list[Identity]:
+        [(_, result, _)] = await self.call(credentials, [["Identity/get", {"ids": None}, "0"]])
+        return [Identity(i["id"], i.get("name") or None, i.get("email") or "") for i in result["list"]]
+
+    async def submit(self, credentials: Credentials, email_id: str, identity_id: str, sender: str,
+                     recipients: list[str], *, move: tuple[str, str] | None = None) -> str:
+        """EmailSubmission/set create for a stored email, with an explicit envelope.
+
+        On success the upstream itself drops the email's $draft keyword (and
+        moves it ``move`` = (from folder, to folder)) in the same call: an email
+        without $draft is one that was sent. That is how a retry after a crash
+        tells (Cyrus keeps no record of final submissions to query).
+        """
+        envelope = {"mailFrom": {"email": sender}, "rcptTo": [{"email": r} for r in recipients]}
+        update: dict[str, Any] = {"keywords/$draft": None}
+        if move is not None:
+            update[f"mailboxIds/{move[0]}"] = None
+            update[f"mailboxIds/{move[1]}"] = True
+        [(_, result, _), *_] = await self.call(credentials, [["EmailSubmission/set", {
+            "create": {"s": {"identityId": identity_id, "emailId": email_id, "envelope": envelope}},
+            "onSuccessUpdateEmail": {"#s": update}}, "0"]])
+        created = (result.get("created") or {}).get("s")
+        if not created:
+            error = (result.get("notCreated") or {}).get("s") or {}
+            raise SubmissionRefused(f"JMAP EmailSubmission refused: {error.get('type')}: {error.get('description')}")
+        return created["id"]
+
+    async def create_folder(self, credentials: Credentials, name: str, parent_id: str | None) -> str:
+        [(_, result, _)] = await self.call(credentials, [["Mailbox/set", {"create": {"f": {
+            "name": name, "parentId": parent_id}}}, "0"]])
+        created = (result.get("created") or {}).get("f")
+        if not created:
+            raise _folder_error((result.get("notCreated") or {}).get("f"))
+        return created["id"]
+
+    async def update_folder(self, credentials: Credentials, folder_id: str, name: str, parent_id: str | None) -> None:
+        [(_, result, _)] = await self.call(credentials, [["Mailbox/set", {"update": {folder_id: {
+            "name": name, "parentId": parent_id}}}, "0"]])
+        if folder_id not in (result.get("updated") or {}):
+            raise _folder_error((result.get("notUpdated") or {}).get(folder_id))
+
+    async def destroy_folder(self, credentials: Credentials, folder_id: str) -> None:
+        """Mailbox/set destroy with its emails (RFC 8621 2.5 onDestroyRemoveEmails)."""
+        [(_, result, _)] = await self.call(credentials, [["Mailbox/set", {
+            "destroy": [folder_id], "onDestroyRemoveEmails": True}, "0"]])
+        if folder_id not in (result.get("destroyed") or []):
+            raise _folder_error((result.get("notDestroyed") or {}).get(folder_id))
+
+    async def vacation(self, credentials: Credentials) -> Vacation:
+        [(_, result, _)] = await self.call(credentials, [["VacationResponse/get", {"ids": ["singleton"]}, "0"]])
+        found = result["list"][0] if result["list"] else {}
+        return Vacation(
+            enabled=bool(found.get("isEnabled")),
+            start=_date(found["fromDate"]) if found.get("fromDate") else None,
+            end=_date(found["toDate"]) if found.get("toDate") else None,
+            subject=found.get("subject"), text=found.get("textBody"), html=found.get("htmlBody"))
+
+    async def set_vacation(self, credentials: Credentials, vacation: Vacation) -> None:
+        patch = {"isEnabled": vacation.enabled,
+                 "fromDate": _utc(vacation.start) if vacation.start else None,
+                 "toDate": _utc(vacation.end) if vacation.end else None,
+                 "subject": vacation.subject, "textBody": vacation.text, "htmlBody": vacation.html}
+        [(_, result, _)] = await self.call(credentials, [["VacationResponse/set", {
+            "update": {"singleton": patch}}, "0"]])
+        if "singleton" not in (result.get("updated") or {}):
+            raise UpstreamError(f"JMAP VacationResponse/set refused: {(result.get('notUpdated') or {})}")
+
+
+def _set_errors(errors: dict[str, Any] | None) -> dict[str, str]:
+    return {i: str((e or {}).get("type") or "serverFail") for i, e in (errors or {}).items()}
+
+
+def _folder_error(error: dict[str, Any] | None) -> UpstreamError:
+    error = error or {}
+    kind, description = error.get("type"), error.get("description") or ""
+    if kind == "notFound":
+        return NotFound(f"folder not found upstream: {description}")
+    if kind and kind != "serverFail":
+        return FolderRefused(str(kind), description)
+    return UpstreamError(f"JMAP Mailbox/set failed: {kind}: {description}")
 
 
 GET_CHUNK = 500
@@ -219,10 +366,6 @@ class JMAPMail:
                     continue
                 out[email["id"]] = keywords_version(email.get("keywords") or {})
         return out
-
-
-def keywords_version(keywords: dict[str, bool] | frozenset[str]) -> str:
-    return " ".join(sorted(k.lower() for k in keywords))
 
 
 def _message(email: dict[str, Any], body: BodyRequest) -> Message:

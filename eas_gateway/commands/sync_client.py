@@ -1,0 +1,189 @@
+"""Sync, write direction: the phone's own Commands in a collection (MS-ASCMD
+2.2.3.24 Commands in a request).
+
+- Change: Read, Flag and Categories reach the upstream as keywords, merged per
+  field with what changed upstream meanwhile (usm.conflicts, the collection's
+  Conflict option). The keyword set the phone now shows becomes the version
+  recorded for the item, so the next Sync sends no echo of the phone's own
+  change, and sends the server's value where the server won.
+- Delete: moved to the Trash folder (DeletesAsMoves, the default) or
+  destroyed (DeletesAsMoves 0, or in Trash itself).
+- Fetch: answered with the item.
+- Add: not for mail here (drafts are created through Add at 16.x: Status 6
+  until that lands, with a log line).
+
+Every command is idempotent upstream: the same request again (the phone
+retrying after a lost answer that was never committed) changes nothing twice.
+A command that fails gets its own Status in Responses; the rest of the batch
+goes on. Nothing here commits: the caller commits the outcome with the next
+generation (usm.collections.commit), so item map and SyncKey move together.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from lxml import etree
+
+from eas_gateway.context import Context
+from eas_gateway.items import email, fetch
+from eas_gateway.items.options import Options
+from eas_gateway.xml import E, child_text
+from usm import collections, conflicts
+from usm.upstream import BodyRequest, keywords_version, version_keywords
+
+log = logging.getLogger(__name__)
+
+A = "{AirSync:}"
+# MS-ASCMD 2.2.3.177.17 Sync Status values for single commands.
+OK, CONVERSION_ERROR, NOT_FOUND = 1, 6, 8
+
+
+@dataclass
+class Outcome:
+    """What the phone's commands did, for the caller to commit and answer."""
+
+    responses: etree._Element | None = None
+    versions: dict[str, tuple[int, str]] = field(default_factory=dict)  # upstream id -> (item, version shown)
+    deleted: dict[str, int] = field(default_factory=dict)  # upstream id -> item
+    touched: bool = False  # the phone sent commands: the SyncKey moves on
+
+
+async def apply(ctx: Context, collection_id: int, commands: etree._Element | None, options: Options,
+                folder_id: str, *, deletes_as_moves: bool) -> Outcome:
+    out = Outcome()
+    if commands is None or len(commands) == 0:
+        return out
+    out.touched = True
+    responses = E(None, A + "Responses")
+    async with ctx.db.acquire() as conn:
+        known = await collections.items(conn, ctx.user, ctx.line.device_id, collection_id)
+    by_item = {number: (uid, version) for uid, (number, version) in known.items()}
+
+    def lookup(server_id: str) -> tuple[int, str, str] | None:
+        number = collections.item_number(collection_id, server_id)
+        if number is None or number not in by_item:
+            return None
+        return (number, *by_item[number])
+
+    changes: list[tuple[str, tuple[int, str, str] | None, etree._Element]] = []
+    deletes: list[tuple[str, tuple[int, str, str] | None]] = []
+    fetches: list[tuple[str, str | None]] = []
+    for command in commands:
+        name = etree.QName(command).localname
+        server_id = child_text(command, A + "ServerId") or ""
+        if name == "Change":
+            changes.append((server_id, lookup(server_id), command))
+        elif name == "Delete":
+            deletes.append((server_id, lookup(server_id)))
+        elif name == "Fetch":
+            found = lookup(server_id)
+            fetches.append((server_id, found[1] if found else None))
+        elif name == "Add":
+            client_id = child_text(command, A + "ClientId") or ""
+            log.warning("Sync: device %s added an item (ClientId %r) to mail collection %d: not offered",
+                        ctx.line.device_id, client_id, collection_id)
+            answer = E(responses, A + "Add")
+            E(answer, A + "ClientId", client_id)
+            E(answer, A + "Status", CONVERSION_ERROR)
+        else:
+            log.warning("Sync: device %s sent an unknown command %s in collection %d",
+                        ctx.line.device_id, name, collection_id)
+
+    failures: list[tuple[str, str, int]] = []  # (command, ServerId, Status)
+    if changes:
+        failures += await _changes(ctx, changes, options, folder_id, out)
+    if deletes:
+        failures += await _deletes(ctx, deletes, folder_id, deletes_as_moves, out)
+    for name, server_id, status in failures:
+        answer = E(responses, A + name)
+        E(answer, A + "ServerId", server_id)
+        E(answer, A + "Status", status)
+    if fetches:
+        await _fetches(ctx, fetches, options, folder_id, responses)
+    out.responses = responses if len(responses) else None
+    return out
+
+
+async def _changes(ctx: Context, changes: list[tuple[str, tuple[int, str, str] | None, etree._Element]],
+                   options: Options, folder_id: str, out: Outcome) -> list[tuple[str, str, int]]:
+    failures = []
+    uids = [found[1] for _, found, _ in changes if found]
+    current = await ctx.upstream.messages(ctx.credentials, uids, BodyRequest()) if uids else {}
+    patches: dict[str, dict[str, bool | None]] = {}
+    shown: dict[str, tuple[int, str, str]] = {}  # uid -> (item, version shown, ServerId)
+    for server_id, found, command in changes:
+        message = current.get(found[1]) if found else None
+        if found is None or message is None or folder_id not in message.folder_ids:
+            log.info("Sync: device %s changed %s, which is no item of the folder (any more)",
+                     ctx.line.device_id, server_id)
+            failures.append(("Change", server_id, NOT_FOUND))
+            continue
+        number, uid, version = found
+        try:
+            wanted = email.parse_change(command.find(A + "ApplicationData"))
+        except email.ItemError as exc:
+            log.info("Sync: device %s changed %s: %s", ctx.line.device_id, server_id, exc)
+            failures.append(("Change", server_id, CONVERSION_ERROR))
+            continue
+        patch, now_shown = conflicts.merge(
+            version_keywords(version), message.keywords, wanted.keywords, wanted.categories,
+            conflict=options.conflict if options.conflict is not None else conflicts.SERVER_WINS)
+        if patch:
+            patches[uid] = {f"keywords/{k}": (True if v else None) for k, v in patch.items()}
+        shown[uid] = (number, keywords_version(now_shown), server_id)
+    failed = await ctx.upstream.update_messages(ctx.credentials, patches) if patches else {}
+    for uid, (number, version, server_id) in shown.items():
+        if uid in failed:
+            log.warning("Sync: upstream refused the change of %s (%s): %s", server_id, uid, failed[uid])
+            failures.append(("Change", server_id, NOT_FOUND if failed[uid] == "notFound" else CONVERSION_ERROR))
+        else:
+            out.versions[uid] = (number, version)
+    return failures
+
+
+async def _deletes(ctx: Context, deletes: list[tuple[str, tuple[int, str, str] | None]], folder_id: str,
+                   deletes_as_moves: bool, out: Outcome) -> list[tuple[str, str, int]]:
+    failures = []
+    trash = None
+    if deletes_as_moves:
+        trash = next((f.id for f in await ctx.upstream.folders(ctx.credentials) if f.role == "trash"), None)
+    targets: dict[str, tuple[int, str]] = {}
+    for server_id, found in deletes:
+        if found is None:
+            log.info("Sync: device %s deleted %s, which it does not have", ctx.line.device_id, server_id)
+            failures.append(("Delete", server_id, NOT_FOUND))
+            continue
+        targets[found[1]] = (found[0], server_id)
+    if trash is not None and trash != folder_id:
+        # A message gone from the folder already (the same request, retried) is left alone.
+        current = await ctx.upstream.messages(ctx.credentials, list(targets), BodyRequest())
+        moves = {uid: {f"mailboxIds/{folder_id}": None, f"mailboxIds/{trash}": True}
+                 for uid in targets if uid in current and folder_id in current[uid].folder_ids}
+        failed = await ctx.upstream.update_messages(ctx.credentials, moves) if moves else {}
+    else:
+        failed = await ctx.upstream.destroy_messages(ctx.credentials, list(targets))
+    for uid, (number, server_id) in targets.items():
+        if uid in failed and failed[uid] != "notFound":
+            log.warning("Sync: upstream refused to delete %s (%s): %s", server_id, uid, failed[uid])
+            failures.append(("Delete", server_id, CONVERSION_ERROR))
+        else:
+            out.deleted[uid] = number
+    return failures
+
+
+async def _fetches(ctx: Context, fetches: list[tuple[str, str | None]], options: Options, folder_id: str,
+                   responses: etree._Element) -> None:
+    found, mime = await fetch.for_display(ctx.upstream, ctx.credentials,
+                                          [uid for _, uid in fetches if uid is not None], options)
+    for server_id, uid in fetches:
+        answer = E(responses, A + "Fetch")
+        E(answer, A + "ServerId", server_id)
+        message = found.get(uid) if uid is not None else None
+        if message is None or folder_id not in message.folder_ids:
+            E(answer, A + "Status", NOT_FOUND)
+            continue
+        E(answer, A + "Status", OK)
+        email.application_data(E(answer, A + "ApplicationData"), message, options, float(ctx.version),
+                               mime.get(message.id))
