@@ -130,7 +130,7 @@ class Gateway:
                       device=device, db=self.db, upstream=self.upstream, settings=self.settings,
                       push=self.push)
         try:
-            result = await command.module.handle(ctx, tree)
+            result = await command.handle(ctx, tree)
         except CommandStatus as exc:
             log.info("%s Status %d: %s", line.command, exc.status, exc)
             result = _status_tree(command.root, exc.status)

@@ -155,3 +155,28 @@ async def commit(conn: asyncpg.Connection, user: str, device_id: str, collection
                 "  WHERE user_name = $1 AND device_id = $2 AND collection_id = $3) AS base"
                 " ON CONFLICT DO NOTHING", *key, g.pending_new)
     return True
+
+
+async def move_item(conn: asyncpg.Connection, user: str, device_id: str, source: int, item_number: int,
+                    destination: int, upstream_id: str, version: str) -> int:
+    """Record that the device's item moved to another collection (MoveItems):
+    it leaves the source's items and joins the destination's under a new item
+    number, so neither folder's next Sync sends it again. The new number."""
+    async with conn.transaction():
+        await conn.execute(
+            "DELETE FROM collection_items WHERE user_name = $1 AND device_id = $2 AND collection_id = $3"
+            " AND item = $4", user, device_id, source, item_number)
+        # A folder the device never synced gets a row at key 0: its first Sync starts over anyway.
+        await conn.execute(
+            "INSERT INTO collections (user_name, device_id, collection_id, sync_key, last_response)"
+            " VALUES ($1, $2, $3, 0, '') ON CONFLICT DO NOTHING", user, device_id, destination)
+        number = await conn.fetchval(
+            "UPDATE collections SET next_item = next_item + 1 WHERE user_name = $1 AND device_id = $2"
+            " AND collection_id = $3 RETURNING next_item - 1", user, device_id, destination)
+        await conn.execute(
+            "INSERT INTO collection_items (user_name, device_id, collection_id, item, upstream_id, version)"
+            " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (user_name, device_id, collection_id, upstream_id)"
+            " DO UPDATE SET version = EXCLUDED.version", user, device_id, destination, number, upstream_id, version)
+        return await conn.fetchval(
+            "SELECT item FROM collection_items WHERE user_name = $1 AND device_id = $2 AND collection_id = $3"
+            " AND upstream_id = $4", user, device_id, destination, upstream_id)

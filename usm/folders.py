@@ -54,7 +54,8 @@ async def state(conn: asyncpg.Connection, user: str, device_id: str) -> FolderSy
         user, device_id)
     if row is None:
         return FolderSyncState(0, None)
-    return FolderSyncState(row["sync_key"], bytes(row["last_response"]))
+    # An empty response: the key came from a folder operation, with no answer to replay.
+    return FolderSyncState(row["sync_key"], bytes(row["last_response"]) or None)
 
 
 async def known_folders(conn: asyncpg.Connection, user: str, device_id: str) -> dict[int, DeviceFolder]:
@@ -91,3 +92,34 @@ async def commit(conn: asyncpg.Connection, user: str, device_id: str, *, expecte
             [(user, device_id, f.server_id, f.parent_server_id, f.display_name, f.folder_type)
              for f in folders.values()])
     return True
+
+
+async def record_change(conn: asyncpg.Connection, user: str, device_id: str, *, expected_key: int,
+                        upsert: DeviceFolder | None = None, delete: list[int] = ()) -> int | None:
+    """A folder the device itself created, renamed or deleted (FolderCreate/
+    Update/Delete): its hierarchy moves to the next key with the change in it,
+    so the next FolderSync does not send it back. Returns the new key, or None
+    (changing nothing) if the key is not ``expected_key``. The key before the
+    new one belongs to no FolderSync answer: nothing is replayed for it."""
+    async with conn.transaction():
+        current = await conn.fetchval(
+            "SELECT sync_key FROM folder_sync WHERE user_name = $1 AND device_id = $2 FOR UPDATE",
+            user, device_id)
+        if current is None or current != expected_key:
+            return None
+        await conn.execute(
+            "UPDATE folder_sync SET sync_key = sync_key + 1, last_response = '' WHERE user_name = $1"
+            " AND device_id = $2", user, device_id)
+        if delete:
+            await conn.execute(
+                "DELETE FROM device_folders WHERE user_name = $1 AND device_id = $2"
+                " AND server_id = ANY($3::integer[])", user, device_id, list(delete))
+        if upsert is not None:
+            await conn.execute(
+                "INSERT INTO device_folders (user_name, device_id, server_id, parent_server_id, display_name,"
+                " folder_type) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (user_name, device_id, server_id)"
+                " DO UPDATE SET parent_server_id = EXCLUDED.parent_server_id,"
+                " display_name = EXCLUDED.display_name, folder_type = EXCLUDED.folder_type",
+                user, device_id, upsert.server_id, upsert.parent_server_id, upsert.display_name,
+                upsert.folder_type)
+    return expected_key + 1

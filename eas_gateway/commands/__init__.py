@@ -1,33 +1,41 @@
-"""The command table (MS-ASCMD 2.2.1): name -> handler module, namespace of its
+"""The command table (MS-ASCMD 2.2.1): name -> handler, namespace of its
 response root, and the first protocol version that has it.
 
-A handler module offers ``async def handle(ctx, tree) -> lxml element | bytes``
-(bytes: an already encoded response, e.g. a replayed one).
+A handler is ``async def handle(ctx, tree) -> lxml element | bytes`` (bytes:
+an already encoded response, e.g. a replayed one).
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from types import ModuleType
+from typing import Any
 
-from eas_gateway.commands import foldersync, getitemestimate, itemoperations, ping, provision, settings, sync
+from eas_gateway.commands import (folders, foldersync, getitemestimate, itemoperations, moveitems, ping,
+                                   provision, settings, sync)
+
+Handler = Callable[[Any, Any], Awaitable[Any]]
 
 
 @dataclass(frozen=True)
 class Command:
-    module: ModuleType
+    handle: Handler
     root: str  # the response's root element, where Status 142/144 goes
     min_version: float = 12.0
 
 
 COMMANDS: dict[str, Command] = {
-    "Provision": Command(provision, "{Provision:}Provision"),
-    "FolderSync": Command(foldersync, "{FolderHierarchy:}FolderSync"),
-    "Settings": Command(settings, "{Settings:}Settings"),
-    "Sync": Command(sync, "{AirSync:}Sync"),
-    "GetItemEstimate": Command(getitemestimate, "{GetItemEstimate:}GetItemEstimate"),
-    "ItemOperations": Command(itemoperations, "{ItemOperations:}ItemOperations"),
-    "Ping": Command(ping, "{Ping:}Ping"),
+    "Provision": Command(provision.handle, "{Provision:}Provision"),
+    "FolderSync": Command(foldersync.handle, "{FolderHierarchy:}FolderSync"),
+    "FolderCreate": Command(folders.handle_create, "{FolderHierarchy:}FolderCreate"),
+    "FolderUpdate": Command(folders.handle_update, "{FolderHierarchy:}FolderUpdate"),
+    "FolderDelete": Command(folders.handle_delete, "{FolderHierarchy:}FolderDelete"),
+    "Settings": Command(settings.handle, "{Settings:}Settings"),
+    "Sync": Command(sync.handle, "{AirSync:}Sync"),
+    "GetItemEstimate": Command(getitemestimate.handle, "{GetItemEstimate:}GetItemEstimate"),
+    "ItemOperations": Command(itemoperations.handle, "{ItemOperations:}ItemOperations"),
+    "MoveItems": Command(moveitems.handle, "{Move:}MoveItems"),
+    "Ping": Command(ping.handle, "{Ping:}Ping"),
 }
 
 # Commands a phone may send before it holds a PolicyKey (MS-ASPROV 3.1.5.1).

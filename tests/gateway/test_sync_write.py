@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 from lxml import etree
 
+import wbxml
 from tests.conftest import RunningGateway
 from tests.gateway.helpers import A, Phone, collection, deliver, jmap, message, new_user
 
@@ -176,3 +177,44 @@ def _wrap(c: etree._Element) -> etree._Element:
     root = etree.Element(A + "Sync")
     etree.SubElement(root, A + "Collections").append(c)
     return root
+
+
+MV = "{Move:}"
+
+
+def _move(phone: Phone, *moves: tuple[str, str, str]) -> list[tuple[str, str, str | None]]:
+    root = etree.Element(MV + "MoveItems")
+    for message_id, source, destination in moves:
+        m = etree.SubElement(root, MV + "Move")
+        etree.SubElement(m, MV + "SrcMsgId").text = message_id
+        etree.SubElement(m, MV + "SrcFldId").text = source
+        etree.SubElement(m, MV + "DstFldId").text = destination
+    tree = wbxml.decode(phone.post("MoveItems", root).content)
+    return [(r.findtext(MV + "SrcMsgId"), r.findtext(MV + "Status"), r.findtext(MV + "DstMsgId"))
+            for r in tree.iter(MV + "Response")]
+
+
+def test_moveitems_moves_once_with_new_server_ids_and_checks_each_move(gateway: RunningGateway) -> None:
+    phone, user, key, ids = _synced(gateway, ["file me", "stay"])
+    archive, outbox = phone.folders["Archive"], phone.types["6"]
+    tree = phone.sync(collection(archive, "0"))
+    archive_key = tree.findtext(f".//{A}SyncKey")
+    archive_key = phone.sync(collection(archive, archive_key)).findtext(f".//{A}SyncKey")
+    answers = _move(phone, (ids["file me"], phone.inbox, archive), (ids["stay"], phone.inbox, outbox),
+                    (ids["stay"], phone.inbox, phone.inbox), (f"{phone.inbox}:424242", phone.inbox, archive),
+                    (ids["stay"], "999999", archive))
+    status = {(m, s) for m, s, _ in answers}
+    assert answers[0][1] == "3" and answers[0][2].startswith(f"{archive}:")
+    assert status == {(ids["file me"], "3"), (ids["stay"], "2"), (ids["stay"], "4"),
+                      (f"{phone.inbox}:424242", "1"), (ids["stay"], "1")}
+    roles = _roles(gateway, user)
+    assert _emails(gateway, user)["file me"]["mailboxIds"] == {roles["archive"]: True}
+    # Neither folder sends the move back.
+    assert phone.sync(collection(phone.inbox, key)).find(f".//{A}Commands") is None
+    assert phone.sync(collection(archive, archive_key)).find(f".//{A}Commands") is None
+    # The new ServerId names the item: a Change through it works.
+    tree = phone.sync(collection(archive, archive_key, commands=_commands(_change(answers[0][2], read=1))))
+    assert tree.find(f".//{A}Responses") is None
+    assert _emails(gateway, user)["file me"]["keywords"] == {"$seen": True}
+    # Moving it again from the old ServerId fails: the item is no longer there.
+    assert _move(phone, (ids["file me"], phone.inbox, archive))[0][1] == "1"

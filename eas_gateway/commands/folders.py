@@ -1,0 +1,198 @@
+"""FolderCreate, FolderUpdate, FolderDelete (MS-ASCMD 2.2.1.2-4): mail
+folders made, renamed, moved and deleted from the phone (JMAP Mailbox/set).
+
+Each carries the hierarchy SyncKey of FolderSync: it must be the current
+one (else Status 9, and the phone runs FolderSync again); success moves it on
+with the change recorded for the device (usm.folders.record_change), so the
+next FolderSync does not send the phone its own change.
+
+Role folders (Inbox, Drafts, Sent, Trash, the Outbox) are never renamed or
+deleted (Status 3). Deleting a folder deletes its subfolders and messages,
+as Exchange does. Only mail folders (Type 12, or 1 "generic") are made
+here; calendar, contact and task folders are another issue (Status 10, with
+a log line).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import asyncpg
+from lxml import etree
+
+from eas_gateway.context import Context
+from eas_gateway.errors import CommandStatus
+from eas_gateway.xml import E, child_text
+from usm import folders
+from usm.hierarchy import OUTBOX_UPSTREAM_ID, USER_MAIL, DeviceFolder, eas_type
+from usm.upstream import Folder, FolderRefused, NotFound
+
+log = logging.getLogger(__name__)
+
+F = "{FolderHierarchy:}"
+# MS-ASCMD 2.2.3.177.2-4 (FolderCreate/FolderDelete/FolderUpdate Status).
+OK, EXISTS, SPECIAL, MISSING, NO_PARENT, SERVER_ERROR, INVALID_KEY, MALFORMED = 1, 2, 3, 4, 5, 6, 9, 10
+MAIL_TYPES = {1, USER_MAIL}
+MAX_NAME = 256
+
+
+async def handle_create(ctx: Context, tree: etree._Element | None) -> etree._Element:
+    key, fields = _parse(tree, "FolderCreate", ("ParentId", "DisplayName", "Type"))
+    name, folder_type = _name(fields["DisplayName"]), fields["Type"]
+    if not folder_type.isdigit() or int(folder_type) not in MAIL_TYPES:
+        log.warning("FolderCreate: device %s asked for a folder of Type %s; only mail folders are offered",
+                    ctx.line.device_id, folder_type)
+        raise CommandStatus(MALFORMED, f"FolderCreate of Type {folder_type}: only mail folders (12)")
+    upstream, by_server_id = await _hierarchy(ctx, key)
+    parent = _parent(fields["ParentId"], by_server_id)
+    if _sibling(upstream, parent, name, None):
+        raise CommandStatus(EXISTS, f"FolderCreate: a folder {name!r} exists there already")
+    try:
+        new_id = await ctx.upstream.create_folder(ctx.credentials, name, parent)
+    except FolderRefused as exc:
+        raise CommandStatus(MALFORMED, f"FolderCreate refused by the upstream: {exc}") from exc
+    created = Folder(new_id, name, parent, None)
+    async with ctx.db.acquire() as conn:
+        server_id = (await folders.server_ids(conn, ctx.user, [new_id]))[new_id]
+        new_key = await _record(ctx, conn, key, created, server_id, by_server_id)
+    root = _answer("FolderCreate", new_key)
+    E(root, F + "ServerId", server_id)
+    return root
+
+
+async def handle_update(ctx: Context, tree: etree._Element | None) -> etree._Element:
+    key, fields = _parse(tree, "FolderUpdate", ("ServerId", "ParentId", "DisplayName"))
+    name = _name(fields["DisplayName"])
+    upstream, by_server_id = await _hierarchy(ctx, key)
+    folder = _existing(fields["ServerId"], by_server_id, upstream)
+    if folder.role:
+        raise CommandStatus(SPECIAL, f"FolderUpdate: {folder.name!r} is a role folder ({folder.role})")
+    parent = _parent(fields["ParentId"], by_server_id)
+    if parent == folder.id or _descends(upstream, parent, folder.id):
+        raise CommandStatus(NO_PARENT, "FolderUpdate: a folder cannot move under itself")
+    if _sibling(upstream, parent, name, folder.id):
+        raise CommandStatus(EXISTS, f"FolderUpdate: a folder {name!r} exists there already")
+    try:
+        await ctx.upstream.update_folder(ctx.credentials, folder.id, name, parent)
+    except NotFound as exc:
+        raise CommandStatus(MISSING, f"FolderUpdate: {exc}") from exc
+    except FolderRefused as exc:
+        raise CommandStatus(MALFORMED, f"FolderUpdate refused by the upstream: {exc}") from exc
+    async with ctx.db.acquire() as conn:
+        new_key = await _record(ctx, conn, key, Folder(folder.id, name, parent, folder.role),
+                                int(fields["ServerId"]), by_server_id)
+    return _answer("FolderUpdate", new_key)
+
+
+async def handle_delete(ctx: Context, tree: etree._Element | None) -> etree._Element:
+    key, fields = _parse(tree, "FolderDelete", ("ServerId",))
+    upstream, by_server_id = await _hierarchy(ctx, key)
+    folder = _existing(fields["ServerId"], by_server_id, upstream)
+    doomed = [f for f in upstream if f.id == folder.id or _descends(upstream, f.id, folder.id)]
+    if any(f.role for f in doomed):
+        raise CommandStatus(SPECIAL, f"FolderDelete: {folder.name!r} holds a role folder")
+    # Children first: JMAP refuses to destroy a mailbox that has children.
+    for victim in sorted(doomed, key=lambda f: -_depth(upstream, f)):
+        try:
+            await ctx.upstream.destroy_folder(ctx.credentials, victim.id)
+        except NotFound:
+            pass  # gone already (the same request, retried)
+        except FolderRefused as exc:
+            raise CommandStatus(SERVER_ERROR, f"FolderDelete refused by the upstream: {exc}") from exc
+    server_ids = {uid: sid for sid, uid in by_server_id.items()}
+    async with ctx.db.acquire() as conn:
+        new_key = await folders.record_change(
+            conn, ctx.user, ctx.line.device_id, expected_key=key,
+            delete=[server_ids[f.id] for f in doomed if f.id in server_ids])
+    if new_key is None:
+        raise CommandStatus(INVALID_KEY, "FolderDelete: the hierarchy moved under a concurrent request")
+    return _answer("FolderDelete", new_key)
+
+
+def _parse(tree: etree._Element | None, command: str, names: tuple[str, ...]) -> tuple[int, dict[str, str]]:
+    if tree is None or tree.tag != F + command:
+        raise CommandStatus(MALFORMED, f"{command} request without a {command} element")
+    key = child_text(tree, F + "SyncKey")
+    if key is None or not key.isdigit() or len(key) > 9:
+        raise CommandStatus(MALFORMED, f"{command} SyncKey {key!r} is not a number")
+    fields = {}
+    for name in names:
+        value = child_text(tree, F + name)
+        if value is None:
+            raise CommandStatus(MALFORMED, f"{command} without {name}")
+        fields[name] = value.strip()
+    return int(key), fields
+
+
+def _name(text: str) -> str:
+    if not text or len(text) > MAX_NAME or any(ord(c) < 32 for c in text):
+        raise CommandStatus(MALFORMED, f"folder name {text[:40]!r} is empty, too long or has control characters")
+    return text
+
+
+async def _hierarchy(ctx: Context, key: int) -> tuple[list[Folder], dict[int, str]]:
+    """The upstream folders, and ServerId -> upstream id of those the device knows."""
+    async with ctx.db.acquire() as conn:
+        state = await folders.state(conn, ctx.user, ctx.line.device_id)
+        if key == 0 or key != state.sync_key:
+            raise CommandStatus(INVALID_KEY, f"hierarchy SyncKey {key} is not the current one ({state.sync_key})")
+        known = await folders.known_folders(conn, ctx.user, ctx.line.device_id)
+        by_server_id = await folders.upstream_ids(conn, ctx.user, list(known))
+    return await ctx.upstream.folders(ctx.credentials), by_server_id
+
+
+def _existing(server_id: str, by_server_id: dict[int, str], upstream: list[Folder]) -> Folder:
+    uid = by_server_id.get(int(server_id)) if server_id.isdigit() and len(server_id) <= 9 else None
+    if uid == OUTBOX_UPSTREAM_ID:
+        raise CommandStatus(SPECIAL, "the Outbox is a special folder")
+    folder = next((f for f in upstream if f.id == uid), None)
+    if folder is None:
+        raise CommandStatus(MISSING, f"folder {server_id!r} is not one the device knows (or is gone upstream)")
+    return folder
+
+
+def _parent(parent_id: str, by_server_id: dict[int, str]) -> str | None:
+    if parent_id == "0":
+        return None
+    uid = by_server_id.get(int(parent_id)) if parent_id.isdigit() and len(parent_id) <= 9 else None
+    if uid is None or uid == OUTBOX_UPSTREAM_ID:
+        raise CommandStatus(NO_PARENT, f"parent folder {parent_id!r} is not one the device knows")
+    return uid
+
+
+def _sibling(upstream: list[Folder], parent: str | None, name: str, other_than: str | None) -> bool:
+    return any(f.parent_id == parent and f.name.casefold() == name.casefold() and f.id != other_than
+               for f in upstream)
+
+
+def _descends(upstream: list[Folder], folder_id: str | None, ancestor: str) -> bool:
+    by_id = {f.id: f for f in upstream}
+    seen = set()
+    while folder_id in by_id and folder_id not in seen:
+        seen.add(folder_id)
+        folder_id = by_id[folder_id].parent_id
+        if folder_id == ancestor:
+            return True
+    return False
+
+
+def _depth(upstream: list[Folder], folder: Folder) -> int:
+    return sum(1 for f in upstream if _descends(upstream, folder.id, f.id))
+
+
+async def _record(ctx: Context, conn: asyncpg.Connection, key: int, folder: Folder, server_id: int,
+                  by_server_id: dict[int, str]) -> int:
+    parent_sid = next((sid for sid, uid in by_server_id.items() if uid == folder.parent_id), None)
+    new_key = await folders.record_change(
+        conn, ctx.user, ctx.line.device_id, expected_key=key,
+        upsert=DeviceFolder(server_id, parent_sid, folder.name, eas_type(folder)))
+    if new_key is None:
+        raise CommandStatus(INVALID_KEY, "the hierarchy moved under a concurrent request")
+    return new_key
+
+
+def _answer(command: str, key: int) -> etree._Element:
+    root = E(None, F + command)
+    E(root, F + "Status", OK)
+    E(root, F + "SyncKey", key)
+    return root

@@ -1,0 +1,92 @@
+"""MoveItems (MS-ASCMD 2.2.1.12): move messages between mail folders.
+
+Each Move is checked and answered on its own (Status per MS-ASCMD
+2.2.3.177.9): 1 the source folder or item is unknown (or the item is no
+longer in it), 2 the destination is unknown or not a real folder, 4 source
+and destination are the same, 5 the upstream refused, 3 moved. A moved item
+gets a new ServerId in the destination collection, recorded at once for
+this device (usm.collections.move_item), so neither folder's next Sync sends
+the move back as a Delete or an Add.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from lxml import etree
+
+from eas_gateway.context import Context
+from eas_gateway.errors import CommandStatus
+from eas_gateway.xml import E, child_text
+from usm import collections, folders
+from usm.hierarchy import OUTBOX_UPSTREAM_ID
+from usm.upstream import BodyRequest, keywords_version
+
+log = logging.getLogger(__name__)
+
+MV = "{Move:}"
+BAD_SOURCE, BAD_DESTINATION, MOVED, SAME_FOLDER, FAILED = 1, 2, 3, 4, 5
+MAX_MOVES = 1000
+INVALID_XML = 103  # MS-ASCMD 2.2.2 common status: MoveItems has no request-level code of its own
+
+
+async def handle(ctx: Context, tree: etree._Element | None) -> etree._Element:
+    if tree is None or tree.tag != MV + "MoveItems":
+        raise CommandStatus(INVALID_XML, "MoveItems request without a MoveItems element")
+    moves = [(child_text(m, MV + "SrcMsgId") or "", child_text(m, MV + "SrcFldId") or "",
+              child_text(m, MV + "DstFldId") or "") for m in tree.iterfind(MV + "Move")]
+    if not moves or len(moves) > MAX_MOVES:
+        raise CommandStatus(INVALID_XML, f"MoveItems with {len(moves)} Move elements")
+    numbers = {int(f) for _, s, d in moves for f in (s, d) if f.isdigit() and len(f) <= 9}
+    async with ctx.db.acquire() as conn:
+        upstream_folders = await folders.upstream_ids(conn, ctx.user, sorted(numbers))
+    statuses: dict[int, tuple[int, str | None]] = {}  # index -> (Status, DstMsgId)
+    wanted: dict[int, tuple[int, int, int, str]] = {}  # index -> (source, item, destination, upstream id)
+    for index, (message_id, source, destination) in enumerate(moves):
+        src = int(source) if source.isdigit() and len(source) <= 9 else None
+        dst = int(destination) if destination.isdigit() and len(destination) <= 9 else None
+        number = collections.item_number(src, message_id) if src is not None else None
+        if src not in upstream_folders or number is None:
+            statuses[index] = (BAD_SOURCE, None)
+        elif dst not in upstream_folders or upstream_folders[dst] == OUTBOX_UPSTREAM_ID:
+            statuses[index] = (BAD_DESTINATION, None)
+        elif src == dst:
+            statuses[index] = (SAME_FOLDER, None)
+        else:
+            async with ctx.db.acquire() as conn:
+                uid = await collections.item(conn, ctx.user, ctx.line.device_id, src, number)
+            if uid is None:
+                statuses[index] = (BAD_SOURCE, None)
+            else:
+                wanted[index] = (src, number, dst, uid)
+    current = await ctx.upstream.messages(ctx.credentials, [w[3] for w in wanted.values()], BodyRequest()) \
+        if wanted else {}
+    patches = {}
+    for index, (src, _, dst, uid) in list(wanted.items()):
+        message = current.get(uid)
+        if message is None or upstream_folders[src] not in message.folder_ids:
+            statuses[index] = (BAD_SOURCE, None)
+            del wanted[index]
+            continue
+        patches[uid] = {f"mailboxIds/{upstream_folders[src]}": None, f"mailboxIds/{upstream_folders[dst]}": True}
+    failed = await ctx.upstream.update_messages(ctx.credentials, patches) if patches else {}
+    for index, (src, number, dst, uid) in wanted.items():
+        if uid in failed:
+            log.warning("MoveItems: upstream refused to move %s: %s", uid, failed[uid])
+            statuses[index] = (BAD_SOURCE if failed[uid] == "notFound" else FAILED, None)
+            continue
+        async with ctx.db.acquire() as conn:
+            new = await collections.move_item(conn, ctx.user, ctx.line.device_id, src, number, dst, uid,
+                                              keywords_version(current[uid].keywords))
+        statuses[index] = (MOVED, collections.server_id(dst, new))
+    root = E(None, MV + "MoveItems")
+    for index, (message_id, _, _) in enumerate(moves):
+        status, new_id = statuses[index]
+        if status != MOVED:
+            log.info("MoveItems: device %s, %s: Status %d", ctx.line.device_id, message_id, status)
+        response = E(root, MV + "Response")
+        E(response, MV + "SrcMsgId", message_id)
+        E(response, MV + "Status", status)
+        if new_id is not None:
+            E(response, MV + "DstMsgId", new_id)
+    return root
