@@ -119,7 +119,7 @@ class Gateway:
             raise NotImplementedCommand(f"command {line.command!r} is not implemented")
         if float(version) < command.min_version:
             raise BadRequest(f"{line.command} needs protocol version {command.min_version} or later")
-        tree = await self._body(request)
+        tree = await self._body(request, mime=command.mime_body and float(version) < 14.0)
         assert self.db is not None and self.push is not None, "Gateway.start() was not awaited"
         async with self.db.acquire() as conn:
             device = await devices.touch(conn, account_user, line.device_id, line.device_type,
@@ -139,7 +139,9 @@ class Gateway:
         body = result if isinstance(result, bytes) else wbxml.encode(result)
         return Response(body, media_type=WBXML_TYPE), "200"
 
-    async def _body(self, request: Request) -> etree._Element | None:
+    async def _body(self, request: Request, *, mime: bool = False) -> etree._Element | bytes | None:
+        """The decoded WBXML body, or with ``mime`` (12.x SendMail and friends,
+        Content-Type message/rfc822) the bare message bytes."""
         limit = self.settings.max_request_bytes
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > limit:
@@ -151,6 +153,8 @@ class Gateway:
                 raise PayloadTooLarge(f"request body exceeds {limit} bytes")
             chunks.append(chunk)
         data = b"".join(chunks)
+        if mime and request.headers.get("content-type", "").lower().startswith("message/rfc822"):
+            return data
         if not data:
             return None
         try:

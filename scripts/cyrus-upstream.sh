@@ -128,6 +128,15 @@ if ! [[ -f $dir/smtp-relay.pid ]] || ! kill -0 "$(cat "$dir/smtp-relay.pid")" 2>
     nohup python3 "$(dirname "$0")/smtp-relay.py" --listen "127.0.0.1:$smtp_port" \
         --lmtp "$dir/socket/lmtp" --keep "$dir/sent" >>"$dir/smtp-relay.log" 2>&1 &
     echo $! >"$dir/smtp-relay.pid"
+    for _ in $(seq 50); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$smtp_port") 2>/dev/null && break
+        kill -0 "$(cat "$dir/smtp-relay.pid")" 2>/dev/null || break
+        sleep 0.1
+    done
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$smtp_port") 2>/dev/null; then
+        echo "cyrus-upstream: the SMTP relay did not start on 127.0.0.1:$smtp_port (see $dir/smtp-relay.log)" >&2
+        exit 1
+    fi
 fi
 
 if [[ -f $dir/master.pid ]] && kill -0 "$(cat "$dir/master.pid")" 2>/dev/null; then

@@ -28,16 +28,18 @@ MAX_SIZE = 50 * 1024 * 1024
 
 
 def deliver_lmtp(path: str, sender: str, recipients: list[str], data: bytes) -> dict[str, str]:
+    """LMTP, one transaction per recipient: LMTP answers DATA once per
+    recipient, which smtplib does not read; one at a time it does."""
     failed: dict[str, str] = {}
-    with smtplib.LMTP(path) as lmtp:
+    for rcpt in recipients:
         try:
-            refused = lmtp.sendmail(sender, recipients, data)
+            with smtplib.LMTP(path) as lmtp:
+                lmtp.sendmail(sender, [rcpt], data)
         except smtplib.SMTPRecipientsRefused as error:
-            refused = error.recipients
-        except smtplib.SMTPDataError as error:
-            refused = {r: (error.smtp_code, error.smtp_error) for r in recipients}
-        for rcpt, (code, text) in refused.items():
-            failed[rcpt] = f"{code} {text.decode(errors='replace') if isinstance(text, bytes) else text}"
+            code, text = error.recipients[rcpt]
+            failed[rcpt] = f"{code} {text.decode(errors='replace')}"
+        except (OSError, smtplib.SMTPException) as error:
+            failed[rcpt] = f"LMTP: {error}"
     return failed
 
 
@@ -119,10 +121,7 @@ class Relay:
         local = [r for r in recipients if r.rpartition("@")[2].lower() in self.local_domains]
         failed: dict[str, str] = {}
         if local:
-            try:
-                failed = await asyncio.to_thread(deliver_lmtp, self.lmtp, sender, local, data)
-            except (OSError, smtplib.SMTPException) as error:
-                failed = {r: f"LMTP: {error}" for r in local}
+            failed = await asyncio.to_thread(deliver_lmtp, self.lmtp, sender, local, data)
         envelope = {"from": sender, "to": recipients, "local": local, "failed": failed}
         with open(os.path.join(self.keep, f"{n}.eml"), "wb") as f:
             f.write(data)

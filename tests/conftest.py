@@ -26,21 +26,20 @@ SERVER_URL = os.environ.get("EAS_TEST_SERVER_URL", "postgresql://postgres@127.0.
 TEST_DATABASE = "eas_gateway_test"
 
 
-def free_port(pair: bool = False) -> int:
-    """A free TCP port on 127.0.0.1 (and the one above it, with ``pair``)."""
+def free_port(run: int = 1) -> int:
+    """A free TCP port on 127.0.0.1 whose ``run - 1`` successors are free too."""
     for _ in range(100):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        if not pair:
+        try:
+            for above in range(1, run):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", port + above))
             return port
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port + 1))
-                return port
-            except OSError:
-                continue
-    raise RuntimeError("no free port pair")
+        except OSError:
+            continue
+    raise RuntimeError(f"no {run} free ports in a row")
 
 
 @pytest.fixture(scope="session")
@@ -49,7 +48,7 @@ def cyrus() -> Iterator[str]:
     # Not under pytest's tmp_path: Cyrus runs as user cyrus and must reach its directory.
     state = Path(tempfile.mkdtemp(prefix="eas-cyrus-"))
     state.chmod(0o755)
-    port = free_port(pair=True)
+    port = free_port(run=3)  # HTTP, IMAP, SMTP relay (scripts/cyrus-upstream.sh)
     script = ROOT / "scripts" / "cyrus-upstream.sh"
     subprocess.run(["bash", str(script), "start", str(state), str(port)], check=True, timeout=900)
     url = f"http://127.0.0.1:{port}"

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from eas_gateway.commands import (folders, foldersync, getitemestimate, itemoperations, moveitems, ping,
-                                   provision, settings, sync)
+                                   provision, sendmail, settings, sync)
 
 Handler = Callable[[Any, Any], Awaitable[Any]]
 
@@ -22,6 +22,7 @@ class Command:
     handle: Handler
     root: str  # the response's root element, where Status 142/144 goes
     min_version: float = 12.0
+    mime_body: bool = False  # 12.x sends it a bare RFC 822 message, not WBXML
 
 
 COMMANDS: dict[str, Command] = {
@@ -36,6 +37,9 @@ COMMANDS: dict[str, Command] = {
     "ItemOperations": Command(itemoperations.handle, "{ItemOperations:}ItemOperations"),
     "MoveItems": Command(moveitems.handle, "{Move:}MoveItems"),
     "Ping": Command(ping.handle, "{Ping:}Ping"),
+    "SendMail": Command(sendmail.handle_send, "{ComposeMail:}SendMail", mime_body=True),
+    "SmartReply": Command(sendmail.handle_reply, "{ComposeMail:}SmartReply", mime_body=True),
+    "SmartForward": Command(sendmail.handle_forward, "{ComposeMail:}SmartForward", mime_body=True),
 }
 
 # Commands a phone may send before it holds a PolicyKey (MS-ASPROV 3.1.5.1).

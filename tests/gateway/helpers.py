@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import email.policy
 import json
 import smtplib
 import struct
 import subprocess
 import uuid
 from email.message import EmailMessage
+from email.parser import BytesParser
 from typing import Any
 
 import asyncpg
@@ -56,13 +58,15 @@ def pyactivesync_client(gw: RunningGateway, device_id: str, user: str = "alice@e
 
 def post(gw: RunningGateway, command: str, body: etree._Element | bytes | None, *, device_id: str,
          user: str = "alice@example.com", secret: str | None = None, version: str = "14.1",
-         policy_key: str | None = None, query_user: str | None = None) -> httpx.Response:
-    """A plain-query POST, as most phones send it."""
-    headers = {"MS-ASProtocolVersion": version, "Content-Type": "application/vnd.ms-sync.wbxml",
+         policy_key: str | None = None, query_user: str | None = None, params: dict[str, str] | None = None,
+         content_type: str = "application/vnd.ms-sync.wbxml") -> httpx.Response:
+    """A plain-query POST, as most phones send it (``params``: more query parameters)."""
+    headers = {"MS-ASProtocolVersion": version, "Content-Type": content_type,
                "User-Agent": "eas-gateway-tests/1"}
     if policy_key is not None:
         headers["X-MS-PolicyKey"] = policy_key
-    params = {"Cmd": command, "User": query_user or user, "DeviceId": device_id, "DeviceType": "TestPhone"}
+    params = {"Cmd": command, "User": query_user or user, "DeviceId": device_id, "DeviceType": "TestPhone",
+              **(params or {})}
     data = wbxml.encode(body) if isinstance(body, etree._Element) else (body or b"")
     return httpx.post(gw.endpoint, params=params, content=data, headers=headers,
                       auth=(user, secret or password(user)), timeout=60)
@@ -135,6 +139,18 @@ A = "{AirSync:}"
 B = "{AirSyncBase:}"
 
 
+def relayed(gw: RunningGateway, subject: str) -> list[tuple[dict[str, Any], bytes]]:
+    """(envelope, message) of everything the upstream handed to the SMTP relay with this
+    subject (scripts/smtp-relay.py keeps every message)."""
+    out = []
+    for meta in sorted((gw.cyrus_dir / "sent").glob("*.json"), key=lambda p: int(p.stem)):
+        raw = meta.with_suffix(".eml").read_bytes()
+        parsed = BytesParser(policy=email.policy.default).parsebytes(raw)
+        if parsed["subject"] == subject:
+            out.append((json.loads(meta.read_text()), raw))
+    return out
+
+
 def message(subject: str, *, text: str | None = None, html: str | None = None,
             attachments: list[tuple[str, str, bytes]] = (), sender: str = "Sender <sender@example.org>",
             to: str = "someone@example.com") -> EmailMessage:
@@ -172,9 +188,9 @@ class Phone:
     def inbox(self) -> str:
         return self.types["2"]
 
-    def post(self, command: str, body: etree._Element | bytes | None) -> httpx.Response:
+    def post(self, command: str, body: etree._Element | bytes | None, **more: Any) -> httpx.Response:
         answer = post(self.gw, command, body, device_id=self.device, user=self.user, version=self.version,
-                      policy_key=self.policy_key)
+                      policy_key=self.policy_key, **more)
         assert answer.status_code == 200, answer.text
         return answer
 

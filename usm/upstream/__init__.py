@@ -118,6 +118,7 @@ class Message:
     html_is_text: bool = False  # the message has no HTML part: ``html`` is plain text
     text_is_html: bool = False  # the message has no plain part: ``text`` is HTML
     attachments: list[Attachment] = field(default_factory=list)
+    references: list[str] = field(default_factory=list)  # message ids of the References header
 
 
 @dataclass(frozen=True)

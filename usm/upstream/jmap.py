@@ -211,9 +211,17 @@ class JMAPUpstream:
         [(_, result, _)] = await self.call(credentials, [["Email/import", {"emails": {"m": {
             "blobId": blob_id, "mailboxIds": {folder_id: True}, "keywords": {k: True for k in keywords}}}}, "0"]])
         created = (result.get("created") or {}).get("m")
-        if not created:
-            raise UpstreamError(f"JMAP Email/import refused the message: {(result.get('notCreated') or {}).get('m')}")
-        return created["id"]
+        if created:
+            return created["id"]
+        refused = (result.get("notCreated") or {}).get("m") or {}
+        if refused.get("type") == "alreadyExists" and refused.get("existingId"):
+            # The same bytes are stored already (RFC 8621 4.8): that email gets the folder and keywords.
+            existing = refused["existingId"]
+            patch = {f"mailboxIds/{folder_id}": True, **{f"keywords/{k}": True for k in keywords}}
+            failed = await self.update_messages(credentials, {existing: patch})
+            if not failed:
+                return existing
+        raise UpstreamError(f"JMAP Email/import refused the message: {refused}")
 
     async def find_by_keyword(self, credentials: Credentials, keyword: str) -> list[str]:
         """Ids of the emails that carry ``keyword`` (the gateway's creation markers)."""
@@ -307,7 +315,7 @@ GET_CHUNK = 500
 QUERY_PAGE = 1000
 MESSAGE_PROPERTIES = [
     "id", "blobId", "threadId", "mailboxIds", "keywords", "receivedAt", "size", "subject", "from", "to", "cc",
-    "replyTo", "messageId", "attachments", "header:Importance:asText", "header:X-Priority:asText",
+    "replyTo", "messageId", "references", "attachments", "header:Importance:asText", "header:X-Priority:asText",
 ]
 
 
@@ -385,6 +393,7 @@ def _message(email: dict[str, Any], body: BodyRequest) -> Message:
         html_is_text=body.html and not _has_type(email.get("htmlBody"), "text/html"),
         text_is_html=body.text and not _has_type(email.get("textBody"), "text/plain"),
         attachments=[_attachment(part) for part in email.get("attachments") or [] if part.get("blobId")],
+        references=list(email.get("references") or []),
     )
 
 

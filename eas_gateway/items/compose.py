@@ -1,0 +1,180 @@
+"""Outgoing mail: the phone's MIME made ready for submission (pure; no I/O).
+
+- the envelope: recipients from To, Cc and Bcc; the Bcc header is removed,
+  so that recipients never see it;
+- From is the user's own address (a JMAP Identity): a phone may leave it out
+  or write its display name only, and Exchange, too, sends as the mailbox;
+- Date and Message-ID are added where the phone left them out;
+- SmartReply / SmartForward (MS-ASCMD 2.2.1.18/19): unless ReplaceMime, the
+  original is quoted below the phone's text in each text part (plain and
+  HTML), Exchange style, and a forward carries the original's attachments;
+  a reply gets In-Reply-To and References for threading.
+"""
+
+from __future__ import annotations
+
+import base64
+import email.policy
+import html
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from email.headerregistry import Address as HeaderAddress
+from email.message import EmailMessage
+from email.parser import BytesParser
+from email.utils import format_datetime, getaddresses, make_msgid
+
+import lxml.html
+from lxml import etree
+
+from usm.upstream import Address, Identity, Message
+
+
+class ComposeError(ValueError):
+    """The phone's message cannot be sent as it is (``status``: MS-ASCMD common status)."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+
+
+INVALID_MIME, NO_RECIPIENT = 107, 119
+
+
+@dataclass
+class Outgoing:
+    raw: bytes  # RFC 5322, CRLF line ends, no Bcc header
+    sender: str
+    recipients: list[str]
+    identity: Identity
+
+
+@dataclass
+class Original:
+    """The message a SmartReply/SmartForward refers to, with what is needed of it."""
+
+    message: Message
+    attachments: list[tuple[str, str | None, bytes]]  # (type, name, content): forward only
+
+
+def parse(raw: bytes) -> EmailMessage:
+    if not raw.strip():
+        raise ComposeError(INVALID_MIME, "the message is empty")
+    msg = BytesParser(policy=email.policy.default).parsebytes(raw)
+    if msg.defects and not msg.keys():
+        raise ComposeError(INVALID_MIME, f"the message is not MIME: {msg.defects[0]!r}")
+    return msg
+
+
+def prepare(msg: EmailMessage, identities: list[Identity], *, reply_to: Original | None = None,
+            forward: Original | None = None, replace_mime: bool = False) -> Outgoing:
+    if not identities:
+        raise ComposeError(INVALID_MIME, "the user has no identity to send from")
+    try:
+        recipients = [addr for _, addr in getaddresses([str(v) for h in ("to", "cc", "bcc")
+                                                        for v in msg.get_all(h, [])]) if "@" in addr]
+    except (ValueError, TypeError, IndexError) as exc:
+        raise ComposeError(INVALID_MIME, f"unreadable recipient headers: {exc}") from exc
+    recipients = list(dict.fromkeys(recipients))
+    if not recipients:
+        raise ComposeError(NO_RECIPIENT, "the message has no recipient")
+    del msg["bcc"]
+    identity = _identity(msg, identities)
+    del msg["from"]
+    msg["From"] = HeaderAddress(display_name=identity.name or "", addr_spec=identity.email)
+    if "date" not in msg:
+        msg["Date"] = format_datetime(datetime.now(timezone.utc))
+    if "message-id" not in msg:
+        msg["Message-ID"] = make_msgid(domain=identity.email.rpartition("@")[2] or None)
+    original = reply_to or forward
+    if reply_to is not None and reply_to.message.message_id:
+        mid = f"<{reply_to.message.message_id}>"
+        if "in-reply-to" not in msg:
+            msg["In-Reply-To"] = mid
+        if "references" not in msg:
+            msg["References"] = " ".join([f"<{r}>" for r in reply_to.message.references] + [mid])
+    if original is not None and not replace_mime:
+        _quote(msg, original.message, forward=forward is not None)
+        if forward is not None and forward.attachments:
+            if msg.get_content_maintype() != "multipart" or msg.get_content_subtype() != "mixed":
+                msg.make_mixed()
+            for type, name, content in forward.attachments:
+                msg.attach(_attachment(type, name, content))
+    try:
+        raw = msg.as_bytes(policy=email.policy.SMTP)
+    except (ValueError, TypeError, LookupError) as exc:
+        raise ComposeError(INVALID_MIME, f"the message cannot be written out: {exc}") from exc
+    return Outgoing(raw, identity.email, recipients, identity)
+
+
+def _attachment(type: str, name: str | None, content: bytes) -> EmailMessage:
+    part = EmailMessage(policy=email.policy.default)
+    if type.lower() == "message/rfc822":
+        # RFC 2046 5.2.1: never base64; the message goes in as it is.
+        part.set_content(BytesParser(policy=email.policy.default).parsebytes(content))
+    else:
+        part["Content-Type"] = type
+        part["Content-Transfer-Encoding"] = "base64"
+        part.set_payload(base64.encodebytes(content).decode("ascii"))
+    part.add_header("Content-Disposition", "attachment", **({"filename": name} if name else {}))
+    return part
+
+
+def _identity(msg: EmailMessage, identities: list[Identity]) -> Identity:
+    try:
+        given = [addr.lower() for _, addr in getaddresses([str(v) for v in msg.get_all("from", [])])]
+    except (ValueError, TypeError, IndexError):
+        given = []
+    for identity in identities:
+        if identity.email.lower() in given:
+            return identity
+    return identities[0]
+
+
+def _quote(msg: EmailMessage, original: Message, *, forward: bool) -> None:
+    """Append the original below the phone's text, in its plain and HTML parts."""
+    header = _header(original, forward=forward)
+    plain = msg.get_body(preferencelist=("plain",))
+    markup = msg.get_body(preferencelist=("html",))
+    original_text = original.text.text if original.text else _strip(original.html.text if original.html else "")
+    if original.html and not original.html_is_text:
+        original_html = original.html.text
+    else:
+        original_html = "<pre>" + html.escape(original_text) + "</pre>"
+    if plain is not None:
+        text = plain.get_content()
+        quoted = "\n".join(original_text.splitlines()) if forward else \
+            "\n".join("> " + line for line in original_text.splitlines())
+        plain.set_content(text.rstrip("\n") + "\n\n" + header + "\n\n" + quoted + "\n", charset="utf-8")
+    if markup is not None:
+        page = markup.get_content()
+        block = ("<hr><div>" + html.escape(header).replace("\n", "<br>") + "</div>"
+                 + ("<blockquote>" + original_html + "</blockquote>" if not forward else original_html))
+        lower = page.lower()
+        at = lower.rfind("</body>")
+        page = page[:at] + block + page[at:] if at >= 0 else page + block
+        markup.set_content(page, subtype="html", charset="utf-8")
+    if plain is None and markup is None:
+        msg.set_content(header + "\n\n" + original_text + "\n", charset="utf-8")
+
+
+def _header(original: Message, *, forward: bool) -> str:
+    lines = ["-----Original Message-----" if not forward else "---------- Forwarded message ----------",
+             "From: " + _names(original.sender), "Sent: " + format_datetime(original.received_at),
+             "To: " + _names(original.to)]
+    if original.cc:
+        lines.append("Cc: " + _names(original.cc))
+    lines.append("Subject: " + (original.subject or ""))
+    return "\n".join(lines)
+
+
+def _names(addresses: list[Address]) -> str:
+    return ", ".join(f"{a.name} <{a.email}>" if a.name else a.email for a in addresses)
+
+
+def _strip(markup: str) -> str:
+    if not markup.strip():
+        return ""
+    try:
+        return lxml.html.fromstring(markup).text_content()
+    except (etree.ParserError, ValueError):
+        return markup
