@@ -42,6 +42,7 @@ class Generation:
     deleted: list[int] = field(default_factory=list)
     pending_done: list[str] = field(default_factory=list)  # stored pending rows now dealt with
     pending_new: list[str] = field(default_factory=list)  # appended to the pending list, in order
+    client_ids: list[tuple[str, int, str]] = field(default_factory=list)  # (ClientId, item, upstream id) added
     replace_pending: bool = False  # drop every stored pending row first (a new listing)
     reset: bool = False  # SyncKey 0: forget every item
 
@@ -87,6 +88,15 @@ async def item(conn: asyncpg.Connection, user: str, device_id: str, collection_i
         " AND collection_id = $3 AND item = $4", user, device_id, collection_id, item_number)
 
 
+async def client_ids(conn: asyncpg.Connection, user: str, device_id: str, collection_id: int,
+                     ids: list[str]) -> dict[str, int]:
+    """ClientId -> item number of the phone's own Adds that are committed."""
+    rows = await conn.fetch(
+        "SELECT client_id, item FROM collection_client_ids WHERE user_name = $1 AND device_id = $2"
+        " AND collection_id = $3 AND client_id = ANY($4::text[])", user, device_id, collection_id, ids)
+    return {r["client_id"]: r["item"] for r in rows}
+
+
 async def pending(conn: asyncpg.Connection, user: str, device_id: str, collection_id: int) -> list[str]:
     rows = await conn.fetch(
         "SELECT upstream_id FROM collection_pending WHERE user_name = $1 AND device_id = $2"
@@ -127,6 +137,8 @@ async def commit(conn: asyncpg.Connection, user: str, device_id: str, collection
         if g.reset:
             await conn.execute("DELETE FROM collection_items WHERE user_name = $1 AND device_id = $2"
                                " AND collection_id = $3", *key)
+            await conn.execute("DELETE FROM collection_client_ids WHERE user_name = $1 AND device_id = $2"
+                               " AND collection_id = $3", *key)
         if g.reset or g.replace_pending:
             await conn.execute("DELETE FROM collection_pending WHERE user_name = $1 AND device_id = $2"
                                " AND collection_id = $3", *key)
@@ -138,6 +150,11 @@ async def commit(conn: asyncpg.Connection, user: str, device_id: str, collection
                 "INSERT INTO collection_items (user_name, device_id, collection_id, item, upstream_id, version)"
                 " SELECT $1, $2, $3, * FROM unnest($4::integer[], $5::text[], $6::text[])",
                 *key, [a[0] for a in g.added], [a[1] for a in g.added], [a[2] for a in g.added])
+        if g.client_ids:
+            await conn.execute(
+                "INSERT INTO collection_client_ids (user_name, device_id, collection_id, client_id, item, upstream_id)"
+                " SELECT $1, $2, $3, * FROM unnest($4::text[], $5::integer[], $6::text[]) ON CONFLICT DO NOTHING",
+                *key, [c[0] for c in g.client_ids], [c[1] for c in g.client_ids], [c[2] for c in g.client_ids])
         if g.changed:
             await conn.execute(
                 "UPDATE collection_items AS i SET version = c.version"

@@ -221,7 +221,7 @@ async def _collection(ctx: Context, request: SyncRequest, wanted: CollectionRequ
             await collections.commit(conn, ctx.user, device, cid, expected_key=0, generation=generation)
         return element, True
     mine = await sync_client.apply(ctx, cid, wanted.commands, options, folder_id,
-                                   deletes_as_moves=wanted.deletes_as_moves)
+                                   deletes_as_moves=wanted.deletes_as_moves, first_item=state.next_item)
     get_changes = wanted.get_changes if wanted.get_changes is not None else True
     window = min(wanted.window or request.window or DEFAULT_WINDOW, MAX_WINDOW)
     relist = options.filter_type != state.filter_type
@@ -230,7 +230,8 @@ async def _collection(ctx: Context, request: SyncRequest, wanted: CollectionRequ
     else:
         plan = await sync.plan(ctx.db, ctx.upstream.mail(ctx.credentials), (ctx.user, device, cid), state,
                                folder_id, options.since(), window, relist=relist,
-                               known_now={**mine.versions, **{uid: None for uid in mine.deleted}})
+                               known_now={**mine.versions, **{uid: None for uid in mine.deleted},
+                                          **{uid: (n, v) for _, n, uid, v in mine.added}})
     found, mime = await fetch.for_display(ctx.upstream, ctx.credentials, plan.adds, options)
     changed = await ctx.upstream.messages(ctx.credentials, [uid for _, uid in plan.changes], BodyRequest()) \
         if plan.changes else {}
@@ -240,7 +241,8 @@ async def _collection(ctx: Context, request: SyncRequest, wanted: CollectionRequ
     plan.changes = changes
     has_commands = bool(adds or changes or plan.deletes)
     new_key = key + 1 if has_commands or mine.touched or relist else key
-    added = [(state.next_item + i, uid) for i, uid in enumerate(adds)]
+    first = state.next_item + len(mine.added)  # the phone's own Adds took the numbers before
+    added = [(first + i, uid) for i, uid in enumerate(adds)]
     element = _element(wanted, new_key, OK)
     if plan.more:
         E(element, A + "MoreAvailable")
@@ -269,6 +271,9 @@ async def _collection(ctx: Context, request: SyncRequest, wanted: CollectionRequ
     planned = {n for n, _ in plan.changes} | set(plan.deletes)
     generation.changed += [(n, v) for n, v in mine.versions.values() if n not in planned]
     generation.deleted += [n for n in mine.deleted.values() if n not in planned]
+    generation.added += [(n, uid, v) for _, n, uid, v in mine.added]
+    generation.client_ids = [(c, n, uid) for c, n, uid, _ in mine.added]
+    generation.next_item = max(generation.next_item, first)
     async with ctx.db.acquire() as conn:
         committed = await collections.commit(conn, ctx.user, device, cid, expected_key=key, generation=generation)
     if not committed:

@@ -9,8 +9,11 @@
 - Delete: moved to the Trash folder (DeletesAsMoves, the default) or
   destroyed (DeletesAsMoves 0, or in Trash itself).
 - Fetch: answered with the item.
-- Add: not for mail here (drafts are created through Add at 16.x: Status 6
-  until that lands, with a log line).
+- Add: drafts, in the Drafts folder, from 16.0 (MS-ASCMD 2.2.3.7.2; other
+  mail Adds get Status 6). Exactly once: a ClientId already committed gets
+  its ServerId again; otherwise the draft is looked up by a marker keyword
+  derived from the ClientId before one is stored, so a crash between the
+  upstream write and the commit does not make a second draft.
 
 Every command is idempotent upstream: the same request again (the phone
 retrying after a lost answer that was never committed) changes nothing twice.
@@ -26,11 +29,12 @@ from dataclasses import dataclass, field
 
 from lxml import etree
 
+import wbxml
 from eas_gateway.context import Context
-from eas_gateway.items import email, fetch
+from eas_gateway.items import compose, email, fetch
 from eas_gateway.items.options import Options
 from eas_gateway.xml import E, child_text
-from usm import collections, conflicts
+from usm import collections, conflicts, outgoing
 from usm.upstream import BodyRequest, keywords_version, version_keywords
 
 log = logging.getLogger(__name__)
@@ -47,11 +51,13 @@ class Outcome:
     responses: etree._Element | None = None
     versions: dict[str, tuple[int, str]] = field(default_factory=dict)  # upstream id -> (item, version shown)
     deleted: dict[str, int] = field(default_factory=dict)  # upstream id -> item
+    added: list[tuple[str, int, str, str]] = field(default_factory=list)  # (ClientId, item, upstream id, version)
     touched: bool = False  # the phone sent commands: the SyncKey moves on
 
 
 async def apply(ctx: Context, collection_id: int, commands: etree._Element | None, options: Options,
-                folder_id: str, *, deletes_as_moves: bool) -> Outcome:
+                folder_id: str, *, deletes_as_moves: bool, first_item: int) -> Outcome:
+    """Apply the phone's commands; new items are numbered from ``first_item``."""
     out = Outcome()
     if commands is None or len(commands) == 0:
         return out
@@ -70,6 +76,7 @@ async def apply(ctx: Context, collection_id: int, commands: etree._Element | Non
     changes: list[tuple[str, tuple[int, str, str] | None, etree._Element]] = []
     deletes: list[tuple[str, tuple[int, str, str] | None]] = []
     fetches: list[tuple[str, str | None]] = []
+    adds: list[tuple[str, etree._Element]] = []
     for command in commands:
         name = etree.QName(command).localname
         server_id = child_text(command, A + "ServerId") or ""
@@ -81,16 +88,13 @@ async def apply(ctx: Context, collection_id: int, commands: etree._Element | Non
             found = lookup(server_id)
             fetches.append((server_id, found[1] if found else None))
         elif name == "Add":
-            client_id = child_text(command, A + "ClientId") or ""
-            log.warning("Sync: device %s added an item (ClientId %r) to mail collection %d: not offered",
-                        ctx.line.device_id, client_id, collection_id)
-            answer = E(responses, A + "Add")
-            E(answer, A + "ClientId", client_id)
-            E(answer, A + "Status", CONVERSION_ERROR)
+            adds.append(((child_text(command, A + "ClientId") or "").strip(), command))
         else:
             log.warning("Sync: device %s sent an unknown command %s in collection %d",
                         ctx.line.device_id, name, collection_id)
 
+    if adds:
+        await _adds(ctx, collection_id, adds, folder_id, first_item, out, responses)
     failures: list[tuple[str, str, int]] = []  # (command, ServerId, Status)
     if changes:
         failures += await _changes(ctx, changes, options, folder_id, out)
@@ -104,6 +108,48 @@ async def apply(ctx: Context, collection_id: int, commands: etree._Element | Non
         await _fetches(ctx, fetches, options, folder_id, responses)
     out.responses = responses if len(responses) else None
     return out
+
+
+async def _adds(ctx: Context, collection_id: int, adds: list[tuple[str, etree._Element]], folder_id: str,
+                first_item: int, out: Outcome, responses: etree._Element) -> None:
+    user, device = ctx.user, ctx.line.device_id
+    drafts = next((f.id for f in await ctx.upstream.folders(ctx.credentials) if f.role == "drafts"), None)
+    async with ctx.db.acquire() as conn:
+        known = await collections.client_ids(conn, user, device, collection_id, [c for c, _ in adds])
+    number = first_item
+    for client_id, command in adds:
+        answer = E(responses, A + "Add")
+        E(answer, A + "ClientId", client_id)
+        if client_id in known:
+            log.info("Sync: device %s added ClientId %r again; it is %s already", device, client_id,
+                     collections.server_id(collection_id, known[client_id]))
+            E(answer, A + "ServerId", collections.server_id(collection_id, known[client_id]))
+            E(answer, A + "Status", OK)
+            continue
+        if not client_id or len(client_id) > 64 or float(ctx.version) < 16.0 or folder_id != drafts:
+            log.warning("Sync: device %s added ClientId %r to collection %d: only drafts, in Drafts, from 16.0",
+                        device, client_id, collection_id)
+            E(answer, A + "Status", CONVERSION_ERROR)
+            continue
+        data = command.find(A + "ApplicationData")
+        try:
+            raw = compose.draft(data, wbxml.element_bytes)
+            wanted = email.parse_change(data)
+        except (compose.ComposeError, email.ItemError) as exc:
+            log.info("Sync: device %s, draft ClientId %r: %s", device, client_id, exc)
+            E(answer, A + "Status", CONVERSION_ERROR)
+            continue
+        marker = outgoing.marker(user, device, f"add:{collection_id}:{client_id}")
+        keywords = {"$draft", marker} | {k for k, v in wanted.keywords.items() if v} | set(wanted.categories or ())
+        found = await ctx.upstream.find_by_keyword(ctx.credentials, marker)
+        uid = found[0] if found else await ctx.upstream.import_message(ctx.credentials, raw, drafts, keywords)
+        if found:
+            log.info("Sync: draft ClientId %r of device %s was stored before the gateway recorded it", client_id,
+                     device)
+        out.added.append((client_id, number, uid, keywords_version(keywords)))
+        E(answer, A + "ServerId", collections.server_id(collection_id, number))
+        E(answer, A + "Status", OK)
+        number += 1
 
 
 async def _changes(ctx: Context, changes: list[tuple[str, tuple[int, str, str] | None, etree._Element]],

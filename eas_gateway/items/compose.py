@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import email.policy
 import html
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.headerregistry import Address as HeaderAddress
@@ -178,3 +179,50 @@ def _strip(markup: str) -> str:
         return lxml.html.fromstring(markup).text_content()
     except (etree.ParserError, ValueError):
         return markup
+
+
+AIRSYNCBASE, EMAIL, EMAIL2 = "{AirSyncBase:}", "{Email:}", "{Email2:}"
+
+
+def draft(data: etree._Element | None, element_bytes: Callable[[etree._Element], bytes]) -> bytes:
+    """An RFC 5322 message from the ApplicationData of a draft the phone adds
+    (MS-ASEMAIL 16.0: Body of Type 4 is the whole MIME message; Types 1/2 a
+    text or HTML body with To, Cc, Bcc, Subject and Importance beside it, and
+    AirSyncBase:Attachments/Add with their Content)."""
+    if data is None:
+        raise ComposeError(INVALID_MIME, "a draft without ApplicationData")
+    body = data.find(AIRSYNCBASE + "Body")
+    kind = (body.findtext(AIRSYNCBASE + "Type") or "1").strip() if body is not None else "1"
+    content = body.find(AIRSYNCBASE + "Data") if body is not None else None
+    if kind == "4":
+        if content is None:
+            raise ComposeError(INVALID_MIME, "a MIME draft without Data")
+        msg = parse(element_bytes(content))
+    elif kind in ("1", "2"):
+        msg = EmailMessage(policy=email.policy.default)
+        for tag, header in ((EMAIL + "To", "To"), (EMAIL + "Cc", "Cc"), (EMAIL2 + "Bcc", "Bcc"),
+                            (EMAIL + "Subject", "Subject")):
+            value = data.findtext(tag)
+            if value:
+                msg[header] = value
+        importance = (data.findtext(EMAIL + "Importance") or "").strip()
+        if importance in ("0", "2"):
+            msg["Importance"] = "low" if importance == "0" else "high"
+        text = element_bytes(content).decode("utf-8", "replace") if content is not None else ""
+        msg.set_content(text, subtype="html" if kind == "2" else "plain", charset="utf-8")
+        for add in data.iterfind(f"{AIRSYNCBASE}Attachments/{AIRSYNCBASE}Add"):
+            raw = add.find(AIRSYNCBASE + "Content")
+            if raw is None:
+                raise ComposeError(INVALID_MIME, "a draft attachment without Content")
+            type = (add.findtext(AIRSYNCBASE + "ContentType") or "application/octet-stream").strip()
+            if msg.get_content_maintype() != "multipart":
+                msg.make_mixed()
+            msg.attach(_attachment(type, add.findtext(AIRSYNCBASE + "DisplayName"), element_bytes(raw)))
+    else:
+        raise ComposeError(INVALID_MIME, f"a draft with a body of Type {kind}")
+    if "date" not in msg:
+        msg["Date"] = format_datetime(datetime.now(timezone.utc))
+    try:
+        return msg.as_bytes(policy=email.policy.SMTP)
+    except (ValueError, TypeError, LookupError) as exc:
+        raise ComposeError(INVALID_MIME, f"the draft cannot be written out: {exc}") from exc
