@@ -9,8 +9,10 @@ import pytest
 from lxml import etree
 
 import wbxml
-from tests.conftest import RunningGateway
-from tests.gateway.helpers import A, Phone, collection, deliver, jmap, message, new_user
+from tests.conftest import RunningGateway, running_gateway
+from tests.gateway.helpers import A, Phone, collection, deliver, jmap, message, new_user, post
+from usm.upstream import UpstreamUnavailable
+from usm.upstream.jmap import JMAPUpstream
 
 pytestmark = [pytest.mark.postgres, pytest.mark.upstream]
 M = "{Email:}"
@@ -218,3 +220,55 @@ def test_moveitems_moves_once_with_new_server_ids_and_checks_each_move(gateway: 
     assert _emails(gateway, user)["file me"]["keywords"] == {"$seen": True}
     # Moving it again from the old ServerId fails: the item is no longer there.
     assert _move(phone, (ids["file me"], phone.inbox, archive))[0][1] == "1"
+
+
+class _DiesAfterStoring(JMAPUpstream):
+    """The upstream stores the draft, then the request dies before the commit."""
+
+    async def import_message(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        await super().import_message(*args, **kwargs)
+        raise UpstreamUnavailable("connection lost right after Email/import")
+
+
+def _draft_add(client_id: str, subject: str, to: str) -> etree._Element:
+    add = etree.Element(A + "Add")
+    etree.SubElement(add, A + "ClientId").text = client_id
+    data = etree.SubElement(add, A + "ApplicationData")
+    etree.SubElement(data, M + "To").text = to
+    etree.SubElement(data, M + "Subject").text = subject
+    body = etree.SubElement(data, "{AirSyncBase:}Body")
+    etree.SubElement(body, "{AirSyncBase:}Type").text = "1"
+    etree.SubElement(body, "{AirSyncBase:}Data").text = "draft text"
+    etree.SubElement(data, M + "Read").text = "1"
+    return add
+
+
+def test_a_draft_add_that_dies_after_the_upstream_write_is_not_stored_twice(gateway: RunningGateway) -> None:
+    user = new_user(gateway)
+    phone = Phone(gateway, user, version="16.1")
+    drafts = phone.types["3"]
+    key = phone.sync(collection(drafts, "0")).findtext(f".//{A}SyncKey")
+    key = phone.sync(collection(drafts, key)).findtext(f".//{A}SyncKey")
+    request = _wrap(collection(drafts, key, commands=_commands(_draft_add("d-1", "half written", "x@example.org"))))
+    with running_gateway(gateway.upstream, gateway.database_url,
+                         upstream=_DiesAfterStoring(gateway.upstream)) as dying:
+        answer = post(dying, "Sync", request, device_id=phone.device, user=user, version="16.1",
+                      policy_key=phone.policy_key)
+        assert answer.status_code == 503
+    assert [e["subject"] for e in _emails(gateway, user).values()] == ["half written"]
+    # The phone retries the same request: the stored draft is found, not stored again.
+    tree = wbxml.decode(phone.post("Sync", request).content)
+    [add] = tree.iter(A + "Add")
+    assert add.findtext(A + "Status") == "1" and add.findtext(A + "ClientId") == "d-1"
+    server_id = add.findtext(A + "ServerId")
+    assert [e["subject"] for e in _emails(gateway, user).values()] == ["half written"]
+    # And once more, after the commit (its answer lost): the same ServerId, still one draft.
+    again = wbxml.decode(phone.post("Sync", request).content)
+    assert [a.findtext(A + "ServerId") for a in again.iter(A + "Add")] == [server_id]
+    assert len(_emails(gateway, user)) == 1
+    # A draft Add below 16.0, or outside Drafts, is refused and stores nothing.
+    old = Phone(gateway, user, version="14.1")
+    k = old.sync(collection(old.types["3"], "0")).findtext(f".//{A}SyncKey")
+    tree = old.sync(collection(old.types["3"], k, commands=_commands(_draft_add("d-2", "too old", "y@example.org"))))
+    assert [a.findtext(A + "Status") for a in tree.iterfind(f".//{A}Responses/{A}Add")] == ["6"]
+    assert len(_emails(gateway, user)) == 1
