@@ -77,3 +77,20 @@ def diff(known: dict[int, DeviceFolder], current: dict[int, DeviceFolder]) -> Hi
     updated = [f for sid, f in current.items() if sid in known and known[sid] != f]
     deleted = sorted(sid for sid in known if sid not in current)
     return HierarchyChanges(added, updated, deleted)
+
+
+def descendants(folders: list[Folder], ancestor: str) -> list[Folder]:
+    """The folders below ``ancestor`` (not itself), deepest first: the order
+    in which they can be deleted (JMAP refuses a mailbox that has children)."""
+    by_id = {f.id: f for f in folders}
+
+    def chain(folder: Folder) -> list[str]:
+        out, seen, parent = [], set(), folder.parent_id
+        while parent is not None and parent in by_id and parent not in seen:
+            out.append(parent)
+            seen.add(parent)
+            parent = by_id[parent].parent_id
+        return out
+
+    below = [(f, chain(f)) for f in folders]
+    return [f for f, parents in sorted(below, key=lambda fp: -len(fp[1])) if ancestor in parents]

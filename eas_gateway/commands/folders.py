@@ -23,7 +23,7 @@ from lxml import etree
 from eas_gateway.context import Context
 from eas_gateway.errors import CommandStatus
 from eas_gateway.xml import E, child_text
-from usm import folders
+from usm import folders, hierarchy
 from usm.hierarchy import OUTBOX_UPSTREAM_ID, USER_MAIL, DeviceFolder, eas_type
 from usm.upstream import Folder, FolderRefused, NotFound
 
@@ -68,7 +68,7 @@ async def handle_update(ctx: Context, tree: etree._Element | None) -> etree._Ele
     if folder.role:
         raise CommandStatus(SPECIAL, f"FolderUpdate: {folder.name!r} is a role folder ({folder.role})")
     parent = _parent(fields["ParentId"], by_server_id)
-    if parent == folder.id or _descends(upstream, parent, folder.id):
+    if parent == folder.id or parent in {f.id for f in hierarchy.descendants(upstream, folder.id)}:
         raise CommandStatus(NO_PARENT, "FolderUpdate: a folder cannot move under itself")
     if _sibling(upstream, parent, name, folder.id):
         raise CommandStatus(EXISTS, f"FolderUpdate: a folder {name!r} exists there already")
@@ -88,11 +88,10 @@ async def handle_delete(ctx: Context, tree: etree._Element | None) -> etree._Ele
     key, fields = _parse(tree, "FolderDelete", ("ServerId",))
     upstream, by_server_id = await _hierarchy(ctx, key)
     folder = _existing(fields["ServerId"], by_server_id, upstream)
-    doomed = [f for f in upstream if f.id == folder.id or _descends(upstream, f.id, folder.id)]
+    doomed = [*hierarchy.descendants(upstream, folder.id), folder]  # children first
     if any(f.role for f in doomed):
         raise CommandStatus(SPECIAL, f"FolderDelete: {folder.name!r} holds a role folder")
-    # Children first: JMAP refuses to destroy a mailbox that has children.
-    for victim in sorted(doomed, key=lambda f: -_depth(upstream, f)):
+    for victim in doomed:
         try:
             await ctx.upstream.destroy_folder(ctx.credentials, victim.id)
         except NotFound:
@@ -163,21 +162,6 @@ def _parent(parent_id: str, by_server_id: dict[int, str]) -> str | None:
 def _sibling(upstream: list[Folder], parent: str | None, name: str, other_than: str | None) -> bool:
     return any(f.parent_id == parent and f.name.casefold() == name.casefold() and f.id != other_than
                for f in upstream)
-
-
-def _descends(upstream: list[Folder], folder_id: str | None, ancestor: str) -> bool:
-    by_id = {f.id: f for f in upstream}
-    seen = set()
-    while folder_id in by_id and folder_id not in seen:
-        seen.add(folder_id)
-        folder_id = by_id[folder_id].parent_id
-        if folder_id == ancestor:
-            return True
-    return False
-
-
-def _depth(upstream: list[Folder], folder: Folder) -> int:
-    return sum(1 for f in upstream if _descends(upstream, folder.id, f.id))
 
 
 async def _record(ctx: Context, conn: asyncpg.Connection, key: int, folder: Folder, server_id: int,

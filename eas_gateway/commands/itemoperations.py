@@ -1,9 +1,10 @@
 """ItemOperations (MS-ASCMD 2.2.1.10): Fetch of a mail item by ServerId, and
 of an attachment by FileReference, with body preferences and Range.
 
-EmptyFolderContents and Move belong to the write path (issue 4) and are
-answered with Status 2 in their own element. Each Fetch has its own Status,
-so one bad reference does not fail the rest.
+EmptyFolderContents deletes a folder's messages (and with DeleteSubFolders
+its subfolders). Move is not offered (Status 2 in its own element; phones
+use MoveItems). Each operation has its own Status, so one bad reference does
+not fail the rest.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from eas_gateway.items import email, fetch
 from eas_gateway.items.options import OptionsError
 from eas_gateway.items.options import parse as parse_options
 from eas_gateway.xml import E, child_text
-from usm import collections, folders
-from usm.upstream import NotFound
+from usm import collections, folders, hierarchy
+from usm.upstream import BodyRequest, FolderRefused, NotFound
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +45,52 @@ async def handle(ctx: Context, tree: etree._Element | None) -> etree._Element:
         name = etree.QName(operation).localname
         if name == "Fetch":
             await _fetch(ctx, operation, E(response, I + "Fetch"))
+        elif name == "EmptyFolderContents":
+            await _empty(ctx, operation, E(response, I + "EmptyFolderContents"))
         else:
             log.info("ItemOperations %s is not offered yet (device %s)", name, ctx.line.device_id)
             E(E(response, operation.tag), I + "Status", PROTOCOL_ERROR)
     return root
+
+
+async def _empty(ctx: Context, request: etree._Element, out: etree._Element) -> None:
+    """EmptyFolderContents (MS-ASCMD 2.2.3.56): every message of a mail folder
+    deleted for good (one also filed in another folder only leaves this one),
+    and with DeleteSubFolders its subfolders too. The device learns it through
+    the folder's next Sync (Deletes) and FolderSync."""
+    collection_id = child_text(request, A + "CollectionId") or ""
+    E(out, I + "Status", OK)
+    E(out, A + "CollectionId", collection_id)
+    status = out.find(I + "Status")
+    async with ctx.db.acquire() as conn:
+        found = await folders.upstream_ids(conn, ctx.user, [int(collection_id)]) \
+            if collection_id.isdigit() and len(collection_id) <= 9 else {}
+    folder_id = found.get(int(collection_id)) if found else None
+    if folder_id is None or folder_id.startswith("virtual:"):
+        log.info("ItemOperations EmptyFolderContents: device %s named no mail folder (%r)",
+                 ctx.line.device_id, collection_id)
+        status.text = str(PROTOCOL_ERROR)
+        return
+    _, ids = await ctx.upstream.mail(ctx.credentials).listing(folder_id, None)
+    current = await ctx.upstream.messages(ctx.credentials, ids, BodyRequest()) if ids else {}
+    elsewhere = {uid: {f"mailboxIds/{folder_id}": None} for uid, m in current.items() if len(m.folder_ids) > 1}
+    failed = await ctx.upstream.update_messages(ctx.credentials, elsewhere) if elsewhere else {}
+    failed.update(await ctx.upstream.destroy_messages(ctx.credentials,
+                                                      [uid for uid in current if uid not in elsewhere]))
+    if request.find(f"{I}Options/{I}DeleteSubFolders") is not None:
+        for child in hierarchy.descendants(await ctx.upstream.folders(ctx.credentials), folder_id):
+            if child.role:
+                continue
+            try:
+                await ctx.upstream.destroy_folder(ctx.credentials, child.id)
+            except (NotFound, FolderRefused) as exc:
+                failed[child.id] = str(exc)
+    if failed:
+        log.warning("ItemOperations EmptyFolderContents of %s: the upstream refused %d: %s", folder_id,
+                    len(failed), sorted(failed.items())[:5])
+        status.text = str(SERVER_ERROR)
+    else:
+        log.info("ItemOperations EmptyFolderContents: %d messages of %s deleted", len(current), folder_id)
 
 
 async def _fetch(ctx: Context, request: etree._Element, out: etree._Element) -> None:
