@@ -119,11 +119,12 @@ def test_settings_device_information_is_stored_and_unoffered_parts_say_so(gatewa
     info = etree.SubElement(etree.SubElement(root, S + "DeviceInformation"), S + "Set")
     for name, value in (("Model", "iPhone15,2"), ("OS", "iOS 17.1 21B80"), ("FriendlyName", "Alice’s phone")):
         etree.SubElement(info, S + name).text = value
-    etree.SubElement(etree.SubElement(root, S + "Oof"), S + "Get")
+    password = etree.SubElement(etree.SubElement(root, S + "DevicePassword"), S + "Set")
+    etree.SubElement(password, S + "Password").text = "1234"
     answer = post(gateway, "Settings", root, device_id=device, version="16.1", policy_key=key)
     tree = wbxml.decode(answer.content)
     assert tree.findtext(S + "Status") == "1"
     assert tree.findtext(f"{S}DeviceInformation/{S}Status") == "1"
-    assert tree.findtext(f"{S}Oof/{S}Status") == "2"
+    assert tree.findtext(f"{S}DevicePassword/{S}Status") == "2"
     assert device_information(gateway, device) == {"Model": "iPhone15,2", "OS": "iOS 17.1 21B80",
                                                     "FriendlyName": "Alice’s phone"}
