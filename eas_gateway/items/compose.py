@@ -24,9 +24,9 @@ from email.message import EmailMessage
 from email.parser import BytesParser
 from email.utils import format_datetime, getaddresses, make_msgid
 
-import lxml.html
 from lxml import etree
 
+from eas_gateway.items.email import html_to_text
 from usm.upstream import Address, Identity, Message
 
 
@@ -136,7 +136,7 @@ def _quote(msg: EmailMessage, original: Message, *, forward: bool) -> None:
     header = _header(original, forward=forward)
     plain = msg.get_body(preferencelist=("plain",))
     markup = msg.get_body(preferencelist=("html",))
-    original_text = original.text.text if original.text else _strip(original.html.text if original.html else "")
+    original_text = original.text.text if original.text else html_to_text(original.html.text if original.html else "")
     if original.html and not original.html_is_text:
         original_html = original.html.text
     else:
@@ -170,15 +170,6 @@ def _header(original: Message, *, forward: bool) -> str:
 
 def _names(addresses: list[Address]) -> str:
     return ", ".join(f"{a.name} <{a.email}>" if a.name else a.email for a in addresses)
-
-
-def _strip(markup: str) -> str:
-    if not markup.strip():
-        return ""
-    try:
-        return lxml.html.fromstring(markup).text_content()
-    except (etree.ParserError, ValueError):
-        return markup
 
 
 AIRSYNCBASE, EMAIL, EMAIL2 = "{AirSyncBase:}", "{Email:}", "{Email2:}"

@@ -232,7 +232,7 @@ def _representation(message: Message, kind: int) -> tuple[str, bool, int]:
         return "", True, 0
     if source is own and not converted:
         return source.text, not source.truncated, source.size
-    text = _to_html(source.text) if kind == HTML else _to_text(source.text)
+    text = _to_html(source.text) if kind == HTML else html_to_text(source.text)
     return text, not source.truncated, source.size
 
 
@@ -240,7 +240,8 @@ def _to_html(text: str) -> str:
     return "<html><body><pre>" + html.escape(text) + "</pre></body></html>"
 
 
-def _to_text(markup: str) -> str:
+def html_to_text(markup: str) -> str:
+    """The text of an HTML body (for a phone that wants plain text, or a quoted original)."""
     if not markup.strip():
         return ""
     try:

@@ -139,6 +139,15 @@ A = "{AirSync:}"
 B = "{AirSyncBase:}"
 
 
+def emails(gw: RunningGateway, user: str) -> dict[str, dict[str, Any]]:
+    """subject -> the user's JMAP Email (id, keywords, mailboxIds, blobId), read upstream."""
+    [(_, _, _), (_, got, _)] = jmap(gw, [
+        ["Email/query", {"limit": 1000}, "q"],
+        ["Email/get", {"#ids": {"resultOf": "q", "name": "Email/query", "path": "/ids"},
+                       "properties": ["subject", "keywords", "mailboxIds", "blobId"]}, "g"]], user=user)
+    return {e["subject"]: e for e in got["list"]}
+
+
 def relayed(gw: RunningGateway, subject: str) -> list[tuple[dict[str, Any], bytes]]:
     """(envelope, message) of everything the upstream handed to the SMTP relay with this
     subject (scripts/smtp-relay.py keeps every message)."""

@@ -13,17 +13,11 @@ import pytest
 from pyactivesync import EmailChange, FolderType
 
 from tests.conftest import RunningGateway
-from tests.gateway.helpers import deliver, jmap, message, new_device_id, new_user, pyactivesync_client, relayed
+from tests.gateway.helpers import (deliver, jmap, message, new_device_id, new_user, pyactivesync_client,
+                                   relayed)
+from tests.gateway.helpers import emails as upstream_emails
 
 pytestmark = [pytest.mark.postgres, pytest.mark.upstream]
-
-
-def _emails(gw: RunningGateway, user: str) -> dict[str, dict]:
-    [(_, _, _), (_, got, _)] = jmap(gw, [
-        ["Email/query", {"limit": 1000}, "q"],
-        ["Email/get", {"#ids": {"resultOf": "q", "name": "Email/query", "path": "/ids"},
-                       "properties": ["subject", "keywords", "mailboxIds", "blobId"]}, "g"]], user=user)
-    return {e["subject"]: e for e in got["list"]}
 
 
 def _boxes(gw: RunningGateway, user: str) -> dict[str, dict]:
@@ -48,7 +42,7 @@ def test_every_write_operation_of_pyactivesync(gateway: RunningGateway) -> None:
             EmailChange(ids["delete me"], delete=True)])
         assert set(changes.statuses.values()) == {"1"}
         key = changes.sync_key
-        emails = _emails(gateway, alice)
+        emails = upstream_emails(gateway, alice)
         assert emails["read me"]["keywords"] == {"$seen": True}
         assert emails["flag me"]["keywords"] == {"$flagged": True}
         trash = next(b["id"] for b in _boxes(gateway, alice).values() if b["role"] == "trash")
@@ -56,7 +50,7 @@ def test_every_write_operation_of_pyactivesync(gateway: RunningGateway) -> None:
         # Unread and unflag.
         key = client.apply_email_changes(inbox.id, key, [EmailChange(ids["read me"], read=False),
                                                          EmailChange(ids["flag me"], flagged=False)]).sync_key
-        emails = _emails(gateway, alice)
+        emails = upstream_emails(gateway, alice)
         assert emails["read me"]["keywords"] == {} and emails["flag me"]["keywords"] == {}
         after = client.sync_folder(inbox.id, key)
         assert not after.added and not after.changed and not after.deleted  # no echo
@@ -70,9 +64,9 @@ def test_every_write_operation_of_pyactivesync(gateway: RunningGateway) -> None:
         assert "Belege 2026" not in boxes and "Belege – alt" in boxes
         new_id = client.move_item(ids["move me"], inbox.id, folder.id)
         assert new_id.startswith(f"{folder.id}:")
-        assert _emails(gateway, alice)["move me"]["mailboxIds"] == {boxes["Belege – alt"]["id"]: True}
+        assert upstream_emails(gateway, alice)["move me"]["mailboxIds"] == {boxes["Belege – alt"]["id"]: True}
         client.delete_folder(folder.id)
-        assert "Belege – alt" not in _boxes(gateway, alice) and "move me" not in _emails(gateway, alice)
+        assert "Belege – alt" not in _boxes(gateway, alice) and "move me" not in upstream_emails(gateway, alice)
 
         # A draft with an attachment, created once even when the same ClientId comes again.
         draft_key = client.sync_folder(drafts.id, "0").sync_key
@@ -86,7 +80,7 @@ def test_every_write_operation_of_pyactivesync(gateway: RunningGateway) -> None:
         assert added.status == "1" and added.server_id.startswith(f"{drafts.id}:")
         again = client.create_email_draft(drafts.id, added.sync_key, draft, client_id="draft-1")
         assert again.server_id == added.server_id
-        stored = [e for e in _emails(gateway, alice).values() if e["subject"] == "Entwurf mit Anhang"]
+        stored = [e for e in upstream_emails(gateway, alice).values() if e["subject"] == "Entwurf mit Anhang"]
         assert len(stored) == 1 and stored[0]["keywords"].get("$draft") and stored[0]["keywords"].get("$flagged")
         assert not client.sync_folder(drafts.id, again.sync_key).added  # no echo of the draft
 
@@ -99,11 +93,11 @@ def test_every_write_operation_of_pyactivesync(gateway: RunningGateway) -> None:
         client.send_mail(mail, client_id="send-1")
         client.send_mail(mail, client_id="send-1")  # a retry sends nothing more
     assert len(relayed(gateway, subject)) == 1
-    received = _emails(gateway, bob)[subject]
+    received = upstream_emails(gateway, bob)[subject]
     raw = httpx.get(f"{gateway.upstream}/jmap/download/{bob}/{received['blobId']}/m",
                     auth=(bob, bob.split("@")[0])).content
     got = BytesParser(policy=email.policy.default).parsebytes(raw)
     [part] = list(got.iter_attachments())
     assert part.get_filename() == "angebot.pdf" and part.get_content() == pdf
-    assert subject in [e["subject"] for e in _emails(gateway, alice).values()
+    assert subject in [e["subject"] for e in upstream_emails(gateway, alice).values()
                        if next(iter(e["mailboxIds"])) == _boxes(gateway, alice)["Sent"]["id"]]

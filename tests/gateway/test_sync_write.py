@@ -11,20 +11,12 @@ from lxml import etree
 import wbxml
 from tests.conftest import RunningGateway, running_gateway
 from tests.gateway.helpers import A, Phone, collection, deliver, jmap, message, new_user, post
+from tests.gateway.helpers import emails as upstream_emails
 from usm.upstream import UpstreamUnavailable
 from usm.upstream.jmap import JMAPUpstream
 
 pytestmark = [pytest.mark.postgres, pytest.mark.upstream]
 M = "{Email:}"
-
-
-def _emails(gw: RunningGateway, user: str) -> dict[str, dict]:
-    """subject -> JMAP Email (id, keywords, mailboxIds)."""
-    [(_, _, _), (_, got, _)] = jmap(gw, [
-        ["Email/query", {"limit": 1000}, "q"],
-        ["Email/get", {"#ids": {"resultOf": "q", "name": "Email/query", "path": "/ids"},
-                       "properties": ["subject", "keywords", "mailboxIds"]}, "g"]], user=user)
-    return {e["subject"]: e for e in got["list"]}
 
 
 def _roles(gw: RunningGateway, user: str) -> dict[str, str]:
@@ -83,7 +75,7 @@ def test_read_flag_and_categories_reach_the_upstream_without_an_echo(gateway: Ru
     assert new_key == str(int(key) + 1) and tree.findtext(f".//{A}Status") == "1"
     # Success is silent (MS-ASCMD: Responses only for failed Changes), and no echo.
     assert tree.find(f".//{A}Responses") is None and tree.find(f".//{A}Commands") is None
-    emails = _emails(gateway, user)
+    emails = upstream_emails(gateway, user)
     assert emails["one"]["keywords"].get("$seen") and not emails["one"]["keywords"].get("$flagged")
     assert emails["two"]["keywords"].get("$flagged") and not emails["two"]["keywords"].get("$seen")
     assert {k for k in emails["three"]["keywords"] if not k.startswith("$")} == {"work&20items",
@@ -102,7 +94,7 @@ def test_read_flag_and_categories_reach_the_upstream_without_an_echo(gateway: Ru
     tree = phone.sync(collection(phone.inbox, new_key, commands=_commands(
         _change(ids["one"], read=0), _change(ids["two"], flag=0), _change(ids["three"], categories=[]))))
     assert tree.findtext(f".//{A}Status") == "1"
-    emails = _emails(gateway, user)
+    emails = upstream_emails(gateway, user)
     assert set(emails["one"]["keywords"]) == set() and set(emails["two"]["keywords"]) == set()
     assert set(emails["three"]["keywords"]) == set()
 
@@ -117,7 +109,7 @@ def test_delete_moves_to_trash_or_destroys_and_unknown_items_fail_alone(gateway:
     responses = {(etree.QName(r).localname, r.findtext(A + "ServerId")): r.findtext(A + "Status")
                  for r in tree.find(f".//{A}Responses")}
     assert responses == {("Delete", f"{phone.inbox}:999999"): "8", ("Change", "nonsense"): "8"}
-    emails = _emails(gateway, user)
+    emails = upstream_emails(gateway, user)
     assert emails["to trash"]["mailboxIds"] == {roles["trash"]: True}
     assert emails["keep"]["keywords"] == {"$seen": True}
     # DeletesAsMoves 0: destroyed for good.
@@ -126,18 +118,18 @@ def test_delete_moves_to_trash_or_destroys_and_unknown_items_fail_alone(gateway:
     c.insert(2, c[-1])  # DeletesAsMoves comes before Commands (MS-ASCMD 2.2.3.45)
     tree = phone.sync(c)
     assert tree.findtext(f".//{A}Status") == "1" and tree.find(f".//{A}Responses") is None
-    assert "destroy" not in _emails(gateway, user)
+    assert "destroy" not in upstream_emails(gateway, user)
     key = tree.findtext(f".//{A}SyncKey")
     assert phone.sync(collection(phone.inbox, key)).find(f".//{A}Commands") is None
 
 
 def test_conflict_server_wins_per_field_and_the_phone_learns_the_server_value(gateway: RunningGateway) -> None:
     phone, user, key, ids = _synced(gateway, ["contested"])
-    uid = _emails(gateway, user)["contested"]["id"]
+    uid = upstream_emails(gateway, user)["contested"]["id"]
     # Upstream (another client) flags it; the phone, not knowing, marks it read and unflags it.
     jmap(gateway, [["Email/set", {"update": {uid: {"keywords/$flagged": True}}}, "0"]], user=user)
     tree = phone.sync(collection(phone.inbox, key, commands=_commands(_change(ids["contested"], read=1, flag=0))))
-    emails = _emails(gateway, user)
+    emails = upstream_emails(gateway, user)
     # Read merged (the server did not touch it); the flag stays the server's.
     assert emails["contested"]["keywords"] == {"$seen": True, "$flagged": True}
     # The same response, or the next, tells the phone the server's flag.
@@ -151,7 +143,7 @@ def test_conflict_server_wins_per_field_and_the_phone_learns_the_server_value(ga
 
 def test_conflict_client_wins_when_the_collection_asks(gateway: RunningGateway) -> None:
     phone, user, key, ids = _synced(gateway, ["mine"])
-    uid = _emails(gateway, user)["mine"]["id"]
+    uid = upstream_emails(gateway, user)["mine"]["id"]
     jmap(gateway, [["Email/set", {"update": {uid: {"keywords/$flagged": True}}}, "0"]], user=user)
     c = collection(phone.inbox, key, commands=_commands(_change(ids["mine"], flag=0)))
     opts = etree.Element(A + "Options")
@@ -159,7 +151,7 @@ def test_conflict_client_wins_when_the_collection_asks(gateway: RunningGateway) 
     c.insert(2, opts)
     tree = phone.sync(c)
     assert tree.findtext(f".//{A}Status") == "1"
-    assert _emails(gateway, user)["mine"]["keywords"] == {}
+    assert upstream_emails(gateway, user)["mine"]["keywords"] == {}
     assert tree.find(f".//{A}Commands") is None
 
 
@@ -168,11 +160,11 @@ def test_a_lost_answer_is_replayed_and_the_change_is_not_applied_twice(gateway: 
     request = collection(phone.inbox, key, commands=_commands(_change(ids["once"], read=1)))
     first = phone.post("Sync", _wrap(request)).content
     # Meanwhile someone marks it unread upstream; the phone resends the same request.
-    uid = _emails(gateway, user)["once"]["id"]
+    uid = upstream_emails(gateway, user)["once"]["id"]
     jmap(gateway, [["Email/set", {"update": {uid: {"keywords/$seen": None}}}, "0"]], user=user)
     second = phone.post("Sync", _wrap(request)).content
     assert second == first
-    assert _emails(gateway, user)["once"]["keywords"] == {}  # the replay wrote nothing
+    assert upstream_emails(gateway, user)["once"]["keywords"] == {}  # the replay wrote nothing
 
 
 def _wrap(c: etree._Element) -> etree._Element:
@@ -210,14 +202,14 @@ def test_moveitems_moves_once_with_new_server_ids_and_checks_each_move(gateway: 
     assert status == {(ids["file me"], "3"), (ids["stay"], "2"), (ids["stay"], "4"),
                       (f"{phone.inbox}:424242", "1"), (ids["stay"], "1")}
     roles = _roles(gateway, user)
-    assert _emails(gateway, user)["file me"]["mailboxIds"] == {roles["archive"]: True}
+    assert upstream_emails(gateway, user)["file me"]["mailboxIds"] == {roles["archive"]: True}
     # Neither folder sends the move back.
     assert phone.sync(collection(phone.inbox, key)).find(f".//{A}Commands") is None
     assert phone.sync(collection(archive, archive_key)).find(f".//{A}Commands") is None
     # The new ServerId names the item: a Change through it works.
     tree = phone.sync(collection(archive, archive_key, commands=_commands(_change(answers[0][2], read=1))))
     assert tree.find(f".//{A}Responses") is None
-    assert _emails(gateway, user)["file me"]["keywords"] == {"$seen": True}
+    assert upstream_emails(gateway, user)["file me"]["keywords"] == {"$seen": True}
     # Moving it again from the old ServerId fails: the item is no longer there.
     assert _move(phone, (ids["file me"], phone.inbox, archive))[0][1] == "1"
 
@@ -255,20 +247,20 @@ def test_a_draft_add_that_dies_after_the_upstream_write_is_not_stored_twice(gate
         answer = post(dying, "Sync", request, device_id=phone.device, user=user, version="16.1",
                       policy_key=phone.policy_key)
         assert answer.status_code == 503
-    assert [e["subject"] for e in _emails(gateway, user).values()] == ["half written"]
+    assert [e["subject"] for e in upstream_emails(gateway, user).values()] == ["half written"]
     # The phone retries the same request: the stored draft is found, not stored again.
     tree = wbxml.decode(phone.post("Sync", request).content)
     [add] = tree.iter(A + "Add")
     assert add.findtext(A + "Status") == "1" and add.findtext(A + "ClientId") == "d-1"
     server_id = add.findtext(A + "ServerId")
-    assert [e["subject"] for e in _emails(gateway, user).values()] == ["half written"]
+    assert [e["subject"] for e in upstream_emails(gateway, user).values()] == ["half written"]
     # And once more, after the commit (its answer lost): the same ServerId, still one draft.
     again = wbxml.decode(phone.post("Sync", request).content)
     assert [a.findtext(A + "ServerId") for a in again.iter(A + "Add")] == [server_id]
-    assert len(_emails(gateway, user)) == 1
+    assert len(upstream_emails(gateway, user)) == 1
     # A draft Add below 16.0, or outside Drafts, is refused and stores nothing.
     old = Phone(gateway, user, version="14.1")
     k = old.sync(collection(old.types["3"], "0")).findtext(f".//{A}SyncKey")
     tree = old.sync(collection(old.types["3"], k, commands=_commands(_draft_add("d-2", "too old", "y@example.org"))))
     assert [a.findtext(A + "Status") for a in tree.iterfind(f".//{A}Responses/{A}Add")] == ["6"]
-    assert len(_emails(gateway, user)) == 1
+    assert len(upstream_emails(gateway, user)) == 1
