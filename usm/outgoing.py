@@ -30,6 +30,7 @@ class Outgoing:
     marker: str
     state: str
     email_id: str | None
+    fresh: bool  # recorded by this request: nothing of it can be upstream yet
 
 
 def marker(user: str, device_id: str, client_id: str) -> str:
@@ -43,9 +44,9 @@ async def begin(conn: asyncpg.Connection, user: str, device_id: str, client_id: 
     row = await conn.fetchrow(
         "INSERT INTO outgoing_mail (user_name, device_id, client_id, marker, state) VALUES ($1, $2, $3, $4,"
         " 'sending') ON CONFLICT (user_name, device_id, client_id) DO UPDATE SET client_id = EXCLUDED.client_id"
-        " RETURNING client_id, marker, state, email_id",
+        " RETURNING client_id, marker, state, email_id, (xmax = 0) AS fresh",
         user, device_id, client_id, marker(user, device_id, client_id))
-    return Outgoing(row["client_id"], row["marker"], row["state"], row["email_id"])
+    return Outgoing(row["client_id"], row["marker"], row["state"], row["email_id"], row["fresh"])
 
 
 async def stored(conn: asyncpg.Connection, user: str, device_id: str, client_id: str, email_id: str) -> None:

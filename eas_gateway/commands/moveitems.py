@@ -38,27 +38,26 @@ async def handle(ctx: Context, tree: etree._Element | None) -> etree._Element:
     if not moves or len(moves) > MAX_MOVES:
         raise CommandStatus(INVALID_XML, f"MoveItems with {len(moves)} Move elements")
     numbers = {int(f) for _, s, d in moves for f in (s, d) if f.isdigit() and len(f) <= 9}
-    async with ctx.db.acquire() as conn:
-        upstream_folders = await folders.upstream_ids(conn, ctx.user, sorted(numbers))
     statuses: dict[int, tuple[int, str | None]] = {}  # index -> (Status, DstMsgId)
     wanted: dict[int, tuple[int, int, int, str]] = {}  # index -> (source, item, destination, upstream id)
-    for index, (message_id, source, destination) in enumerate(moves):
-        src = int(source) if source.isdigit() and len(source) <= 9 else None
-        dst = int(destination) if destination.isdigit() and len(destination) <= 9 else None
-        number = collections.item_number(src, message_id) if src is not None else None
-        if src not in upstream_folders or number is None:
-            statuses[index] = (BAD_SOURCE, None)
-        elif dst not in upstream_folders or upstream_folders[dst] == OUTBOX_UPSTREAM_ID:
-            statuses[index] = (BAD_DESTINATION, None)
-        elif src == dst:
-            statuses[index] = (SAME_FOLDER, None)
-        else:
-            async with ctx.db.acquire() as conn:
-                uid = await collections.item(conn, ctx.user, ctx.line.device_id, src, number)
-            if uid is None:
+    async with ctx.db.acquire() as conn:  # no upstream call while it is held
+        upstream_folders = await folders.upstream_ids(conn, ctx.user, sorted(numbers))
+        for index, (message_id, source, destination) in enumerate(moves):
+            src = int(source) if source.isdigit() and len(source) <= 9 else None
+            dst = int(destination) if destination.isdigit() and len(destination) <= 9 else None
+            number = collections.item_number(src, message_id) if src is not None else None
+            if src not in upstream_folders or number is None:
                 statuses[index] = (BAD_SOURCE, None)
+            elif dst not in upstream_folders or upstream_folders[dst] == OUTBOX_UPSTREAM_ID:
+                statuses[index] = (BAD_DESTINATION, None)
+            elif src == dst:
+                statuses[index] = (SAME_FOLDER, None)
             else:
-                wanted[index] = (src, number, dst, uid)
+                uid = await collections.item(conn, ctx.user, ctx.line.device_id, src, number)
+                if uid is None:
+                    statuses[index] = (BAD_SOURCE, None)
+                else:
+                    wanted[index] = (src, number, dst, uid)
     current = await ctx.upstream.messages(ctx.credentials, [w[3] for w in wanted.values()], BodyRequest()) \
         if wanted else {}
     patches = {}
@@ -70,15 +69,15 @@ async def handle(ctx: Context, tree: etree._Element | None) -> etree._Element:
             continue
         patches[uid] = {f"mailboxIds/{upstream_folders[src]}": None, f"mailboxIds/{upstream_folders[dst]}": True}
     failed = await ctx.upstream.update_messages(ctx.credentials, patches) if patches else {}
-    for index, (src, number, dst, uid) in wanted.items():
-        if uid in failed:
-            log.warning("MoveItems: upstream refused to move %s: %s", uid, failed[uid])
-            statuses[index] = (BAD_SOURCE if failed[uid] == "notFound" else FAILED, None)
-            continue
-        async with ctx.db.acquire() as conn:
+    async with ctx.db.acquire() as conn:
+        for index, (src, number, dst, uid) in wanted.items():
+            if uid in failed:
+                log.warning("MoveItems: upstream refused to move %s: %s", uid, failed[uid])
+                statuses[index] = (BAD_SOURCE if failed[uid] == "notFound" else FAILED, None)
+                continue
             new = await collections.move_item(conn, ctx.user, ctx.line.device_id, src, number, dst, uid,
                                               keywords_version(current[uid].keywords))
-        statuses[index] = (MOVED, collections.server_id(dst, new))
+            statuses[index] = (MOVED, collections.server_id(dst, new))
     root = E(None, MV + "MoveItems")
     for index, (message_id, _, _) in enumerate(moves):
         status, new_id = statuses[index]

@@ -108,7 +108,8 @@ async def _send(ctx: Context, request: Request) -> bytes:
     except compose.ComposeError as exc:
         log.info("%s: device %s, ClientId %r: %s", request.kind, device, request.client_id, exc)
         raise CommandStatus(exc.status, str(exc)) from exc
-    email_id, already_sent = await _stored_copy(upstream, creds, record.marker)
+    # Only a retry can find a copy stored before: a fresh record skips the look-up.
+    email_id, already_sent = (None, False) if record.fresh else await _stored_copy(upstream, creds, record.marker)
     if email_id is None:
         email_id = await upstream.import_message(creds, prepared.raw, drafts, {"$draft", "$seen", record.marker})
         async with ctx.db.acquire() as conn:
