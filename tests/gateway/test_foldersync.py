@@ -34,6 +34,7 @@ def _adds(tree: etree._Element) -> dict[str, str]:
 
 def _create_mailbox(gw: RunningGateway, name: str, parent: str | None = None) -> str:
     [(_, result, _)] = jmap(gw, [["Mailbox/set", {"create": {"m": {"name": name, "parentId": parent}}}, "0"]])
+    assert result.get("created"), f"Mailbox/set create refused: {result.get('notCreated')}"
     return str(result["created"]["m"]["id"])
 
 
