@@ -50,7 +50,7 @@ log = logging.getLogger("eas_gateway.request")
 
 WBXML_TYPE = "application/vnd.ms-sync.wbxml"
 # MS-ASCMD 2.2.2: Status codes shared by all commands.
-DEVICE_NOT_PROVISIONED, INVALID_POLICY_KEY = 142, 144
+REMOTE_WIPE_REQUESTED, DEVICE_NOT_PROVISIONED, INVALID_POLICY_KEY = 140, 142, 144
 
 
 class Gateway:
@@ -125,6 +125,7 @@ class Gateway:
             device = await devices.touch(conn, account_user, line.device_id, line.device_type,
                                          request.headers.get("user-agent"), version)
         if line.command not in WITHOUT_POLICY:
+            _check_wipe(device, version)
             _check_policy(device, line, version)
         ctx = Context(line=line, version=version, credentials=credentials, user=account_user,
                       device=device, db=self.db, upstream=self.upstream, settings=self.settings,
@@ -163,6 +164,17 @@ class Gateway:
             raise PayloadTooLarge(f"WBXML body: {exc}") from exc
         except wbxml.WBXMLError as exc:
             raise BadRequest(f"malformed WBXML body: {exc}") from exc
+
+
+def _check_wipe(device: devices.Device, version: str) -> None:
+    """A device an admin asked to wipe gets nothing but the way to Provision,
+    which carries the directive (MS-ASPROV 3.1.5.1: 449 below 14.0, else Status 140)."""
+    if device.wipe_kind is None:
+        return
+    reason = f"{device.wipe_kind} wipe requested by an admin"
+    if float(version) < 14.0:
+        raise NeedsProvisioning(reason)
+    raise CommandStatus(REMOTE_WIPE_REQUESTED, reason)
 
 
 def _check_policy(device: devices.Device, line: ashttp.RequestLine, version: str) -> None:

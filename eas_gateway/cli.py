@@ -1,13 +1,17 @@
-"""eas-gateway command line: serve, db upgrade."""
+"""eas-gateway command line: serve, db upgrade, admin."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import logging
+from dataclasses import fields
 from pathlib import Path
 
+from eas_gateway.admin import cli as admin_cli
 from eas_gateway.config import Settings
+
+_SETTINGS = {f.name for f in fields(Settings)}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -21,14 +25,17 @@ def main(argv: list[str] | None = None) -> None:
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True)
     _common(db_sub.add_parser("upgrade", help="apply the migrations in sql/"))
+    admin_cli.add_parser(sub, _common)
     args = parser.parse_args(argv)
-    overrides = {k: v for k, v in vars(args).items() if k not in ("command", "db_command")}
+    overrides = {k: v for k, v in vars(args).items() if k in _SETTINGS}
     settings = Settings.from_env(**overrides)
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     # One line per upstream HTTP call is too much at INFO; failures are logged by the gateway.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     if args.command == "serve":
         _serve(settings)
+    elif args.command == "admin":
+        raise SystemExit(asyncio.run(admin_cli.run(args, _database_url(settings))))
     else:
         asyncio.run(_upgrade(settings))
 
@@ -52,10 +59,15 @@ def _serve(settings: Settings) -> None:
 async def _upgrade(settings: Settings) -> None:
     from usm import database
 
-    url = settings.database_url or database.embedded_url(settings.state_dir)
-    pool = await database.connect(url, min_size=1, max_size=1)
+    pool = await database.connect(_database_url(settings), min_size=1, max_size=1)
     await pool.close()
     logging.getLogger("eas_gateway").info("database schema is up to date")
+
+
+def _database_url(settings: Settings) -> str:
+    from usm import database
+
+    return settings.database_url or database.embedded_url(settings.state_dir)
 
 
 if __name__ == "__main__":

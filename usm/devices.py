@@ -23,6 +23,7 @@ class Device:
     device_type: str
     policy_key: int | None
     pending_policy_key: int | None
+    wipe_kind: str | None = None  # "device" or "account": an admin asked for a remote wipe
 
 
 def new_policy_key() -> int:
@@ -44,7 +45,7 @@ async def touch(conn: asyncpg.Connection, user: str, device_id: str, device_type
                user_agent = COALESCE(EXCLUDED.user_agent, devices.user_agent),
                protocol_version = COALESCE(EXCLUDED.protocol_version, devices.protocol_version),
                last_seen = now()
-        RETURNING user_name, device_id, device_type, policy_key, pending_policy_key
+        RETURNING user_name, device_id, device_type, policy_key, pending_policy_key, wipe_kind
         """,
         user, device_id, device_type, user_agent, version,
     )
@@ -92,6 +93,13 @@ async def acknowledge_policy(conn: asyncpg.Connection, user: str, device_id: str
             user, device_id, final,
         )
         return final
+
+
+async def acknowledge_wipe(conn: asyncpg.Connection, user: str, device_id: str, status: int) -> None:
+    """Record the phone's answer to the wipe directive (MS-ASPROV 3.2.5.1.2.2)."""
+    await conn.execute(
+        "UPDATE devices SET wipe_status = $3, wipe_acknowledged_at = now()"
+        " WHERE user_name = $1 AND device_id = $2 AND wipe_kind IS NOT NULL", user, device_id, status)
 
 
 # Requests a phone may later send without their parameters, meaning "the same

@@ -52,6 +52,10 @@ async def handle(ctx: Context, tree: etree._Element | None) -> etree._Element:
     # a change after that poll is found by the check below or wakes the wait.
     seen = ctx.push.known_state(ctx.user) or await source.state()
     while True:
+        if not await _hierarchy_known(ctx):
+            # An admin reset the device (usm.admin): FolderSync first, which starts it over.
+            log.info("Ping: device %s has no hierarchy state; asking for a FolderSync", ctx.line.device_id)
+            return _answer(HIERARCHY)
         changed = await _changed(ctx, upstream_ids, seen)
         if changed:
             root = _answer(CHANGES)
@@ -93,6 +97,11 @@ async def _request(ctx: Context, tree: etree._Element | None) -> tuple[int, list
             await devices.remember_request(conn, ctx.user, ctx.line.device_id, "Ping",
                                            {"interval": interval, "folders": folder_ids})
     return interval, folder_ids
+
+
+async def _hierarchy_known(ctx: Context) -> bool:
+    async with ctx.db.acquire() as conn:
+        return (await folders.state(conn, ctx.user, ctx.line.device_id)).sync_key > 0
 
 
 async def _changed(ctx: Context, upstream_ids: dict[int, str], seen: str | None) -> list[int]:

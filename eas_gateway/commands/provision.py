@@ -4,6 +4,10 @@ Phase 1: the phone asks for MS-EAS-Provisioning-WBXML and gets the policy
 document with a temporary key. Phase 2: it acknowledges that key (Status 1)
 and gets the final key. The policy asks for nothing: the gateway has no
 device policy of its own to enforce yet.
+
+A device an admin asked to wipe (usm.admin) gets the RemoteWipe directive, or
+AccountOnlyRemoteWipe at 16.1, instead of a policy, whatever it asks for; its
+acknowledgement is recorded for the admin (MS-ASPROV 3.2.5.1.2).
 """
 
 from __future__ import annotations
@@ -37,9 +41,17 @@ _POLICY_SETTINGS = (
 )
 
 
+# MS-ASPROV 2.2.2.54.3: the phone's report in its wipe acknowledgement.
+WIPE_DONE = 1
+# The directive element per wipe kind (2.2.2.45 RemoteWipe, 2.2.2.1 AccountOnlyRemoteWipe).
+WIPE_ELEMENTS = {"device": "RemoteWipe", "account": "AccountOnlyRemoteWipe"}
+
+
 async def handle(ctx: Context, tree: etree._Element | None) -> etree._Element:
     if tree is None or tree.tag != P + "Provision":
         raise CommandStatus(2, "Provision request without a Provision element")
+    if ctx.device.wipe_kind is not None:
+        return await _wipe(ctx, tree, ctx.device.wipe_kind)
     response = E(None, P + "Provision")
     E(response, P + "Status", 1)
     info = tree.find(S + "DeviceInformation")
@@ -72,6 +84,30 @@ async def handle(ctx: Context, tree: etree._Element | None) -> etree._Element:
         return response
     E(out, P + "Status", POLICY_OK)
     E(out, P + "PolicyKey", final)
+    return response
+
+
+async def _wipe(ctx: Context, tree: etree._Element, kind: str) -> etree._Element:
+    element = WIPE_ELEMENTS[kind]
+    if kind == "account" and ctx.version != "16.1":
+        # A RemoteWipe in its place would erase the whole phone.
+        raise CommandStatus(2, f"account-only wipe pending, but the device speaks {ctx.version}, not 16.1")
+    response = E(None, P + "Provision")
+    ack = tree.find(f"{P}{element}/{P}Status")
+    if ack is None:
+        log.warning("Provision: sending the %s directive to device %s of %s", element, ctx.line.device_id, ctx.user)
+        E(response, P + "Status", POLICY_OK)
+        E(response, P + element)
+        return response
+    reported = int(ack.text) if (ack.text or "").strip() in ("1", "2") else 2
+    async with ctx.db.acquire() as conn:
+        await devices.acknowledge_wipe(conn, ctx.user, ctx.line.device_id, reported)
+    log.warning("Provision: device %s of %s acknowledged the %s directive with Status %d", ctx.line.device_id,
+                ctx.user, element, reported)
+    # MS-ASPROV 3.2.5.1.2.2: success -> Status 1; failure -> Status 2 and the directive again.
+    E(response, P + "Status", POLICY_OK if reported == WIPE_DONE else 2)
+    if reported != WIPE_DONE:
+        E(response, P + element)
     return response
 
 

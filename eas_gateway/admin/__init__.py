@@ -1,0 +1,1 @@
+"""What operators use: the `eas-gateway admin` commands and the admin web page."""

@@ -1,0 +1,130 @@
+"""`eas-gateway admin ...`: look after devices from the shell.
+
+Each subcommand is one call of usm.admin, printed as a table (or JSON with
+--json). Errors name what was not found and exit with status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from usm import admin, database
+
+LIST_COLUMNS = ("user_name", "device_id", "device_type", "protocol_version", "last_seen", "policy", "wipe",
+                "user_agent")
+
+
+def add_parser(sub: argparse._SubParsersAction, common: Callable[[argparse.ArgumentParser], None]) -> None:
+    parser = sub.add_parser("admin", help="look after devices (list, reset, wipe)")
+    cmds = parser.add_subparsers(dest="admin_command", required=True)
+
+    def command(name: str, help: str, *, user: bool = True, device: bool = True) -> argparse.ArgumentParser:
+        p = cmds.add_parser(name, help=help)
+        common(p)
+        p.add_argument("--json", action="store_true", help="print JSON")
+        if user:
+            p.add_argument("user", help="the user's name as the upstream knows it (e.g. alice@example.com)")
+        if device:
+            p.add_argument("device", help="the DeviceId the phone sends")
+        return p
+
+    listing = command("devices", "list devices, of one user or all", user=False, device=False)
+    listing.add_argument("user", nargs="?", help="only this user's devices")
+    command("device", "one device with its folders and sync keys")
+    wipe = command("wipe", "ask the device to wipe itself at its next request")
+    wipe.add_argument("--account-only", action="store_true",
+                      help="wipe only this account's data (EAS 16.1 AccountOnlyRemoteWipe)")
+    command("cancel-wipe", "withdraw a wipe request not yet carried out")
+    command("reset-device", "the device fetches its folders and items again")
+    command("reset-user", "every device of the user fetches everything again", device=False)
+    command("remove-device", "forget the device; it provisions and syncs again as new")
+    resync = command("resync-folder", "the folder is synced again from scratch", device=False)
+    resync.add_argument("folder", help="the folder's ServerId or name")
+    resync.add_argument("--device", help="only on this device (default: all the user's devices)")
+
+
+async def run(args: argparse.Namespace, database_url: str) -> int:
+    # Through database.connect: the schema (and so the reset functions) is brought up to date first.
+    pool = await database.connect(database_url, min_size=1, max_size=1)
+    try:
+        async with pool.acquire() as conn:
+            result = await _ACTIONS[args.admin_command](conn, args)
+    except admin.AdminError as exc:
+        print(f"eas-gateway admin {args.admin_command}: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        await pool.close()
+    if args.json:
+        print(json.dumps(result, default=_jsonable, indent=2))
+    elif isinstance(result, str):
+        print(result)
+    return 0
+
+
+async def _devices(conn: asyncpg.Connection, args: argparse.Namespace) -> Any:
+    rows = await admin.list_devices(conn, args.user)
+    return rows if args.json else _table(rows, LIST_COLUMNS)
+
+
+async def _device(conn: asyncpg.Connection, args: argparse.Namespace) -> Any:
+    device, folders = await admin.show_device(conn, args.user, args.device)
+    if args.json:
+        return {"device": device, "folders": [f.__dict__ for f in folders]}
+    lines = [f"{k}: {_text(v)}" for k, v in device.items()]
+    lines += ["", _table([f.__dict__ for f in folders], ("server_id", "name", "folder_type", "sync_key", "items",
+                                                          "pending"))]
+    return "\n".join(lines)
+
+
+async def _mutate(conn: asyncpg.Connection, args: argparse.Namespace) -> Any:
+    change, message = _MUTATIONS[args.admin_command]
+    text = message.format(a=args, n=await change(conn, args))
+    return {"done": text} if args.json else text
+
+
+_Change = Callable[[asyncpg.Connection, argparse.Namespace], Awaitable[Any]]
+_MUTATIONS: dict[str, tuple[_Change, str]] = {
+    "wipe": (lambda c, a: admin.request_wipe(c, a.user, a.device, "account" if a.account_only else "device"),
+             "wipe requested for {a.device} of {a.user}; it happens at the device's next request"),
+    "cancel-wipe": (lambda c, a: admin.cancel_wipe(c, a.user, a.device),
+                    "wipe request for {a.device} of {a.user} withdrawn"),
+    "reset-device": (lambda c, a: admin.reset_device(c, a.user, a.device),
+                     "sync state of {a.device} of {a.user} reset; it re-syncs at its next request"),
+    "reset-user": (lambda c, a: admin.reset_user(c, a.user), "{n} device(s) of {a.user} reset"),
+    "remove-device": (lambda c, a: admin.remove_device(c, a.user, a.device),
+                      "device {a.device} of {a.user} removed"),
+    "resync-folder": (lambda c, a: admin.resync_folder(c, a.user, a.folder, a.device),
+                      "folder {a.folder} of {a.user} will be synced again on {n} device(s)"),
+}
+_ACTIONS: dict[str, _Change] = {"devices": _devices, "device": _device, **{name: _mutate for name in _MUTATIONS}}
+
+
+def _table(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:
+    if not rows:
+        return "(none)"
+    cells = [[_text(row.get(c)) for c in columns] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in cells]
+    return "\n".join(lines)
+
+
+def _text(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S%z")
+    return str(value)
+
+
+def _jsonable(value: object) -> object:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)

@@ -1,0 +1,5 @@
+-- Reset every device of a user (as reset_device.sql does for one).
+--   psql "$DATABASE_URL" -v user=alice@example.com -f sql/admin/reset_user.sql
+-- Safe while the gateway serves (see sql/006_admin.sql).
+\set ON_ERROR_STOP on
+SELECT eas_reset_user(:'user') AS devices_reset;
