@@ -20,8 +20,9 @@ import asyncpg
 from lxml import etree
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 import wbxml
 from eas_gateway import ashttp
@@ -29,6 +30,9 @@ from eas_gateway.auth import Authenticator, parse_basic
 from eas_gateway.commands import COMMANDS, WITHOUT_POLICY
 from eas_gateway.config import Settings
 from eas_gateway.context import Context
+from eas_gateway.observability.metrics import CONTENT_TYPE as METRICS_TYPE
+from eas_gateway.observability.metrics import Metrics
+from eas_gateway.observability.trace import Tracer
 from eas_gateway.errors import (
     BadRequest,
     CommandStatus,
@@ -62,14 +66,24 @@ class Gateway:
         self.auth = Authenticator(self.upstream, ttl=settings.auth_cache_seconds)
         self.db: asyncpg.Pool | None = None
         self.push: PushHub | None = None
+        self.tracer: Tracer | None = None
+        self.metrics = Metrics()
+        if isinstance(self.upstream, JMAPUpstream):
+            self.upstream.observe = self.metrics.upstream
 
     async def start(self) -> None:
         url = self.settings.database_url or database.embedded_url(self.settings.state_dir)
         self.db = await database.connect(url)
         self.push = PushHub(self.db, self.upstream, poll_seconds=self.settings.poll_seconds)
         await self.push.start()
+        self.tracer = Tracer(self.db)
+        await self.tracer.start()
+        push, db = self.push, self.db
+        self.metrics.watch(held=lambda: push.waiting, pool_size=db.get_size, pool_idle=db.get_idle_size)
 
     async def stop(self) -> None:
+        if self.tracer is not None:
+            await self.tracer.stop()
         if self.push is not None:
             await self.push.stop()
         if self.db is not None:
@@ -87,20 +101,41 @@ class Gateway:
     async def post(self, request: Request) -> Response:
         started = time.monotonic()
         line: ashttp.RequestLine | None = None
-        status = "-"
+        status, detail = "200", ""
         try:
             credentials, account_user = await self._credentials(request)
             line = ashttp.parse(request.url.query, {k.lower(): v for k, v in request.headers.items()})
-            response, status = await self._command(request, line, credentials, account_user)
-            return response
+            return await self._command(request, line, credentials, account_user)
         except EASError as exc:
-            status = _describe(exc)
+            status = f"{exc.http_status}" if not isinstance(exc, CommandStatus) else f"eas-{exc.status}"
+            detail = f" {type(exc).__name__}: {exc}"
             return _error_response(exc, line)
         finally:
-            log.info("user=%s device=%s cmd=%s version=%s status=%s ms=%.1f",
-                     line.user if line else "-", line.device_id if line else "-",
-                     line.command if line else "-", line.version if line else "-", status,
-                     (time.monotonic() - started) * 1e3)
+            seconds = time.monotonic() - started
+            command = line.command if line and line.command in COMMANDS else "-"
+            self.metrics.request(command, status, seconds)
+            fields = {"user": line.user if line else "-", "device": line.device_id if line else "-",
+                      "command": line.command if line else "-", "version": line.version if line else "-",
+                      "status": status, "ms": round(seconds * 1e3, 1),
+                      "client": request.client.host if request.client else "-"}
+            log.info("user=%s device=%s cmd=%s version=%s status=%s ms=%.1f client=%s%s", fields["user"],
+                     fields["device"], fields["command"], fields["version"], status, fields["ms"],
+                     fields["client"], detail, extra=fields)
+
+    async def health(self) -> dict[str, str]:
+        """What is wrong, by component ("ok" when nothing is)."""
+        checks = {"database": "ok", "upstream": "ok"}
+        try:
+            assert self.db is not None, "Gateway.start() was not awaited"
+            async with self.db.acquire(timeout=5) as conn:
+                await conn.fetchval("SELECT 1", timeout=5)
+        except (asyncpg.PostgresError, OSError, asyncio.TimeoutError) as exc:
+            checks["database"] = f"unreachable: {exc!r}"
+        try:
+            await self.upstream.reachable()
+        except UpstreamError as exc:
+            checks["upstream"] = str(exc)
+        return checks
 
     async def _credentials(self, request: Request) -> tuple[Credentials, str]:
         credentials = parse_basic(request.headers.get("authorization"))
@@ -108,7 +143,7 @@ class Gateway:
         return credentials, account.user
 
     async def _command(self, request: Request, line: ashttp.RequestLine, credentials: Credentials,
-                       account_user: str) -> tuple[Response, str]:
+                       account_user: str) -> Response:
         if not _same_user(line.user, account_user, credentials.user):
             raise Forbidden(f"User={line.user!r} is not the authenticated user {account_user!r}")
         version = line.version or ""
@@ -130,6 +165,9 @@ class Gateway:
         ctx = Context(line=line, version=version, credentials=credentials, user=account_user,
                       device=device, db=self.db, upstream=self.upstream, settings=self.settings,
                       push=self.push)
+        tracer = self.tracer if self.tracer and self.tracer.traced(account_user, line.device_id) else None
+        if tracer:
+            tracer.record(account_user, line.device_id, line.command, "request", tree)
         try:
             result = await command.handle(ctx, tree)
         except CommandStatus as exc:
@@ -137,8 +175,10 @@ class Gateway:
             result = _status_tree(command.root, exc.status)
         except UpstreamError as exc:
             raise UpstreamFailed(f"upstream: {exc}") from exc
+        if tracer:
+            tracer.record(account_user, line.device_id, line.command, "response", result)
         body = result if isinstance(result, bytes) else wbxml.encode(result)
-        return Response(body, media_type=WBXML_TYPE), "200"
+        return Response(body, media_type=WBXML_TYPE)
 
     async def _body(self, request: Request, *, mime: bool = False) -> etree._Element | bytes | None:
         """The decoded WBXML body, or with ``mime`` (12.x SendMail and friends,
@@ -224,7 +264,7 @@ def _error_response(exc: EASError, line: ashttp.RequestLine | None) -> Response:
     return Response(str(exc) + "\n", status_code=exc.http_status, headers=headers, media_type="text/plain")
 
 
-def create_app(settings: Settings, *, upstream: Upstream | None = None) -> Starlette:
+def create_app(settings: Settings, *, upstream: Upstream | None = None) -> Starlette | ProxyHeadersMiddleware:
     gateway = Gateway(settings, upstream=upstream)
 
     @contextlib.asynccontextmanager
@@ -244,7 +284,21 @@ def create_app(settings: Settings, *, upstream: Upstream | None = None) -> Starl
                 return _error_response(exc, None)
         return await gateway.post(request)
 
-    app = Starlette(routes=[Route("/Microsoft-Server-ActiveSync", activesync, methods=["OPTIONS", "POST"])],
+    async def healthz(request: Request) -> Response:
+        checks = await gateway.health()
+        healthy = all(v == "ok" for v in checks.values())
+        if not healthy:
+            log.warning("health check failed: %s", checks)
+        return JSONResponse({"status": "ok" if healthy else "failing", **checks}, status_code=200 if healthy else 503)
+
+    async def metrics(request: Request) -> Response:
+        return Response(gateway.metrics.render(), media_type=METRICS_TYPE)
+
+    app = Starlette(routes=[Route("/Microsoft-Server-ActiveSync", activesync, methods=["OPTIONS", "POST"]),
+                            Route("/healthz", healthz), Route("/metrics", metrics)],
                     lifespan=lifespan)
     app.state.gateway = gateway
-    return app
+    if not settings.trusted_proxies.strip():
+        return app
+    # X-Forwarded-For/-Proto only from the configured proxies (deploy/apache).
+    return ProxyHeadersMiddleware(app, trusted_hosts=[h.strip() for h in settings.trusted_proxies.split(",")])

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from eas_gateway.admin import cli as admin_cli
 from eas_gateway.config import Settings
+from eas_gateway.observability import logs
 
 _SETTINGS = {f.name for f in fields(Settings)}
 
@@ -29,9 +30,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     overrides = {k: v for k, v in vars(args).items() if k in _SETTINGS}
     settings = Settings.from_env(**overrides)
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    # One line per upstream HTTP call is too much at INFO; failures are logged by the gateway.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logs.configure(settings.log_level, settings.log_format)
     if args.command == "serve":
         _serve(settings)
     elif args.command == "admin":
@@ -52,8 +51,11 @@ def _serve(settings: Settings) -> None:
 
     # Pings hold a request for up to 3540 s (MS-ASCMD 2.2.3.79): no keep-alive cut-off below that.
     # On shutdown, hanging Pings are not waited for beyond 10 s: the phone re-pings (another node).
+    # Forwarding headers are handled by the app itself (EAS_TRUSTED_PROXIES), not by uvicorn's
+    # default, which would believe 127.0.0.1.
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, timeout_keep_alive=3600,
-                timeout_graceful_shutdown=10, log_level=settings.log_level.lower(), access_log=False)
+                timeout_graceful_shutdown=10, log_level=settings.log_level.lower(), access_log=False,
+                proxy_headers=False, log_config=None)
 
 
 async def _upgrade(settings: Settings) -> None:

@@ -24,6 +24,16 @@ class Settings:
     # specific; Exchange allows 60..3540). Apache's ProxyTimeout must exceed the maximum.
     heartbeat_min: int = 60
     heartbeat_max: int = 3540
+    # "text" for people, "json" (one object per line) for log shippers.
+    log_format: str = "text"
+    # Addresses (or networks, comma-separated) of the reverse proxies whose
+    # X-Forwarded-For/-Proto are believed. Empty: nobody's; the peer address is the client.
+    trusted_proxies: str = ""
+    # The URL phones are told to use (Autodiscover), e.g. https://mail.example.com;
+    # empty: the scheme and host the request came with.
+    public_url: str = ""
+    # Password of the admin web page (/admin, user "admin"); empty: the page is off.
+    admin_password: str = ""
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> "Settings":

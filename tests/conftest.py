@@ -117,7 +117,8 @@ def running_gateway(cyrus: str, database_url: str, *, upstream: object = None,
     config = Settings(upstream=cyrus, database_url=database_url, port=port, **settings)  # type: ignore[arg-type]
     server = uvicorn.Server(uvicorn.Config(create_app(config, upstream=upstream),  # type: ignore[arg-type]
                                            host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="on", timeout_graceful_shutdown=5))
+                                           log_level="warning", lifespan="on", timeout_graceful_shutdown=5,
+                                           proxy_headers=False))  # as eas-gateway serve
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 60

@@ -90,3 +90,21 @@ async def _call(conn: asyncpg.Connection, query: str, *args: object) -> Any:
         return await conn.fetchval(query, *args)
     except asyncpg.RaiseError as exc:  # the functions' RAISE EXCEPTION: a reason for the operator
         raise AdminError(str(exc)) from exc
+
+
+async def trace(conn: asyncpg.Connection, user: str, device_id: str | None, minutes: float) -> None:
+    """Log the user's (or one device's) requests and responses in full for ``minutes``
+    (0: stop). Every node follows at once (sql/007_protocol_trace.sql)."""
+    if minutes <= 0:
+        await conn.execute("DELETE FROM protocol_trace WHERE user_name = $1 AND device_id = $2", user,
+                           device_id or "")
+        return
+    await conn.execute(
+        "INSERT INTO protocol_trace (user_name, device_id, until) VALUES ($1, $2, now() + $3 * interval '1 minute')"
+        " ON CONFLICT (user_name, device_id) DO UPDATE SET until = EXCLUDED.until", user, device_id or "", minutes)
+
+
+async def traces(conn: asyncpg.Connection) -> list[dict[str, Any]]:
+    rows = await conn.fetch("SELECT user_name, device_id, until FROM protocol_trace WHERE until > now()"
+                            " ORDER BY user_name, device_id")
+    return [dict(r) for r in rows]

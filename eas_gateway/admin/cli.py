@@ -48,6 +48,11 @@ def add_parser(sub: argparse._SubParsersAction, common: Callable[[argparse.Argum
     resync = command("resync-folder", "the folder is synced again from scratch", device=False)
     resync.add_argument("folder", help="the folder's ServerId or name")
     resync.add_argument("--device", help="only on this device (default: all the user's devices)")
+    trace = command("trace", "log the user's ActiveSync traffic in full, on every node, from now on",
+                    device=False)
+    trace.add_argument("--device", help="only this device (default: all the user's devices)")
+    trace.add_argument("--minutes", type=float, default=60.0, help="for how long (default 60; 0 stops it)")
+    command("traces", "the traces switched on", user=False, device=False)
 
 
 async def run(args: argparse.Namespace, database_url: str) -> int:
@@ -102,8 +107,16 @@ _MUTATIONS: dict[str, tuple[_Change, str]] = {
                       "device {a.device} of {a.user} removed"),
     "resync-folder": (lambda c, a: admin.resync_folder(c, a.user, a.folder, a.device),
                       "folder {a.folder} of {a.user} will be synced again on {n} device(s)"),
+    "trace": (lambda c, a: admin.trace(c, a.user, a.device, a.minutes),
+              "protocol trace of {a.user} set for {a.minutes:g} minutes (0: off)"),
 }
-_ACTIONS: dict[str, _Change] = {"devices": _devices, "device": _device, **{name: _mutate for name in _MUTATIONS}}
+async def _traces(conn: asyncpg.Connection, args: argparse.Namespace) -> Any:
+    rows = await admin.traces(conn)
+    return rows if args.json else _table(rows, ("user_name", "device_id", "until"))
+
+
+_ACTIONS: dict[str, _Change] = {"devices": _devices, "device": _device, "traces": _traces,
+                                **{name: _mutate for name in _MUTATIONS}}
 
 
 def _table(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from datetime import datetime, timezone
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -84,17 +85,23 @@ class JMAPUpstream:
         # credentials, so a cached session grants nothing by itself.
         self._sessions: dict[str, tuple[JMAPSession, float]] = {}
         self.session_ttl = 300.0
+        # Told of every HTTP call: (operation, seconds, failed). The gateway counts them (/metrics).
+        self.observe: Callable[[str, float, bool], None] | None = None
 
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def _request(self, method: str, url: str | httpx.URL, credentials: Credentials,
+    async def _request(self, method: str, url: str | httpx.URL, credentials: Credentials, *, op: str,
                        **kwargs: Any) -> httpx.Response:
+        started = time.monotonic()
         try:
             response = await self._http.request(
                 method, url, auth=(credentials.user, credentials.password), **kwargs)
         except httpx.HTTPError as exc:
+            self._observe(op, started, failed=True)
             raise UpstreamUnavailable(f"JMAP upstream {self.base_url} unreachable: {exc!r}") from exc
+        # A refused login is the user's mistake, not the upstream's failure.
+        self._observe(op, started, failed=response.status_code >= 400 and response.status_code not in (401, 403))
         if response.status_code in (401, 403):
             raise AuthenticationFailed(f"JMAP upstream refused the credentials of {credentials.user}")
         if response.status_code >= 500:
@@ -103,11 +110,27 @@ class JMAPUpstream:
             raise UpstreamError(f"JMAP upstream answered {response.status_code} for {method} {url}")
         return response
 
+    async def reachable(self) -> None:
+        started = time.monotonic()
+        try:
+            response = await self._http.get(f"{self.base_url}/.well-known/jmap", timeout=5.0)
+        except httpx.HTTPError as exc:
+            self._observe("health", started, failed=True)
+            raise UpstreamUnavailable(f"JMAP upstream {self.base_url} unreachable: {exc!r}") from exc
+        self._observe("health", started, failed=response.status_code >= 500)
+        # Without credentials a JMAP server answers 401: it is there.
+        if response.status_code >= 500:
+            raise UpstreamUnavailable(f"JMAP upstream answered {response.status_code} to a health check")
+
+    def _observe(self, op: str, started: float, *, failed: bool) -> None:
+        if self.observe is not None:
+            self.observe(op, time.monotonic() - started, failed)
+
     async def session(self, credentials: Credentials, *, fresh: bool = False) -> JMAPSession:
         cached = self._sessions.get(credentials.user)
         if cached and not fresh and cached[1] > time.monotonic():
             return cached[0]
-        response = await self._request("GET", f"{self.base_url}/.well-known/jmap", credentials)
+        response = await self._request("GET", f"{self.base_url}/.well-known/jmap", credentials, op="session")
         session = JMAPSession(response.url, _json(response))
         if len(self._sessions) > 100_000:
             self._sessions.clear()
@@ -128,7 +151,7 @@ class JMAPUpstream:
             if extra and extra not in using:
                 using.append(extra)
         body = {"using": using, "methodCalls": calls}
-        response = await self._request("POST", session.api_url, credentials, json=body)
+        response = await self._request("POST", session.api_url, credentials, json=body, op=calls[0][0])
         answers = _json(response).get("methodResponses")
         if not isinstance(answers, list):
             raise UpstreamError("JMAP response without methodResponses")
@@ -167,7 +190,8 @@ class JMAPUpstream:
                        name: str = "blob") -> bytes:
         session = await self.session(credentials)
         try:
-            response = await self._request("GET", session.download_url(blob_id, type, name), credentials)
+            response = await self._request("GET", session.download_url(blob_id, type, name), credentials,
+                                           op="download")
         except UpstreamError as exc:
             if "answered 404" in str(exc):
                 raise NotFound(f"blob {blob_id} not found upstream") from exc
@@ -197,7 +221,7 @@ class JMAPUpstream:
 
     async def upload(self, credentials: Credentials, data: bytes, type: str) -> str:
         session = await self.session(credentials)
-        response = await self._request("POST", session.upload_url(), credentials, content=data,
+        response = await self._request("POST", session.upload_url(), credentials, op="upload", content=data,
                                        headers={"content-type": type})
         blob_id = _json(response).get("blobId")
         if not isinstance(blob_id, str):

@@ -1,0 +1,53 @@
+"""/metrics in the Prometheus text format (prometheus_client), one registry per gateway.
+
+Requests by command and outcome, their latency (a Ping is held up to 3540 s,
+so the buckets reach an hour), held Pings and waiting Syncs, upstream calls
+and failures by operation, and the database pool's use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+_REQUEST_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 1800, 3600)
+_UPSTREAM_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter("eas_requests", "ActiveSync requests answered", ["command", "status"], registry=r)
+        self.latency = Histogram("eas_request_duration_seconds", "Time to answer an ActiveSync request",
+                                 ["command"], buckets=_REQUEST_BUCKETS, registry=r)
+        self.held = Gauge("eas_held_requests", "Pings and waiting Syncs held open now", registry=r)
+        self.upstream_calls = Counter("eas_upstream_calls", "HTTP calls to the upstream", ["operation"], registry=r)
+        self.upstream_errors = Counter("eas_upstream_errors", "Upstream calls that failed (unreachable, 4xx, 5xx)",
+                                       ["operation"], registry=r)
+        self.upstream_latency = Histogram("eas_upstream_call_duration_seconds", "Upstream call time",
+                                          ["operation"], buckets=_UPSTREAM_BUCKETS, registry=r)
+        self.pool_size = Gauge("eas_db_pool_connections", "Connections the database pool holds", registry=r)
+        self.pool_idle = Gauge("eas_db_pool_idle_connections", "Of those, the ones not in use", registry=r)
+
+    def watch(self, *, held: Callable[[], float], pool_size: Callable[[], float], pool_idle: Callable[[], float]) -> None:
+        """Gauges read when scraped."""
+        self.held.set_function(held)
+        self.pool_size.set_function(pool_size)
+        self.pool_idle.set_function(pool_idle)
+
+    def request(self, command: str, status: str, seconds: float) -> None:
+        self.requests.labels(command, status).inc()
+        self.latency.labels(command).observe(seconds)
+
+    def upstream(self, operation: str, seconds: float, failed: bool) -> None:
+        self.upstream_calls.labels(operation).inc()
+        self.upstream_latency.labels(operation).observe(seconds)
+        if failed:
+            self.upstream_errors.labels(operation).inc()
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
