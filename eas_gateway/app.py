@@ -125,12 +125,11 @@ class Gateway:
     async def health(self) -> dict[str, str]:
         """What is wrong, by component ("ok" when nothing is)."""
         checks = {"database": "ok", "upstream": "ok"}
+        assert self.db is not None, "Gateway.start() was not awaited"
         try:
-            assert self.db is not None, "Gateway.start() was not awaited"
-            async with self.db.acquire(timeout=5) as conn:
-                await conn.fetchval("SELECT 1", timeout=5)
-        except (asyncpg.PostgresError, OSError, asyncio.TimeoutError) as exc:
-            checks["database"] = f"unreachable: {exc!r}"
+            await database.check(self.db)
+        except database.DatabaseError as exc:
+            checks["database"] = str(exc)
         try:
             await self.upstream.reachable()
         except UpstreamError as exc:

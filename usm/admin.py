@@ -104,6 +104,12 @@ async def trace(conn: asyncpg.Connection, user: str, device_id: str | None, minu
         " ON CONFLICT (user_name, device_id) DO UPDATE SET until = EXCLUDED.until", user, device_id or "", minutes)
 
 
+async def trace_targets(conn: asyncpg.Connection) -> dict[tuple[str, str], Any]:
+    """(user lower-cased, device or "" for all) -> until, for the traces in force."""
+    rows = await conn.fetch("SELECT user_name, device_id, until FROM protocol_trace WHERE until > now()")
+    return {(r["user_name"].lower(), r["device_id"]): r["until"] for r in rows}
+
+
 async def traces(conn: asyncpg.Connection) -> list[dict[str, Any]]:
     rows = await conn.fetch("SELECT user_name, device_id, until FROM protocol_trace WHERE until > now()"
                             " ORDER BY user_name, device_id")

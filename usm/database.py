@@ -90,5 +90,14 @@ async def connect(url: str, *, min_size: int = 2, max_size: int = 20) -> asyncpg
     return pool
 
 
+async def check(pool: asyncpg.Pool, timeout: float = 5.0) -> None:
+    """Raise DatabaseError unless the database answers within ``timeout`` seconds."""
+    try:
+        async with pool.acquire(timeout=timeout) as conn:
+            await conn.fetchval("SELECT 1", timeout=timeout)
+    except (asyncpg.PostgresError, OSError, TimeoutError) as exc:
+        raise DatabaseError(f"database unreachable: {exc!r}") from exc
+
+
 def _redact(url: str) -> str:
     return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)

@@ -18,6 +18,7 @@ import asyncpg
 from lxml import etree
 
 import wbxml
+from usm import admin
 
 log = logging.getLogger("eas_gateway.trace")
 CHANNEL = "eas_gateway_trace"
@@ -76,8 +77,7 @@ class Tracer:
 
     async def _load(self) -> None:
         async with self.pool.acquire() as conn:
-            rows = await conn.fetch("SELECT user_name, device_id, until FROM protocol_trace WHERE until > now()")
-        self._targets = {(r["user_name"].lower(), r["device_id"]): r["until"] for r in rows}
+            self._targets = await admin.trace_targets(conn)
 
 
 def _readable(body: etree._Element | bytes | None) -> str:
