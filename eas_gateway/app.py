@@ -25,7 +25,7 @@ from starlette.routing import Route
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 import wbxml
-from eas_gateway import ashttp
+from eas_gateway import ashttp, autodiscover
 from eas_gateway.auth import Authenticator, parse_basic
 from eas_gateway.commands import COMMANDS, WITHOUT_POLICY
 from eas_gateway.config import Settings
@@ -293,8 +293,22 @@ def create_app(settings: Settings, *, upstream: Upstream | None = None) -> Starl
     async def metrics(request: Request) -> Response:
         return Response(gateway.metrics.render(), media_type=METRICS_TYPE)
 
+    async def autodiscover_pox(request: Request) -> Response:
+        try:
+            return await autodiscover.pox(request, gateway)
+        except EASError as exc:
+            log.info("Autodiscover refused: %s", _describe(exc))
+            return _error_response(exc, None)
+
+    async def autodiscover_json(request: Request) -> Response:
+        return await autodiscover.json_v2(request, gateway)
+
+    # Phones differ in the case of the path (iOS: /Autodiscover/Autodiscover.xml).
+    discovery = [Route(f"/{a}utodiscover/{a}utodiscover.xml", autodiscover_pox, methods=["POST"]) for a in "aA"]
+    discovery += [Route(f"/{a}utodiscover/{a}utodiscover.json{tail}", autodiscover_json, methods=["GET"])
+                  for a in "aA" for tail in ("", "/v1.0/{address}")]
     app = Starlette(routes=[Route("/Microsoft-Server-ActiveSync", activesync, methods=["OPTIONS", "POST"]),
-                            Route("/healthz", healthz), Route("/metrics", metrics)],
+                            *discovery, Route("/healthz", healthz), Route("/metrics", metrics)],
                     lifespan=lifespan)
     app.state.gateway = gateway
     if not settings.trusted_proxies.strip():

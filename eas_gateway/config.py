@@ -32,6 +32,8 @@ class Settings:
     # The URL phones are told to use (Autodiscover), e.g. https://mail.example.com;
     # empty: the scheme and host the request came with.
     public_url: str = ""
+    # Mail domains served (comma-separated), for Autodiscover answers; empty: any.
+    domains: str = ""
     # Password of the admin web page (/admin, user "admin"); empty: the page is off.
     admin_password: str = ""
 
