@@ -14,7 +14,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 from lxml import etree
@@ -29,7 +29,7 @@ from eas_gateway import ashttp, autodiscover
 from eas_gateway.auth import Authenticator, parse_basic
 from eas_gateway.commands import COMMANDS, WITHOUT_POLICY
 from eas_gateway.config import Settings
-from eas_gateway.context import Context
+from eas_gateway.context import Context, RecordingUpstream
 from eas_gateway.observability.metrics import CONTENT_TYPE as METRICS_TYPE
 from eas_gateway.observability.metrics import Metrics
 from eas_gateway.observability.trace import Tracer
@@ -161,8 +161,9 @@ class Gateway:
         if line.command not in WITHOUT_POLICY:
             _check_wipe(device, version)
             _check_policy(device, line, version)
+        upstream = RecordingUpstream(self.upstream)
         ctx = Context(line=line, version=version, credentials=credentials, user=account_user,
-                      device=device, db=self.db, upstream=self.upstream, settings=self.settings,
+                      device=device, db=self.db, upstream=cast(Upstream, upstream), settings=self.settings,
                       push=self.push)
         tracer = self.tracer if self.tracer and self.tracer.traced(account_user, line.device_id) else None
         if tracer:
@@ -174,6 +175,9 @@ class Gateway:
             result = _status_tree(command.root, exc.status)
         except UpstreamError as exc:
             raise UpstreamFailed(f"upstream: {exc}") from exc
+        finally:
+            if upstream.wrote:
+                await self.push.changed(account_user)
         if tracer:
             tracer.record(account_user, line.device_id, line.command, "response", result)
         body = result if isinstance(result, bytes) else wbxml.encode(result)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 
@@ -24,3 +25,30 @@ class Context:
     upstream: Upstream
     settings: Settings
     push: PushHub
+
+
+# The Upstream methods that change the user's data (usm.upstream.Upstream).
+WRITES = frozenset({"update_messages", "destroy_messages", "import_message", "submit", "create_folder",
+                    "update_folder", "destroy_folder", "set_vacation"})
+
+
+class RecordingUpstream:
+    """The upstream as a command sees it: every call goes through; ``wrote``
+    tells afterwards whether one changed the user's data, so that the user's
+    hanging requests on every node are woken at once (PushHub.changed) rather
+    than at the next poll."""
+
+    def __init__(self, upstream: Upstream) -> None:
+        self._upstream = upstream
+        self.wrote = False
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._upstream, name)
+        if name not in WRITES:
+            return method
+
+        async def write(*args: Any, **kwargs: Any) -> Any:
+            self.wrote = True
+            return await method(*args, **kwargs)
+
+        return write

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh Debian machine: creates .venv, installs
 # the project with its test extras and the system packages the tests need
-# (libwbxml2-utils: the independent WBXML codec oracle), then runs pytest.
+# (libwbxml2-utils: the independent WBXML codec oracle; apache2: the reverse
+# proxy of deploy/apache; chromium + chromium-driver: the admin page tests),
+# then runs pytest.
 # Extra arguments go to pytest, e.g.  scripts/test.sh -k codepages
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,7 +16,10 @@ apt_install() {
     $sudo apt-get install -y -qq "$@" >/dev/null
 }
 
-command -v wbxml2xml >/dev/null 2>&1 || apt_install libwbxml2-utils
+missing=()
+command -v wbxml2xml >/dev/null 2>&1 || missing+=(libwbxml2-utils)
+command -v apache2 >/dev/null 2>&1 || missing+=(apache2)
+[ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
 
 if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
