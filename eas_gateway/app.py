@@ -26,6 +26,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 import wbxml
 from eas_gateway import ashttp, autodiscover
+from eas_gateway.admin import web as admin_web
 from eas_gateway.auth import Authenticator, parse_basic
 from eas_gateway.commands import COMMANDS, WITHOUT_POLICY
 from eas_gateway.config import Settings
@@ -312,7 +313,8 @@ def create_app(settings: Settings, *, upstream: Upstream | None = None) -> Starl
     discovery += [Route(f"/{a}utodiscover/{a}utodiscover.json{tail}", autodiscover_json, methods=["GET"])
                   for a in "aA" for tail in ("", "/v1.0/{address}")]
     app = Starlette(routes=[Route("/Microsoft-Server-ActiveSync", activesync, methods=["OPTIONS", "POST"]),
-                            *discovery, Route("/healthz", healthz), Route("/metrics", metrics)],
+                            *discovery, Route("/healthz", healthz), Route("/metrics", metrics),
+                            *admin_web.routes(gateway)],
                     lifespan=lifespan)
     app.state.gateway = gateway
     if not settings.trusted_proxies.strip():

@@ -19,6 +19,8 @@ apt_install() {
 missing=()
 command -v wbxml2xml >/dev/null 2>&1 || missing+=(libwbxml2-utils)
 command -v apache2 >/dev/null 2>&1 || missing+=(apache2)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
 
 if [ ! -x .venv/bin/python ]; then
