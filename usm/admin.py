@@ -36,6 +36,23 @@ async def list_devices(conn: asyncpg.Connection, user: str | None = None) -> lis
     return [dict(r) for r in rows]
 
 
+@dataclass(frozen=True)
+class ItemFailure:
+    collection_id: int
+    upstream_id: str
+    failures: int
+    skipped: bool
+    last_error: str
+
+
+async def item_failures(conn: asyncpg.Connection, user: str, device_id: str) -> list[ItemFailure]:
+    """Items loop protection holds back from the device (sql/008_item_failures.sql)."""
+    rows = await conn.fetch(
+        "SELECT collection_id, upstream_id, failures, skipped, last_error FROM item_failures"
+        " WHERE user_name = $1 AND device_id = $2 ORDER BY collection_id, last_failed", user, device_id)
+    return [ItemFailure(**dict(r)) for r in rows]
+
+
 async def show_device(conn: asyncpg.Connection, user: str, device_id: str) -> tuple[dict[str, Any], list[FolderState]]:
     row = await conn.fetchrow("SELECT * FROM eas_devices WHERE user_name = $1 AND device_id = $2", user, device_id)
     if row is None:

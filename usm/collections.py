@@ -146,6 +146,10 @@ async def commit(conn: asyncpg.Connection, user: str, device_id: str, collection
             await conn.execute("DELETE FROM collection_items WHERE user_name = $1 AND device_id = $2"
                                " AND collection_id = $3 AND item = ANY($4::integer[])", *key, g.deleted)
         if g.added:
+            # Items that had failed before and made it now (loop protection, record_failures).
+            await conn.execute("DELETE FROM item_failures WHERE user_name = $1 AND device_id = $2"
+                               " AND collection_id = $3 AND upstream_id = ANY($4::text[])",
+                               *key, [a[1] for a in g.added])
             await conn.execute(
                 "INSERT INTO collection_items (user_name, device_id, collection_id, item, upstream_id, version)"
                 " SELECT $1, $2, $3, * FROM unnest($4::integer[], $5::text[], $6::text[])",
@@ -197,3 +201,22 @@ async def move_item(conn: asyncpg.Connection, user: str, device_id: str, source:
         return await conn.fetchval(
             "SELECT item FROM collection_items WHERE user_name = $1 AND device_id = $2 AND collection_id = $3"
             " AND upstream_id = $4", user, device_id, destination, upstream_id)
+
+
+# Loop protection: conversions an item may fail before it is skipped.
+MAX_ITEM_FAILURES = 3
+
+
+async def record_failures(conn: asyncpg.Connection, user: str, device_id: str, collection_id: int,
+                          errors: dict[str, str]) -> set[str]:
+    """Count a failed attempt for each item of ``errors`` (upstream id -> reason);
+    the ones that have now failed MAX_ITEM_FAILURES times (to be skipped)."""
+    rows = await conn.fetch(
+        "INSERT INTO item_failures (user_name, device_id, collection_id, upstream_id, failures, last_error, skipped)"
+        " SELECT $1, $2, $3, u.id, 1, u.error, 1 >= $6 FROM unnest($4::text[], $5::text[]) AS u(id, error)"
+        " ON CONFLICT (user_name, device_id, collection_id, upstream_id) DO UPDATE"
+        " SET failures = item_failures.failures + 1, last_error = EXCLUDED.last_error, last_failed = now(),"
+        "     skipped = item_failures.failures + 1 >= $6"
+        " RETURNING upstream_id, skipped",
+        user, device_id, collection_id, list(errors), list(errors.values()), MAX_ITEM_FAILURES)
+    return {r["upstream_id"] for r in rows if r["skipped"]}

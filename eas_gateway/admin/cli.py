@@ -80,11 +80,17 @@ async def _devices(conn: asyncpg.Connection, args: argparse.Namespace) -> Any:
 
 async def _device(conn: asyncpg.Connection, args: argparse.Namespace) -> Any:
     device, folders = await admin.show_device(conn, args.user, args.device)
+    failures = await admin.item_failures(conn, args.user, args.device)
     if args.json:
-        return {"device": device, "folders": [f.__dict__ for f in folders]}
+        return {"device": device, "folders": [f.__dict__ for f in folders],
+                "item_failures": [f.__dict__ for f in failures]}
     lines = [f"{k}: {_text(v)}" for k, v in device.items()]
     lines += ["", _table([f.__dict__ for f in folders], ("server_id", "name", "folder_type", "sync_key", "items",
                                                           "pending"))]
+    if failures:
+        lines += ["", "Items not sent (loop protection):",
+                  _table([f.__dict__ for f in failures], ("collection_id", "upstream_id", "failures", "skipped",
+                                                           "last_error"))]
     return "\n".join(lines)
 
 

@@ -236,7 +236,11 @@ async def _collection(ctx: Context, request: SyncRequest, wanted: CollectionRequ
     changed = await ctx.upstream.messages(ctx.credentials, [uid for _, uid in plan.changes], BodyRequest()) \
         if plan.changes else {}
     # Items that vanished between the look at their versions and the fetch are left out.
-    adds = [uid for uid in plan.adds if uid in found]
+    converted, failed = _convert(found, [uid for uid in plan.adds if uid in found], options, float(ctx.version),
+                                 mime)
+    if failed:
+        await _protect_from_loops(ctx, cid, plan, failed)
+    adds = list(converted)
     changes = [(n, uid) for n, uid in plan.changes if uid in changed]
     plan.changes = changes
     has_commands = bool(adds or changes or plan.deletes)
@@ -251,8 +255,7 @@ async def _collection(ctx: Context, request: SyncRequest, wanted: CollectionRequ
         for number, uid in added:
             add = E(commands, A + "Add")
             E(add, A + "ServerId", collections.server_id(cid, number))
-            email.application_data(E(add, A + "ApplicationData"), found[uid], options, float(ctx.version),
-                                   mime.get(uid))
+            add.append(converted[uid])
         for number, uid in changes:
             change = E(commands, A + "Change")
             E(change, A + "ServerId", collections.server_id(cid, number))
@@ -282,6 +285,35 @@ async def _collection(ctx: Context, request: SyncRequest, wanted: CollectionRequ
     if new_key == key:
         return _element(wanted, key, OK), False
     return element, True
+
+
+def _convert(found: dict[str, Any], uids: list[str], options: Options, version: float,
+             mime: dict[str, bytes]) -> tuple[dict[str, etree._Element], dict[str, str]]:
+    """ApplicationData of each item, and the reason for each that failed to convert."""
+    converted, failed = {}, {}
+    for uid in uids:
+        data = E(None, A + "ApplicationData")
+        try:
+            email.application_data(data, found[uid], options, version, mime.get(uid))
+        except Exception as exc:  # noqa: BLE001 - one item's converter bug must not block the folder
+            log.exception("Sync: item %s could not be converted", uid)
+            failed[uid] = f"{type(exc).__name__}: {exc}"[:500]
+            continue
+        converted[uid] = data
+    return converted, failed
+
+
+async def _protect_from_loops(ctx: Context, cid: int, plan: sync.Plan, failed: dict[str, str]) -> None:
+    """Loop protection: items that failed to convert wait for the next Sync, or after
+    MAX_ITEM_FAILURES are skipped (reported in the log and in item_failures for the admin)."""
+    async with ctx.db.acquire() as conn:
+        skipped = await collections.record_failures(conn, ctx.user, ctx.line.device_id, cid, failed)
+    for uid in skipped:
+        log.warning("Sync: item %s of collection %d skipped for device %s of %s after %d failed conversions: %s",
+                    uid, cid, ctx.line.device_id, ctx.user, collections.MAX_ITEM_FAILURES, failed[uid])
+    retry = [uid for uid in failed if uid not in skipped]
+    plan.pending_done = [uid for uid in plan.pending_done if uid not in retry]
+    plan.pending_new = plan.pending_new + retry
 
 
 def _element(wanted: CollectionRequest, key: int, status: int) -> etree._Element:
