@@ -43,6 +43,8 @@ class Generation:
     pending_done: list[str] = field(default_factory=list)  # stored pending rows now dealt with
     pending_new: list[str] = field(default_factory=list)  # appended to the pending list, in order
     client_ids: list[tuple[str, int, str]] = field(default_factory=list)  # (ClientId, item, upstream id) added
+    # Items now standing for another upstream object (a revised draft): (item, upstream id, version)
+    replaced: list[tuple[int, str, str]] = field(default_factory=list)
     replace_pending: bool = False  # drop every stored pending row first (a new listing)
     reset: bool = False  # SyncKey 0: forget every item
 
@@ -142,6 +144,12 @@ async def commit(conn: asyncpg.Connection, user: str, device_id: str, collection
         if g.reset or g.replace_pending:
             await conn.execute("DELETE FROM collection_pending WHERE user_name = $1 AND device_id = $2"
                                " AND collection_id = $3", *key)
+        if g.replaced:
+            await conn.execute(
+                "UPDATE collection_items AS i SET upstream_id = r.upstream_id, version = r.version"
+                " FROM unnest($4::integer[], $5::text[], $6::text[]) AS r(item, upstream_id, version)"
+                " WHERE i.user_name = $1 AND i.device_id = $2 AND i.collection_id = $3 AND i.item = r.item",
+                *key, [r[0] for r in g.replaced], [r[1] for r in g.replaced], [r[2] for r in g.replaced])
         if g.deleted:
             await conn.execute("DELETE FROM collection_items WHERE user_name = $1 AND device_id = $2"
                                " AND collection_id = $3 AND item = ANY($4::integer[])", *key, g.deleted)

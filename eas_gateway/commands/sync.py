@@ -231,7 +231,9 @@ async def _collection(ctx: Context, request: SyncRequest, wanted: CollectionRequ
         plan = await sync.plan(ctx.db, ctx.upstream.mail(ctx.credentials), (ctx.user, device, cid), state,
                                folder_id, options.since(), window, relist=relist,
                                known_now={**mine.versions, **{uid: None for uid in mine.deleted},
-                                          **{uid: (n, v) for _, n, uid, v in mine.added}})
+                                          **{uid: (n, v) for _, n, uid, v in mine.added},
+                                          **{old: None for old in mine.replaced},
+                                          **{new: (n, v) for n, new, v in mine.replaced.values()}})
     found, mime = await fetch.for_display(ctx.upstream, ctx.credentials, plan.adds, options)
     changed = await ctx.upstream.messages(ctx.credentials, [uid for _, uid in plan.changes], BodyRequest()) \
         if plan.changes else {}
@@ -276,6 +278,7 @@ async def _collection(ctx: Context, request: SyncRequest, wanted: CollectionRequ
     generation.deleted += [n for n in mine.deleted.values() if n not in planned]
     generation.added += [(n, uid, v) for _, n, uid, v in mine.added]
     generation.client_ids = [(c, n, uid) for c, n, uid, _ in mine.added]
+    generation.replaced = list(mine.replaced.values())
     generation.next_item = max(generation.next_item, first)
     async with ctx.db.acquire() as conn:
         committed = await collections.commit(conn, ctx.user, device, cid, expected_key=key, generation=generation)

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from lxml import etree
 
 import wbxml
+from eas_gateway.commands import drafts
 from eas_gateway.context import Context
 from eas_gateway.items import compose, email, fetch
 from eas_gateway.items.options import Options
@@ -52,6 +53,8 @@ class Outcome:
     versions: dict[str, tuple[int, str]] = field(default_factory=dict)  # upstream id -> (item, version shown)
     deleted: dict[str, int] = field(default_factory=dict)  # upstream id -> item
     added: list[tuple[str, int, str, str]] = field(default_factory=list)  # (ClientId, item, upstream id, version)
+    # Drafts revised or sent (commands.drafts): old upstream id -> (item, new upstream id, version)
+    replaced: dict[str, tuple[int, str, str]] = field(default_factory=dict)
     touched: bool = False  # the phone sent commands: the SyncKey moves on
 
 
@@ -96,6 +99,10 @@ async def apply(ctx: Context, collection_id: int, commands: etree._Element | Non
     if adds:
         await _adds(ctx, collection_id, adds, folder_id, first_item, out, responses)
     failures: list[tuple[str, str, int]] = []  # (command, ServerId, Status)
+    edits = [c for c in changes if drafts.edits_draft(c[2].find(A + "ApplicationData"))]
+    changes = [c for c in changes if c not in edits]
+    if edits:
+        failures += await _draft_edits(ctx, collection_id, edits, folder_id, out)
     if changes:
         failures += await _changes(ctx, changes, options, folder_id, out)
     if deletes:
@@ -113,7 +120,7 @@ async def apply(ctx: Context, collection_id: int, commands: etree._Element | Non
 async def _adds(ctx: Context, collection_id: int, adds: list[tuple[str, etree._Element]], folder_id: str,
                 first_item: int, out: Outcome, responses: etree._Element) -> None:
     user, device = ctx.user, ctx.line.device_id
-    drafts = next((f.id for f in await ctx.upstream.folders(ctx.credentials) if f.role == "drafts"), None)
+    drafts_id = await _drafts_folder(ctx)
     async with ctx.db.acquire() as conn:
         known = await collections.client_ids(conn, user, device, collection_id, [c for c, _ in adds])
     number = first_item
@@ -126,7 +133,7 @@ async def _adds(ctx: Context, collection_id: int, adds: list[tuple[str, etree._E
             E(answer, A + "ServerId", collections.server_id(collection_id, known[client_id]))
             E(answer, A + "Status", OK)
             continue
-        if not client_id or len(client_id) > 64 or float(ctx.version) < 16.0 or folder_id != drafts:
+        if not client_id or len(client_id) > 64 or float(ctx.version) < 16.0 or folder_id != drafts_id:
             log.warning("Sync: device %s added ClientId %r to collection %d: only drafts, in Drafts, from 16.0",
                         device, client_id, collection_id)
             E(answer, A + "Status", CONVERSION_ERROR)
@@ -135,21 +142,70 @@ async def _adds(ctx: Context, collection_id: int, adds: list[tuple[str, etree._E
         try:
             raw = compose.draft(data, wbxml.element_bytes)
             wanted = email.parse_change(data)
+            # email2:Send (MS-ASEMAIL 2.2.2.69): store the draft as it goes out, then send it.
+            prepared = compose.prepare(compose.parse(raw), await ctx.upstream.identities(ctx.credentials)) \
+                if drafts.sends(data) else None
         except (compose.ComposeError, email.ItemError) as exc:
             log.info("Sync: device %s, draft ClientId %r: %s", device, client_id, exc)
             E(answer, A + "Status", CONVERSION_ERROR)
             continue
         marker = outgoing.marker(user, device, f"add:{collection_id}:{client_id}")
         keywords = {"$draft", marker} | {k for k, v in wanted.keywords.items() if v} | set(wanted.categories or ())
-        found = await ctx.upstream.find_by_keyword(ctx.credentials, marker)
-        uid = found[0] if found else await ctx.upstream.import_message(ctx.credentials, raw, drafts, keywords)
+        found = await ctx.upstream.messages(ctx.credentials, await ctx.upstream.find_by_keyword(
+            ctx.credentials, marker), BodyRequest())
         if found:
             log.info("Sync: draft ClientId %r of device %s was stored before the gateway recorded it", client_id,
                      device)
+            uid, keywords = next(iter(found)), set(next(iter(found.values())).keywords)
+        else:
+            uid = await ctx.upstream.import_message(ctx.credentials, prepared.raw if prepared else raw, drafts_id,
+                                                    keywords)
+        if prepared is not None and "$draft" in keywords:
+            try:
+                await drafts.submit(ctx, uid, prepared, drafts_id)
+            except drafts.DraftFailed as exc:  # the draft stays, and the phone learns it was not sent
+                log.warning("Sync: device %s, draft ClientId %r stored but not sent: %s", device, client_id, exc)
+                E(answer, A + "Status", CONVERSION_ERROR)
+                continue
+            keywords.discard("$draft")
         out.added.append((client_id, number, uid, keywords_version(keywords)))
         E(answer, A + "ServerId", collections.server_id(collection_id, number))
         E(answer, A + "Status", OK)
         number += 1
+
+
+async def _drafts_folder(ctx: Context) -> str | None:
+    return next((f.id for f in await ctx.upstream.folders(ctx.credentials) if f.role == "drafts"), None)
+
+
+async def _draft_edits(ctx: Context, collection_id: int,
+                       edits: list[tuple[str, tuple[int, str, str] | None, etree._Element]], folder_id: str,
+                       out: Outcome) -> list[tuple[str, str, int]]:
+    """Changes that revise or send a draft (commands.drafts): 16.0+, in Drafts."""
+    failures = []
+    drafts_id = await _drafts_folder(ctx)
+    uids = [found[1] for _, found, _ in edits if found]
+    current = await ctx.upstream.messages(ctx.credentials, uids, BodyRequest()) if uids else {}
+    for server_id, found, command in edits:
+        if float(ctx.version) < 16.0 or folder_id != drafts_id or found is None:
+            log.info("Sync: device %s changed the content of %s: only drafts, in Drafts, from 16.0",
+                     ctx.line.device_id, server_id)
+            failures.append(("Change", server_id, NOT_FOUND if found is None else CONVERSION_ERROR))
+            continue
+        number, uid, _ = found
+        message = current.get(uid)
+        if message is not None and "$draft" not in message.keywords:
+            failures.append(("Change", server_id, CONVERSION_ERROR))  # a sent message is no draft to edit
+            continue
+        try:
+            new_uid, version = await drafts.revise(ctx, collection_id, server_id, message,
+                                                   command.find(A + "ApplicationData"), drafts_id)
+        except drafts.DraftFailed as exc:
+            log.info("Sync: device %s, draft %s: %s", ctx.line.device_id, server_id, exc)
+            failures.append(("Change", server_id, NOT_FOUND if message is None else CONVERSION_ERROR))
+            continue
+        out.replaced[uid] = (number, new_uid, version)
+    return failures
 
 
 async def _changes(ctx: Context, changes: list[tuple[str, tuple[int, str, str] | None, etree._Element]],

@@ -26,7 +26,7 @@ from email.utils import format_datetime, getaddresses, make_msgid
 
 from lxml import etree
 
-from eas_gateway.items.email import html_to_text
+from eas_gateway.items.email import html_to_text, parse_file_reference
 from usm.upstream import Address, Identity, Message
 
 
@@ -175,40 +175,45 @@ def _names(addresses: list[Address]) -> str:
 AIRSYNCBASE, EMAIL, EMAIL2 = "{AirSyncBase:}", "{Email:}", "{Email2:}"
 
 
-def draft(data: etree._Element | None, element_bytes: Callable[[etree._Element], bytes]) -> bytes:
+def draft(data: etree._Element | None, element_bytes: Callable[[etree._Element], bytes],
+          base: bytes | None = None) -> bytes:
     """An RFC 5322 message from the ApplicationData of a draft the phone adds
     (MS-ASEMAIL 16.0: Body of Type 4 is the whole MIME message; Types 1/2 a
     text or HTML body with To, Cc, Bcc, Subject and Importance beside it, and
-    AirSyncBase:Attachments/Add with their Content)."""
+    AirSyncBase:Attachments/Add with their Content).
+
+    ``base``: the draft as stored, which a Change of the draft revises: the
+    fields sent replace the stored ones, the rest stays (body, attachments
+    but those in Attachments/Delete, headers)."""
     if data is None:
         raise ComposeError(INVALID_MIME, "a draft without ApplicationData")
     body = data.find(AIRSYNCBASE + "Body")
-    kind = (body.findtext(AIRSYNCBASE + "Type") or "1").strip() if body is not None else "1"
+    kind = (body.findtext(AIRSYNCBASE + "Type") or "1").strip() if body is not None else None
     content = body.find(AIRSYNCBASE + "Data") if body is not None else None
     if kind == "4":
         if content is None:
             raise ComposeError(INVALID_MIME, "a MIME draft without Data")
         msg = parse(element_bytes(content))
-    elif kind in ("1", "2"):
+    elif kind in ("1", "2", None):
+        old = parse(base) if base is not None else None
         msg = EmailMessage(policy=email.policy.default)
-        for tag, header in ((EMAIL + "To", "To"), (EMAIL + "Cc", "Cc"), (EMAIL2 + "Bcc", "Bcc"),
-                            (EMAIL + "Subject", "Subject")):
-            value = data.findtext(tag)
-            if value:
-                msg[header] = value
-        importance = (data.findtext(EMAIL + "Importance") or "").strip()
-        if importance in ("0", "2"):
-            msg["Importance"] = "low" if importance == "0" else "high"
-        text = element_bytes(content).decode("utf-8", "replace") if content is not None else ""
-        msg.set_content(text, subtype="html" if kind == "2" else "plain", charset="utf-8")
+        for name, value in (old.items() if old is not None else ()):
+            if not name.lower().startswith(("content-", "mime-version")):
+                msg[name] = value
+        _fields(msg, data)
+        if kind is not None:
+            text = element_bytes(content).decode("utf-8", "replace") if content is not None else ""
+            msg.set_content(text, subtype="html" if kind == "2" else "plain", charset="utf-8")
+        else:
+            _keep_body(msg, old)
+        for type, name, part_content in _kept_attachments(old, data):
+            _attach(msg, type, name, part_content)
         for add in data.iterfind(f"{AIRSYNCBASE}Attachments/{AIRSYNCBASE}Add"):
             raw = add.find(AIRSYNCBASE + "Content")
             if raw is None:
                 raise ComposeError(INVALID_MIME, "a draft attachment without Content")
             type = (add.findtext(AIRSYNCBASE + "ContentType") or "application/octet-stream").strip()
-            if msg.get_content_maintype() != "multipart":
-                msg.make_mixed()
-            msg.attach(_attachment(type, add.findtext(AIRSYNCBASE + "DisplayName"), element_bytes(raw)))
+            _attach(msg, type, add.findtext(AIRSYNCBASE + "DisplayName"), element_bytes(raw))
     else:
         raise ComposeError(INVALID_MIME, f"a draft with a body of Type {kind}")
     if "date" not in msg:
@@ -217,3 +222,57 @@ def draft(data: etree._Element | None, element_bytes: Callable[[etree._Element],
         return msg.as_bytes(policy=email.policy.SMTP)
     except (ValueError, TypeError, LookupError) as exc:
         raise ComposeError(INVALID_MIME, f"the draft cannot be written out: {exc}") from exc
+
+
+def _fields(msg: EmailMessage, data: etree._Element) -> None:
+    """The header fields the phone sent replace the message's (an empty one clears it)."""
+    for tag, header in ((EMAIL + "To", "To"), (EMAIL + "Cc", "Cc"), (EMAIL2 + "Bcc", "Bcc"),
+                        (EMAIL + "Subject", "Subject")):
+        value = data.findtext(tag)
+        if value is not None:
+            del msg[header]
+            if value:
+                msg[header] = value
+    importance = data.findtext(EMAIL + "Importance")
+    if importance is not None:
+        del msg["Importance"]
+        if importance.strip() in ("0", "2"):
+            msg["Importance"] = "low" if importance.strip() == "0" else "high"
+
+
+def _keep_body(msg: EmailMessage, old: EmailMessage | None) -> None:
+    part = old.get_body(preferencelist=("html", "plain")) if old is not None else None
+    if part is None:
+        msg.set_content("", charset="utf-8")
+        return
+    msg.set_content(part.get_content(), subtype=part.get_content_subtype(), charset="utf-8")
+
+
+def _kept_attachments(old: EmailMessage | None, data: etree._Element) -> list[tuple[str, str | None, bytes]]:
+    """The stored draft's attachments but those the phone deletes. A FileReference
+    (items.email.file_reference) names the upstream blob of a part, which the MIME
+    does not carry: a part is matched by its name and type instead."""
+    if old is None:
+        return []
+    gone = set()
+    for ref in data.iterfind(f"{AIRSYNCBASE}Attachments/{AIRSYNCBASE}Delete/{AIRSYNCBASE}FileReference"):
+        parsed = parse_file_reference((ref.text or "").strip())
+        if parsed is None:
+            raise ComposeError(INVALID_MIME, f"Attachments/Delete of an unknown FileReference {ref.text!r}")
+        gone.add((parsed[1].lower(), parsed[2]))
+    kept = []
+    for part in old.iter_attachments():
+        type, name = part.get_content_type(), part.get_filename()
+        if (type, name or "attachment") in gone:
+            continue
+        if type == "message/rfc822":  # the payload is a message, not bytes
+            kept.append((type, name, part.get_content().as_bytes(policy=email.policy.SMTP)))
+        else:
+            kept.append((type, name, part.get_payload(decode=True) or b""))
+    return kept
+
+
+def _attach(msg: EmailMessage, type: str, name: str | None, content: bytes) -> None:
+    if msg.get_content_maintype() != "multipart":
+        msg.make_mixed()
+    msg.attach(_attachment(type, name, content))
