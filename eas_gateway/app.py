@@ -39,6 +39,7 @@ from eas_gateway.errors import (
     CommandStatus,
     EASError,
     Forbidden,
+    LegacyStatus,
     NeedsProvisioning,
     NotImplementedCommand,
     PayloadTooLarge,
@@ -56,6 +57,11 @@ log = logging.getLogger("eas_gateway.request")
 WBXML_TYPE = "application/vnd.ms-sync.wbxml"
 # MS-ASCMD 2.2.2: Status codes shared by all commands.
 REMOTE_WIPE_REQUESTED, DEVICE_NOT_PROVISIONED, INVALID_POLICY_KEY = 140, 142, 144
+# SendMail, SmartReply and SmartForward below 14.0 answer failures with HTTP
+# only: item not found 404, server errors 500 (110 ServerError, 120
+# MailSubmissionFailed), 111 ServerErrorRetryLater 503; the rest (malformed
+# request or message, no recipient) 400.
+LEGACY_HTTP_STATUS = {150: 404, 110: 500, 120: 500, 111: 503}
 
 
 class Gateway:
@@ -172,6 +178,8 @@ class Gateway:
         try:
             result = await command.handle(ctx, tree)
         except CommandStatus as exc:
+            if command.mime_body and float(version) < 14.0:
+                raise LegacyStatus(LEGACY_HTTP_STATUS.get(exc.status, 400), f"Status {exc.status}: {exc}") from exc
             log.info("%s Status %d: %s", line.command, exc.status, exc)
             result = _status_tree(command.root, exc.status)
         except UpstreamError as exc:

@@ -55,3 +55,12 @@ class NeedsProvisioning(EASError):
     """MS-ASHTTP 3.2.5.1.1: below 14.0, HTTP 449 asks the phone to Provision."""
 
     http_status = 449
+
+
+class LegacyStatus(EASError):
+    """A command failure below 14.0 where the command has no Status element to carry
+    it (MS-ASCMD 2.2.3.177.14: SendMail's Status exists from 14.0): an HTTP status."""
+
+    def __init__(self, http_status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.http_status = http_status

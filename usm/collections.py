@@ -139,6 +139,8 @@ async def commit(conn: asyncpg.Connection, user: str, device_id: str, collection
         if g.reset:
             await conn.execute("DELETE FROM collection_items WHERE user_name = $1 AND device_id = $2"
                                " AND collection_id = $3", *key)
+            await conn.execute("DELETE FROM moved_items WHERE user_name = $1 AND device_id = $2"
+                               " AND collection_id = $3", *key)
             await conn.execute("DELETE FROM collection_client_ids WHERE user_name = $1 AND device_id = $2"
                                " AND collection_id = $3", *key)
         if g.reset or g.replace_pending:
@@ -206,9 +208,28 @@ async def move_item(conn: asyncpg.Connection, user: str, device_id: str, source:
             "INSERT INTO collection_items (user_name, device_id, collection_id, item, upstream_id, version)"
             " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (user_name, device_id, collection_id, upstream_id)"
             " DO UPDATE SET version = EXCLUDED.version", user, device_id, destination, number, upstream_id, version)
-        return await conn.fetchval(
+        moved = await conn.fetchval(
             "SELECT item FROM collection_items WHERE user_name = $1 AND device_id = $2 AND collection_id = $3"
             " AND upstream_id = $4", user, device_id, destination, upstream_id)
+        # The tombstone a retried MoveItems finds (sql/009_moved_items.sql); a day is long enough.
+        await conn.execute(
+            "DELETE FROM moved_items WHERE user_name = $1 AND device_id = $2 AND moved_at < now() - interval '1 day'",
+            user, device_id)
+        await conn.execute(
+            "INSERT INTO moved_items (user_name, device_id, collection_id, item, destination_id, destination_item)"
+            " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (user_name, device_id, collection_id, item) DO UPDATE"
+            " SET destination_id = EXCLUDED.destination_id, destination_item = EXCLUDED.destination_item,"
+            " moved_at = now()", user, device_id, source, item_number, destination, moved)
+        return moved
+
+
+async def moved_to(conn: asyncpg.Connection, user: str, device_id: str, source: int,
+                   item_number: int) -> tuple[int, int] | None:
+    """(destination collection, item) where the device moved this item within the last day."""
+    row = await conn.fetchrow(
+        "SELECT destination_id, destination_item FROM moved_items WHERE user_name = $1 AND device_id = $2"
+        " AND collection_id = $3 AND item = $4", user, device_id, source, item_number)
+    return (row["destination_id"], row["destination_item"]) if row else None
 
 
 # Loop protection: conversions an item may fail before it is skipped.

@@ -6,7 +6,8 @@ longer in it), 2 the destination is unknown or not a real folder, 4 source
 and destination are the same, 5 the upstream refused, 3 moved. A moved item
 gets a new ServerId in the destination collection, recorded at once for
 this device (usm.collections.move_item), so neither folder's next Sync sends
-the move back as a Delete or an Add.
+the move back as a Delete or an Add. The same move again (the phone lost the
+answer) gets the same answer for a day (usm.collections.moved_to).
 """
 
 from __future__ import annotations
@@ -54,7 +55,14 @@ async def handle(ctx: Context, tree: etree._Element | None) -> etree._Element:
                 statuses[index] = (SAME_FOLDER, None)
             else:
                 uid = await collections.item(conn, ctx.user, ctx.line.device_id, src, number)
-                if uid is None:
+                earlier = await collections.moved_to(conn, ctx.user, ctx.line.device_id, src, number) \
+                    if uid is None else None
+                if earlier is not None and earlier[0] == dst:
+                    # The same move again: its answer was lost. The same new ServerId, nothing moved twice.
+                    log.info("MoveItems: device %s moved %s before; answering it again", ctx.line.device_id,
+                             message_id)
+                    statuses[index] = (MOVED, collections.server_id(*earlier))
+                elif uid is None:
                     statuses[index] = (BAD_SOURCE, None)
                 else:
                     wanted[index] = (src, number, dst, uid)

@@ -159,6 +159,16 @@ def test_sendmail_in_the_12_1_form(gateway: RunningGateway) -> None:
         assert answer.content == b""
     assert len(relayed(gateway, subject)) == 1 and len(_received(gateway, bob, subject)) == 1
     assert [e["subject"] for e in _mailbox(gateway, alice, "sent")] == [subject]
+    # 12.x SendMail has no Status element (MS-ASCMD 2.2.3.177.14): failures are HTTP statuses.
+    no_recipient = _mime(alice, bob, "nobody", "x").replace(f"To: {bob}".encode(), b"To: nobody")
+    assert b"To: nobody" in no_recipient
+    refused = post(gateway, "SmartReply", no_recipient, device_id=phone.device, user=alice, version="12.1",
+                   policy_key=phone.policy_key, params={"ItemId": "1:999", "CollectionId": phone.inbox},
+                   content_type="message/rfc822")
+    assert refused.status_code == 404 and "Status 150" in refused.text
+    refused = post(gateway, "SendMail", no_recipient, device_id=phone.device, user=alice, version="12.1",
+                   policy_key=phone.policy_key, content_type="message/rfc822")
+    assert refused.status_code == 400 and "Status 119" in refused.text
 
 
 class _DiesAfterSubmitting(JMAPUpstream):

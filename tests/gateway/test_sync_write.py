@@ -210,8 +210,11 @@ def test_moveitems_moves_once_with_new_server_ids_and_checks_each_move(gateway: 
     tree = phone.sync(collection(archive, archive_key, commands=_commands(_change(answers[0][2], read=1))))
     assert tree.find(f".//{A}Responses") is None
     assert upstream_emails(gateway, user)["file me"]["keywords"] == {"$seen": True}
-    # Moving it again from the old ServerId fails: the item is no longer there.
-    assert _move(phone, (ids["file me"], phone.inbox, archive))[0][1] == "1"
+    # The same move again (its answer was lost): the same answer, nothing moved twice.
+    assert _move(phone, (ids["file me"], phone.inbox, archive)) == [(ids["file me"], "3", answers[0][2])]
+    assert upstream_emails(gateway, user)["file me"]["mailboxIds"] == {roles["archive"]: True}
+    # Elsewhere from the old ServerId fails: the item is no longer there.
+    assert _move(phone, (ids["file me"], phone.inbox, phone.types["4"]))[0][1] == "1"
 
 
 class _DiesAfterStoring(JMAPUpstream):
