@@ -52,11 +52,11 @@ async def handle(ctx: Context, tree: etree._Element | None) -> etree._Element:
     # a change after that poll is found by the check below or wakes the wait.
     seen = ctx.push.known_state(ctx.user) or await source.state()
     while True:
-        if not await _hierarchy_known(ctx):
+        changed = await _changed(ctx, upstream_ids, seen)
+        if changed is None:
             # An admin reset the device (usm.admin): FolderSync first, which starts it over.
             log.info("Ping: device %s has no hierarchy state; asking for a FolderSync", ctx.line.device_id)
             return _answer(HIERARCHY)
-        changed = await _changed(ctx, upstream_ids, seen)
         if changed:
             root = _answer(CHANGES)
             out = E(root, P + "Folders")
@@ -99,14 +99,13 @@ async def _request(ctx: Context, tree: etree._Element | None) -> tuple[int, list
     return interval, folder_ids
 
 
-async def _hierarchy_known(ctx: Context) -> bool:
-    async with ctx.db.acquire() as conn:
-        return (await folders.state(conn, ctx.user, ctx.line.device_id)).sync_key > 0
-
-
-async def _changed(ctx: Context, upstream_ids: dict[int, str], seen: str | None) -> list[int]:
+async def _changed(ctx: Context, upstream_ids: dict[int, str], seen: str | None) -> list[int] | None:
+    """The folders whose next Sync would bring something; None if the device has
+    no hierarchy state (an admin reset it)."""
     ids = list(upstream_ids)
     async with ctx.db.acquire() as conn:
+        if (await folders.state(conn, ctx.user, ctx.line.device_id)).sync_key == 0:
+            return None
         states = await collections.states(conn, ctx.user, ctx.line.device_id, ids)
     source = ctx.upstream.mail(ctx.credentials)
     changed = []
