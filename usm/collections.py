@@ -22,6 +22,8 @@ class CollectionState:
     options: dict[str, Any]
     next_item: int
     last_response: bytes | None
+    replays: int = 0  # the previous key resent this often in a row
+    suspect: str | None = None  # an item with failures that the current generation sent alone
 
 
 NEW = CollectionState(0, None, 0, {}, 1, None)
@@ -46,6 +48,7 @@ class Generation:
     # Items now standing for another upstream object (a revised draft): (item, upstream id, version)
     replaced: list[tuple[int, str, str]] = field(default_factory=list)
     replace_pending: bool = False  # drop every stored pending row first (a new listing)
+    suspect: str | None = None  # an item with failures sent alone in this generation (loop protection)
     reset: bool = False  # SyncKey 0: forget every item
 
 
@@ -65,12 +68,12 @@ def item_number(collection_id: int, server_id: str) -> int | None:
 async def states(conn: asyncpg.Connection, user: str, device_id: str,
                  collection_ids: list[int]) -> dict[int, CollectionState]:
     rows = await conn.fetch(
-        "SELECT collection_id, sync_key, upstream_state, filter_type, options, next_item, last_response"
-        " FROM collections WHERE user_name = $1 AND device_id = $2 AND collection_id = ANY($3::integer[])",
+        "SELECT collection_id, sync_key, upstream_state, filter_type, options, next_item, last_response, replays,"
+        " suspect FROM collections WHERE user_name = $1 AND device_id = $2 AND collection_id = ANY($3::integer[])",
         user, device_id, collection_ids)
     found = {r["collection_id"]: CollectionState(r["sync_key"], r["upstream_state"], r["filter_type"],
                                                  json.loads(r["options"]), r["next_item"],
-                                                 bytes(r["last_response"])) for r in rows}
+                                                 bytes(r["last_response"]), r["replays"], r["suspect"]) for r in rows}
     return {cid: found.get(cid, NEW) for cid in collection_ids}
 
 
@@ -130,12 +133,13 @@ async def commit(conn: asyncpg.Connection, user: str, device_id: str, collection
             return False
         await conn.execute(
             "INSERT INTO collections (user_name, device_id, collection_id, sync_key, upstream_state, filter_type,"
-            " options, next_item, last_response) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9)"
+            " options, next_item, last_response, suspect) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10)"
             " ON CONFLICT (user_name, device_id, collection_id) DO UPDATE SET sync_key = EXCLUDED.sync_key,"
             " upstream_state = EXCLUDED.upstream_state, filter_type = EXCLUDED.filter_type,"
             " options = EXCLUDED.options, next_item = EXCLUDED.next_item,"
-            " last_response = EXCLUDED.last_response, updated_at = now()",
-            *key, g.new_key, g.upstream_state, g.filter_type, json.dumps(g.options), g.next_item, g.response)
+            " last_response = EXCLUDED.last_response, replays = 0, suspect = EXCLUDED.suspect, updated_at = now()",
+            *key, g.new_key, g.upstream_state, g.filter_type, json.dumps(g.options), g.next_item, g.response,
+            g.suspect)
         if g.reset:
             await conn.execute("DELETE FROM collection_items WHERE user_name = $1 AND device_id = $2"
                                " AND collection_id = $3", *key)
@@ -156,10 +160,6 @@ async def commit(conn: asyncpg.Connection, user: str, device_id: str, collection
             await conn.execute("DELETE FROM collection_items WHERE user_name = $1 AND device_id = $2"
                                " AND collection_id = $3 AND item = ANY($4::integer[])", *key, g.deleted)
         if g.added:
-            # Items that had failed before and made it now (loop protection, record_failures).
-            await conn.execute("DELETE FROM item_failures WHERE user_name = $1 AND device_id = $2"
-                               " AND collection_id = $3 AND upstream_id = ANY($4::text[])",
-                               *key, [a[1] for a in g.added])
             await conn.execute(
                 "INSERT INTO collection_items (user_name, device_id, collection_id, item, upstream_id, version)"
                 " SELECT $1, $2, $3, * FROM unnest($4::integer[], $5::text[], $6::text[])",
@@ -234,6 +234,30 @@ async def moved_to(conn: asyncpg.Connection, user: str, device_id: str, source: 
 
 # Loop protection: conversions an item may fail before it is skipped.
 MAX_ITEM_FAILURES = 3
+
+
+async def forget_failures(conn: asyncpg.Connection, user: str, device_id: str, collection_id: int,
+                          upstream_id: str) -> None:
+    """The phone took the answer that held this item: it is no suspect any more."""
+    await conn.execute(
+        "DELETE FROM item_failures WHERE user_name = $1 AND device_id = $2 AND collection_id = $3"
+        " AND upstream_id = $4", user, device_id, collection_id, upstream_id)
+
+
+async def count_replay(conn: asyncpg.Connection, user: str, device_id: str, collection_id: int) -> int:
+    """The phone resent the previous key once more; how often in a row now."""
+    return int(await conn.fetchval(
+        "UPDATE collections SET replays = replays + 1 WHERE user_name = $1 AND device_id = $2"
+        " AND collection_id = $3 RETURNING replays", user, device_id, collection_id) or 0)
+
+
+async def failures(conn: asyncpg.Connection, user: str, device_id: str, collection_id: int,
+                   upstream_ids: list[str]) -> dict[str, bool]:
+    """Of these items, the ones that failed before: upstream id -> skipped."""
+    rows = await conn.fetch(
+        "SELECT upstream_id, skipped FROM item_failures WHERE user_name = $1 AND device_id = $2"
+        " AND collection_id = $3 AND upstream_id = ANY($4::text[])", user, device_id, collection_id, upstream_ids)
+    return {r["upstream_id"]: r["skipped"] for r in rows}
 
 
 async def record_failures(conn: asyncpg.Connection, user: str, device_id: str, collection_id: int,

@@ -45,6 +45,9 @@ log = logging.getLogger(__name__)
 A = "{AirSync:}"
 # MS-ASCMD 2.2.3.177.17 Sync Status values.
 OK, INVALID_KEY, PROTOCOL_ERROR, SERVER_ERROR, NOT_FOUND = 1, 3, 4, 5, 8
+# Loop protection: the previous key resent this often in a row means the phone
+# cannot take the answer (a lost answer is resent once or twice).
+REPLAY_LIMIT = 5
 HIERARCHY_CHANGED, INCOMPLETE, BAD_INTERVAL, TOO_MANY = 12, 13, 14, 15
 DEFAULT_WINDOW, MAX_WINDOW = 100, 512
 MIN_WAIT, MAX_WAIT = 60, 3540  # seconds: Wait 1..59 minutes, HeartbeatInterval 60..3540
@@ -202,11 +205,21 @@ async def _collection(ctx: Context, request: SyncRequest, wanted: CollectionRequ
         log.info("Sync: device %s sent a SyncKey that is not ours for collection %d", device, cid)
         return _element(wanted, 0, INVALID_KEY), True
     if key != 0 and key == state.sync_key - 1 and state.last_response is not None:
-        log.info("Sync: device %s resent key %d of collection %d, replaying its answer", device, key, cid)
-        return wbxml.decode(state.last_response), True
+        async with ctx.db.acquire() as conn:
+            replays = await collections.count_replay(conn, ctx.user, device, cid)
+        if replays < REPLAY_LIMIT:
+            log.info("Sync: device %s resent key %d of collection %d, replaying its answer", device, key, cid)
+            return wbxml.decode(state.last_response), True
+        if replays == REPLAY_LIMIT:
+            await _answer_not_taken(ctx, cid, state.last_response)
+        return _element(wanted, 0, INVALID_KEY), True
     if key != 0 and key != state.sync_key:
         log.info("Sync: device %s sent key %d of collection %d, current is %d", device, key, cid, state.sync_key)
         return _element(wanted, 0, INVALID_KEY), True
+    if key != 0 and state.suspect is not None:
+        # The phone asks with the current key: it took the answer that held the suspect alone.
+        async with ctx.db.acquire() as conn:
+            await collections.forget_failures(conn, ctx.user, device, cid, state.suspect)
     try:
         options = parse_options(wanted.options, previous=Options.from_json(state.options))
     except OptionsError as exc:
@@ -238,8 +251,8 @@ async def _collection(ctx: Context, request: SyncRequest, wanted: CollectionRequ
     changed = await ctx.upstream.messages(ctx.credentials, [uid for _, uid in plan.changes], BodyRequest()) \
         if plan.changes else {}
     # Items that vanished between the look at their versions and the fetch are left out.
-    converted, failed = _convert(found, [uid for uid in plan.adds if uid in found], options, float(ctx.version),
-                                 mime)
+    candidates, suspect = await _screen(ctx, cid, plan, [uid for uid in plan.adds if uid in found])
+    converted, failed = _convert(found, candidates, options, float(ctx.version), mime)
     if failed:
         await _protect_from_loops(ctx, cid, plan, failed)
     adds = list(converted)
@@ -280,6 +293,7 @@ async def _collection(ctx: Context, request: SyncRequest, wanted: CollectionRequ
     generation.client_ids = [(c, n, uid) for c, n, uid, _ in mine.added]
     generation.replaced = list(mine.replaced.values())
     generation.next_item = max(generation.next_item, first)
+    generation.suspect = suspect if suspect in converted else None
     async with ctx.db.acquire() as conn:
         committed = await collections.commit(conn, ctx.user, device, cid, expected_key=key, generation=generation)
     if not committed:
@@ -314,9 +328,46 @@ async def _protect_from_loops(ctx: Context, cid: int, plan: sync.Plan, failed: d
     for uid in skipped:
         log.warning("Sync: item %s of collection %d skipped for device %s of %s after %d failed conversions: %s",
                     uid, cid, ctx.line.device_id, ctx.user, collections.MAX_ITEM_FAILURES, failed[uid])
-    retry = [uid for uid in failed if uid not in skipped]
-    plan.pending_done = [uid for uid in plan.pending_done if uid not in retry]
-    plan.pending_new = plan.pending_new + retry
+    _repend(plan, [uid for uid in failed if uid not in skipped])
+
+
+def _repend(plan: sync.Plan, uids: list[str]) -> None:
+    """These adds wait for a later Sync instead of this one."""
+    plan.pending_done = [uid for uid in plan.pending_done if uid not in uids]
+    plan.pending_new = plan.pending_new + [uid for uid in uids if uid not in plan.pending_new]
+
+
+async def _screen(ctx: Context, cid: int, plan: sync.Plan, uids: list[str]) -> tuple[list[str], str | None]:
+    """Loop protection before sending: skipped items stay out, and an item that failed
+    before goes alone (the suspect), so that a failure is pinned on the item that caused it."""
+    if not uids:
+        return uids, None
+    async with ctx.db.acquire() as conn:
+        known = await collections.failures(conn, ctx.user, ctx.line.device_id, cid, uids)
+    if not known:
+        return uids, None
+    uids = [uid for uid in uids if not known.get(uid)]
+    suspects = [uid for uid in uids if uid in known]
+    if not suspects:
+        return uids, None
+    _repend(plan, [uid for uid in uids if uid != suspects[0]])
+    plan.more = plan.more or len(uids) > 1
+    return suspects[:1], suspects[0]
+
+
+async def _answer_not_taken(ctx: Context, cid: int, last_response: bytes) -> None:
+    """The phone asked REPLAY_LIMIT times in a row for the answer it already got: it
+    cannot take it. Each item that answer added gets a failure (usm.collections.
+    record_failures), and the phone starts the folder over (Status 3)."""
+    tree = wbxml.decode(last_response)
+    numbers = [collections.item_number(cid, add.findtext(A + "ServerId") or "") for add in tree.iter(A + "Add")]
+    async with ctx.db.acquire() as conn:
+        uids = [await collections.item(conn, ctx.user, ctx.line.device_id, cid, n) for n in numbers if n]
+        reason = f"the phone asked {REPLAY_LIMIT} times for the same answer: it could not take it"
+        skipped = await collections.record_failures(conn, ctx.user, ctx.line.device_id, cid,
+                                                    {uid: reason for uid in uids if uid})
+    log.warning("Sync: device %s of %s cannot take the answer for collection %d (%d items, %d now skipped); "
+                "the folder starts over", ctx.line.device_id, ctx.user, cid, len(uids), len(skipped))
 
 
 def _element(wanted: CollectionRequest, key: int, status: int) -> etree._Element:

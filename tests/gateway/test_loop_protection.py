@@ -11,9 +11,12 @@ from typing import Any
 
 import pytest
 
+from lxml import etree
+
 from eas_gateway.items import email
 from tests.conftest import RunningGateway
-from tests.gateway.helpers import deliver, emails, jmap, message, new_user
+from tests.gateway.helpers import A, deliver, emails, jmap, message, new_user
+from tests.gateway.model_phone import E as M
 from tests.gateway.model_phone import ModelPhone
 from tests.gateway.test_admin import cli
 from usm.collections import MAX_ITEM_FAILURES
@@ -57,10 +60,61 @@ def test_an_item_that_fails_to_convert_is_retried_then_skipped_and_reported(
     phone.sync(inbox)
     assert json.loads(cli(gateway, "device", user, phone.device, "--json").stdout)[
         "item_failures"][0]["failures"] == MAX_ITEM_FAILURES
-    # Once the converter copes (fixed) and the item changes upstream, it is sent and forgotten.
+    # It stays skipped, also when it changes upstream, until an admin resyncs the folder
+    # (once the converter is fixed): then it arrives and the failure is forgotten.
     monkeypatch.undo()
     jmap(gateway, [["Email/set", {"update": {failure["upstream_id"]: {"keywords/$flagged": True}}}, "0"]],
          user=user)
     phone.sync(inbox)
+    assert "poison" not in phone.subjects(inbox)
+    cli(gateway, "resync-folder", user, "Inbox", "--device", phone.device)
+    phone.sync(inbox)
     assert sorted(phone.subjects(inbox)) == ["one", "poison", "three", "two"]
     assert json.loads(cli(gateway, "device", user, phone.device, "--json").stdout)["item_failures"] == []
+
+
+class RejectingPhone(ModelPhone):
+    """A phone that fails on one message: it never takes an answer that holds it and
+    asks again with the same SyncKey, as a phone whose client crashes would."""
+
+    def _apply(self, collection_id: str, tree: etree._Element) -> None:
+        if "poison" in [a.findtext(f"{A}ApplicationData/{M}Subject") for a in tree.iter(A + "Add")]:
+            self.rejected += 1
+            raise Rejected
+        super()._apply(collection_id, tree)
+
+    rejected = 0
+    sent_key = "0"
+
+    def request(self, command: str, body: etree._Element) -> etree._Element:
+        if command == "Sync":
+            self.sent_key = body.findtext(f".//{A}SyncKey") or "0"
+        return super().request(command, body)
+
+
+class Rejected(Exception):
+    pass
+
+
+def test_an_item_the_phone_keeps_rejecting_is_found_and_skipped(gateway: RunningGateway,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    user = new_user(gateway)
+    deliver(gateway, user, [message(s) for s in ("a", "b", "poison", "c", "d")])
+    phone = RejectingPhone(gateway, user)
+    phone.folder_sync()
+    inbox = phone.folder("Inbox")
+    for _ in range(60):  # the phone's own retry loop: the same request until an answer is taken
+        try:
+            phone.sync(inbox)
+            break
+        except Rejected:
+            phone.keys[inbox] = phone.sent_key
+    else:
+        raise AssertionError(f"the phone never got past the poison: {phone.statuses} {phone.rejected} "
+                             f"{cli(gateway, 'device', user, phone.device).stdout}")
+    assert sorted(phone.subjects(inbox)) == ["a", "b", "c", "d"]
+    [failure] = json.loads(cli(gateway, "device", user, phone.device, "--json").stdout)["item_failures"]
+    assert failure["skipped"] and "could not take it" in failure["last_error"]
+    assert failure["upstream_id"] == emails(gateway, user)["poison"]["id"]
+    assert phone.statuses["Sync 3"] == MAX_ITEM_FAILURES  # each round of rejections started the folder over
+    assert any("cannot take the answer" in r.getMessage() for r in caplog.records)
