@@ -57,7 +57,7 @@ async def pox(request: Request, gateway: Gateway) -> Response:
     credentials = parse_basic(request.headers.get("authorization"))
     account = await gateway.auth.authenticate(credentials)  # EASError: 401, 503 (the caller answers those)
     try:
-        address = check_address(parse_pox(await request.body()), _domains(gateway))
+        address = check_address(parse_pox(await _body(request)), _domains(gateway))
         if address.lower() not in (account.user.lower(), credentials.user.lower()):
             raise AutodiscoverError(ADDRESS_NOT_FOUND, f"{address} is not the address of {credentials.user}")
     except AutodiscoverError as exc:
@@ -85,6 +85,17 @@ async def json_v2(request: Request, gateway: Gateway) -> Response:
         return _json_error(status, code, str(exc))
     url = activesync_url(gateway.settings.public_url, request.url.scheme, request.url.netloc)
     return JSONResponse({"Protocol": "ActiveSync", "Url": url})
+
+
+async def _body(request: Request) -> bytes:
+    """The request body; reading stops once it exceeds MAX_REQUEST_BYTES (parse_pox refuses it)."""
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > MAX_REQUEST_BYTES:
+            break
+    return b"".join(chunks)
 
 
 def _json_error(status: int, code: str, message: str) -> Response:

@@ -49,6 +49,7 @@ def test_pox_needs_credentials(gateway: RunningGateway) -> None:
     (pox_request("alice@example.com", schema="http://example.com/other"), "601"),
     (b"<Autodiscover", "600"),
     (pox_request("not an address"), "600"),
+    (pox_request("alice@example.com") + b" " * 70_000, "600"),  # over 64 KB
 ])
 def test_pox_errors_are_answered_in_the_document(gateway: RunningGateway, body: bytes, code: str) -> None:
     answer = pox(gateway, body)
