@@ -329,6 +329,10 @@ async def main(args: argparse.Namespace, work: Path) -> None:
             await conn.execute(
                 "INSERT INTO collections (user_name, device_id, collection_id, sync_key, upstream_state, last_response)"
                 " SELECT $1, id, $3, 2, $4, $5 FROM unnest($2::text[]) AS id", small, ids, int(inbox), state, response)
+            # A phone Pings after its FolderSync; without that state a Ping asks for one (Status 7).
+            await conn.execute(
+                "INSERT INTO folder_sync (user_name, device_id, sync_key, last_response)"
+                " SELECT $1, id, 1, '' FROM unnest($2::text[]) AS id", small, ids)
             P = "{Ping:}"
             root = etree.Element(P + "Ping")
             etree.SubElement(root, P + "HeartbeatInterval").text = "3000"

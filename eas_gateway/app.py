@@ -186,7 +186,7 @@ class Gateway:
             raise UpstreamFailed(f"upstream: {exc}") from exc
         finally:
             if upstream.wrote:
-                await self.push.changed(account_user)
+                await self.push.changed(account_user, folders=upstream.wrote_folders)
         if tracer:
             tracer.record(account_user, line.device_id, line.command, "response", result)
         body = result if isinstance(result, bytes) else wbxml.encode(result)

@@ -28,8 +28,8 @@ class Context:
 
 
 # The Upstream methods that change the user's data (usm.upstream.Upstream).
-WRITES = frozenset({"update_messages", "destroy_messages", "import_message", "submit", "create_folder",
-                    "update_folder", "destroy_folder", "set_vacation"})
+FOLDER_WRITES = frozenset({"create_folder", "update_folder", "destroy_folder"})
+WRITES = frozenset({"update_messages", "destroy_messages", "import_message", "submit", "set_vacation"}) | FOLDER_WRITES
 
 
 class RecordingUpstream:
@@ -41,6 +41,7 @@ class RecordingUpstream:
     def __init__(self, upstream: Upstream) -> None:
         self._upstream = upstream
         self.wrote = False
+        self.wrote_folders = False
 
     def __getattr__(self, name: str) -> Any:
         method = getattr(self._upstream, name)
@@ -49,6 +50,7 @@ class RecordingUpstream:
 
         async def write(*args: Any, **kwargs: Any) -> Any:
             self.wrote = True
+            self.wrote_folders = self.wrote_folders or name in FOLDER_WRITES
             return await method(*args, **kwargs)
 
         return write

@@ -3,9 +3,10 @@
 One ``PushHub`` per gateway process. A request waits with ``wait(user,
 device, credentials, timeout)``; it returns why it woke:
 
-- ``CHANGED``: the user's upstream state moved. Each node runs one watcher per
+- ``CHANGED``: the user's upstream state moved (mail, or the folder
+  hierarchy: ``known_folder_state``). Each node runs one watcher per
   user with waiting requests, however many devices the user has: a poll of
-  the cheap upstream state string (ItemSource.state) every ``poll_seconds``
+  the cheap upstream state strings (Upstream.watch_states) every ``poll_seconds``
   (Cyrus 3.6 offers no working JMAP push). A node that sees a change tells
   the others through PostgreSQL NOTIFY, so every node's waiters wake.
 - ``SUPERSEDED``: a newer hanging request of the same device started, on this
@@ -53,6 +54,7 @@ class PushHub:
         self._watchers: dict[str, asyncio.Task[None]] = {}
         self._credentials: dict[str, Credentials] = {}
         self._states: dict[str, str] = {}
+        self._folder_states: dict[str, str] = {}
         self._listener: asyncpg.Connection | None = None
 
     @property
@@ -79,6 +81,11 @@ class PushHub:
         """The user's upstream state as this node's watcher last saw it (None: no watcher)."""
         return self._states.get(user)
 
+    def known_folder_state(self, user: str) -> str | None:
+        """The user's folder state as this node last saw it; None: no watcher, or a
+        folder change was reported since (ask the upstream)."""
+        return self._folder_states.get(user)
+
     async def wait(self, user: str, device_id: str, credentials: Credentials, timeout: float, *,
                    seen_state: str | None) -> str:
         """Wait until the user's upstream state is other than ``seen_state`` (the state
@@ -104,12 +111,16 @@ class PushHub:
                 if task is not None:
                     task.cancel()
                 self._states.pop(user, None)
+                self._folder_states.pop(user, None)
         return waiter.reason
 
-    async def changed(self, user: str) -> None:
-        """Tell every node that the user's upstream data changed (e.g. the gateway wrote it)."""
+    async def changed(self, user: str, *, folders: bool = False) -> None:
+        """Tell every node that the user's upstream data changed (e.g. the gateway wrote it);
+        ``folders``: the folder hierarchy did."""
+        if folders:
+            self._folder_states.pop(user, None)
         self._wake(user)
-        await self._notify({"kind": "changed", "user": user})
+        await self._notify({"kind": "changed", "user": user, **({"folders": "1"} if folders else {})})
 
     def _supersede(self, user: str, device_id: str, token: str) -> None:
         for waiter in list(self._waiters.get(user, ())):
@@ -130,19 +141,22 @@ class PushHub:
             if credentials is None:
                 return
             try:
-                state = await self.upstream.mail(credentials).state()
+                mail_state, folder_state = await self.upstream.watch_states(credentials)
+                state: str | None = f"{mail_state}\0{folder_state}"
             except UpstreamError as exc:
                 log.warning("push: cannot read the upstream state of %s: %s", user, exc)
                 state = None
             if state is not None:
-                self._states[user] = state
+                self._states[user] = mail_state
+                self._folder_states[user] = folder_state
                 if last is not None and state != last:
-                    log.info("push: upstream state of %s moved %s -> %s", user, last, state)
-                    await self.changed(user)
+                    log.info("push: upstream state of %s moved %r -> %r", user, last, state)
+                    await self.changed(user, folders=last.rpartition("\0")[2] != folder_state)
+                    self._folder_states[user] = folder_state
                 else:
                     # Requests that checked against an older state than this one.
                     for waiter in list(self._waiters.get(user, ())):
-                        if waiter.seen_state != state and not waiter.event.is_set():
+                        if waiter.seen_state != mail_state and not waiter.event.is_set():
                             waiter.reason = CHANGED
                             waiter.event.set()
                 last = state
@@ -166,6 +180,8 @@ class PushHub:
             return
         user = message.get("user")
         if message.get("kind") == "changed" and user:
+            if message.get("folders"):
+                self._folder_states.pop(user, None)
             self._wake(user)
         elif message.get("kind") == "started" and user:
             self._supersede(user, message.get("device", ""), message.get("token", ""))

@@ -21,8 +21,8 @@ from eas_gateway.context import Context
 from eas_gateway.errors import CommandStatus
 from eas_gateway.items.options import Options
 from eas_gateway.xml import E, child_text
-from usm import collections, devices, folders, sync
-from usm.push import SUPERSEDED
+from usm import collections, devices, folders, hierarchy, sync
+from usm.push import SUPERSEDED, TIMEOUT
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +47,9 @@ async def handle(ctx: Context, tree: etree._Element | None) -> etree._Element:
         log.info("Ping: folders %s are not folders of %s", unknown, ctx.user)
         return _answer(HIERARCHY)
     deadline = time.monotonic() + interval
-    source = ctx.upstream.mail(ctx.credentials)
-    # The user's state as this process's watcher last saw it, if there is one:
+    # The user's states as this process's watcher last saw them, if there is one:
     # a change after that poll is found by the check below or wakes the wait.
-    seen = ctx.push.known_state(ctx.user) or await source.state()
+    seen, folders_seen = await _states(ctx)
     while True:
         changed = await _changed(ctx, upstream_ids, seen)
         if changed is None:
@@ -70,7 +69,13 @@ async def handle(ctx: Context, tree: etree._Element | None) -> etree._Element:
         if reason == SUPERSEDED:
             log.info("Ping of device %s ended by a newer request of the same device", ctx.line.device_id)
             return _answer(EXPIRED)
-        seen = ctx.push.known_state(ctx.user) or await source.state()
+        seen, folders_now = await _states(ctx)
+        if reason != TIMEOUT and folders_now != folders_seen:
+            if await _hierarchy_changed(ctx):
+                log.info("Ping: the folders of %s changed; device %s is asked for a FolderSync", ctx.user,
+                         ctx.line.device_id)
+                return _answer(HIERARCHY)
+            folders_seen = folders_now
 
 
 async def _request(ctx: Context, tree: etree._Element | None) -> tuple[int, list[int]]:
@@ -97,6 +102,25 @@ async def _request(ctx: Context, tree: etree._Element | None) -> tuple[int, list
             await devices.remember_request(conn, ctx.user, ctx.line.device_id, "Ping",
                                            {"interval": interval, "folders": folder_ids})
     return interval, folder_ids
+
+
+async def _states(ctx: Context) -> tuple[str, str]:
+    """(mail state, folder state) as this node's watcher last saw them, else from the upstream."""
+    mail, folders_state = ctx.push.known_state(ctx.user), ctx.push.known_folder_state(ctx.user)
+    if mail is None or folders_state is None:
+        return await ctx.upstream.watch_states(ctx.credentials)
+    return mail, folders_state
+
+
+async def _hierarchy_changed(ctx: Context) -> bool:
+    """Whether the device's next FolderSync would bring something (MS-ASCMD 2.2.3.177.11:
+    Status 7 asks for it). Only asked when the upstream's folder state moved."""
+    upstream_folders = hierarchy.with_outbox(await ctx.upstream.folders(ctx.credentials))
+    async with ctx.db.acquire() as conn:
+        ids = await folders.server_ids(conn, ctx.user, [f.id for f in upstream_folders])
+        known = await folders.known_folders(conn, ctx.user, ctx.line.device_id)
+    changes = hierarchy.diff(known, hierarchy.device_view(upstream_folders, ids))
+    return bool(changes.added or changes.updated or changes.deleted)
 
 
 async def _changed(ctx: Context, upstream_ids: dict[int, str], seen: str | None) -> list[int] | None:

@@ -100,3 +100,49 @@ def test_a_change_seen_by_one_node_wakes_a_ping_on_another(gateway: RunningGatew
             assert ping_b.result(timeout=60).findtext(P + "Status") == "2"
             assert ping_a.result(timeout=60).findtext(P + "Status") == "2"
             assert time.monotonic() - started < 20
+
+
+def _held_ping(phone: Phone, folder: str) -> tuple[threading.Thread, list[str]]:
+    answers: list[str] = []
+    thread = threading.Thread(target=lambda: answers.append(
+        _ping(phone, "120", folder).findtext(P + "Status") or ""))
+    thread.start()
+    time.sleep(1.0)
+    assert not answers, "the Ping was answered at once"
+    return thread, answers
+
+
+def test_a_folder_change_made_elsewhere_asks_the_held_ping_for_a_foldersync(gateway: RunningGateway) -> None:
+    from tests.gateway.helpers import folder_sync, jmap
+
+    user = new_user(gateway)
+    phone, other = Phone(gateway, user), Phone(gateway, user)
+    key = phone.sync(collection(phone.inbox, "0")).findtext(".//{AirSync:}SyncKey")
+    phone.sync(collection(phone.inbox, key))
+    # A folder created by another phone of the user (FolderCreate through the gateway).
+    thread, answers = _held_ping(phone, phone.inbox)
+    started = time.monotonic()
+    create = etree.Element("{FolderHierarchy:}FolderCreate")
+    for name, value in (("SyncKey", "1"), ("ParentId", "0"), ("DisplayName", "Projects"), ("Type", "12")):
+        etree.SubElement(create, "{FolderHierarchy:}" + name).text = value
+    assert wbxml.decode(other.post("FolderCreate", create).content).findtext("{FolderHierarchy:}Status") == "1"
+    thread.join(timeout=30)
+    assert answers == ["7"] and time.monotonic() - started < 10
+    # The phone does as told; its next Ping waits again.
+    tree = wbxml.decode(phone.post("FolderSync", folder_sync("1")).content)
+    assert [a.findtext("{FolderHierarchy:}DisplayName") for a in tree.iter("{FolderHierarchy:}Add")] == ["Projects"]
+    # A folder renamed upstream by another client (JMAP directly): found by the watcher's poll.
+    thread, answers = _held_ping(phone, phone.inbox)
+    [(_, boxes, _)] = jmap(gateway, [["Mailbox/get", {}, "m"]], user=user)
+    projects = next(b["id"] for b in boxes["list"] if b["name"] == "Projects")
+    jmap(gateway, [["Mailbox/set", {"update": {projects: {"name": "Projects 2026"}}}, "s"]], user=user)
+    thread.join(timeout=30)
+    assert answers == ["7"]
+    renamed = wbxml.decode(phone.post("FolderSync", folder_sync(tree.findtext("{FolderHierarchy:}SyncKey"))).content)
+    assert [u.findtext("{FolderHierarchy:}DisplayName") for u in renamed.iter("{FolderHierarchy:}Update")] == [
+        "Projects 2026"]
+    # A mail change is no folder change: Status 2, not 7.
+    thread, answers = _held_ping(phone, phone.inbox)
+    deliver(gateway, user, [message("not a folder change", text="x")])
+    thread.join(timeout=30)
+    assert answers == ["2"]

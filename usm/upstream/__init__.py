@@ -258,6 +258,14 @@ class Upstream(Protocol):
 
     async def set_vacation(self, credentials: Credentials, vacation: Vacation) -> None: ...
 
+    async def folder_state(self, credentials: Credentials) -> str:
+        """A string that changes whenever the user's folder hierarchy changes."""
+        ...
+
+    async def watch_states(self, credentials: Credentials) -> tuple[str, str]:
+        """(mail state, folder state) in one call: what a push watcher polls."""
+        ...
+
     async def reachable(self) -> None:
         """Raise UpstreamUnavailable unless the upstream answers (health checks; no credentials)."""
         ...

@@ -170,6 +170,15 @@ class JMAPUpstream:
         ]
 
 
+    async def folder_state(self, credentials: Credentials) -> str:
+        [(_, result, _)] = await self.call(credentials, [["Mailbox/get", {"ids": []}, "0"]])
+        return str(result["state"])
+
+    async def watch_states(self, credentials: Credentials) -> tuple[str, str]:
+        [(_, mail, _), (_, boxes, _)] = await self.call(
+            credentials, [["Email/get", {"ids": []}, "e"], ["Mailbox/get", {"ids": []}, "m"]])
+        return str(mail["state"]), str(boxes["state"])
+
     def mail(self, credentials: Credentials) -> "JMAPMail":
         return JMAPMail(self, credentials)
 
