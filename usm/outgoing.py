@@ -56,16 +56,17 @@ async def stored(conn: asyncpg.Connection, user: str, device_id: str, client_id:
         user, device_id, client_id, email_id)
 
 
-# How long a sent message's record answers a retry. Phones retry within minutes;
+# How long a message's record answers a retry. Phones retry within minutes;
 # the table's comment (sql/004_outgoing.sql) promises a month.
-KEEP_SENT = timedelta(days=30)
+KEEP_RECORDS = timedelta(days=30)
 
 
 async def finish(conn: asyncpg.Connection, user: str, device_id: str, client_id: str) -> None:
     await conn.execute(
         "UPDATE outgoing_mail SET state = 'sent', sent_at = now() WHERE user_name = $1 AND device_id = $2"
         " AND client_id = $3", user, device_id, client_id)
-    # The device's records of mail sent long ago go; 'sending' rows stay (a retry may still finish them).
+    # The device's records of mail sent long ago go; so do attempts that died and were
+    # never retried within that time (their stored copy stays in Drafts, for the user to see).
     await conn.execute(
-        "DELETE FROM outgoing_mail WHERE user_name = $1 AND device_id = $2 AND state = 'sent'"
-        " AND sent_at < now() - $3::interval", user, device_id, KEEP_SENT)
+        "DELETE FROM outgoing_mail WHERE user_name = $1 AND device_id = $2"
+        " AND coalesce(sent_at, created_at) < now() - $3::interval", user, device_id, KEEP_RECORDS)

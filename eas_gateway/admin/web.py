@@ -43,7 +43,31 @@ ACTIONS = {
 }
 
 
+class Throttle:
+    """Sign-in failures per client address (this node's memory): after ``limit``
+    within ``window`` seconds, that address is refused until the window has passed."""
+
+    def __init__(self, limit: int = 5, window: float = 300.0) -> None:
+        self.limit, self.window = limit, window
+        self._failures: dict[str, list[float]] = {}
+
+    def failed(self, client: str) -> None:
+        if len(self._failures) > 10_000:  # an address flood must not grow memory without bound
+            self._failures.clear()
+        self._failures.setdefault(client, []).append(time.monotonic())
+
+    def blocked(self, client: str) -> bool:
+        recent = [t for t in self._failures.get(client, []) if t > time.monotonic() - self.window]
+        if recent:
+            self._failures[client] = recent
+        else:
+            self._failures.pop(client, None)
+        return len(recent) >= self.limit
+
+
 def routes(gateway: Gateway) -> list[Route]:
+    throttle = Throttle()
+
     async def page(request: Request) -> Response:
         session = _session(gateway, request)
         if session is None:
@@ -55,10 +79,15 @@ def routes(gateway: Gateway) -> list[Route]:
             return Response("Not Found", status_code=404)
         if request.method == "GET":
             return _html("Sign in", _LOGIN_FORM)
+        client = request.client.host if request.client else "-"
+        if throttle.blocked(client):
+            log.warning("admin page: sign-in from %s refused: too many failures", client)
+            return _html("Sign in", '<p class="error">Too many failed attempts; try again later.</p>', status=429)
         form = await _form(request)
         if form is None or not hmac.compare_digest(form.get("password", "").encode(),
                                                     gateway.settings.admin_password.encode()):
-            log.warning("admin page: failed sign-in from %s", request.client.host if request.client else "-")
+            throttle.failed(client)
+            log.warning("admin page: failed sign-in from %s", client)
             return _html("Sign in", '<p class="error">Wrong password.</p>' + _LOGIN_FORM, status=401)
         token = jwt.encode({"sub": "admin", "exp": int(time.time()) + SESSION_SECONDS,
                             "csrf": secrets.token_urlsafe(16)}, _key(gateway), algorithm="HS256")

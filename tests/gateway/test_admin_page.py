@@ -120,3 +120,11 @@ def test_changes_need_a_session_and_its_csrf_token(admin_gateway: RunningGateway
                                                   "device": "X", "csrf": "guess"}).status_code == 403
     # Without EAS_ADMIN_PASSWORD there is no page at all.
     assert httpx.get(gateway.url + "/admin/login").status_code == 404
+
+
+def test_sign_in_is_refused_after_five_failures(admin_gateway: RunningGateway) -> None:
+    with httpx.Client(base_url=admin_gateway.url) as client:
+        codes = [client.post("/admin/login", data={"password": f"guess {n}"}).status_code for n in range(6)]
+        assert codes == [401] * 5 + [429]
+        # Even the right password waits now.
+        assert client.post("/admin/login", data={"password": PASSWORD}).status_code == 429
