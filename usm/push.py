@@ -5,9 +5,10 @@ device, credentials, timeout)``; it returns why it woke:
 
 - ``CHANGED``: the user's upstream state moved (mail, or the folder
   hierarchy: ``known_folder_state``). Each node runs one watcher per
-  user with waiting requests, however many devices the user has: a poll of
-  the cheap upstream state strings (Upstream.watch_states) every ``poll_seconds``
-  (Cyrus 3.6 offers no working JMAP push). A node that sees a change tells
+  user with waiting requests, however many devices the user has: it follows
+  the server's push stream (JMAP EventSource, Upstream.subscribe) where there
+  is one, else polls the cheap upstream state strings (Upstream.watch_states)
+  every ``poll_seconds`` (Cyrus 3.6 from Debian offers no working push). A node that sees a change tells
   the others through PostgreSQL NOTIFY, so every node's waiters wake.
 - ``SUPERSEDED``: a newer hanging request of the same device started, on this
   node or another (NOTIFY again): one hanging request per device.
@@ -135,32 +136,50 @@ class PushHub:
                 waiter.event.set()
 
     async def _watch(self, user: str) -> None:
-        last = None
-        while True:
-            credentials = self._credentials.get(user)
-            if credentials is None:
-                return
+        """Follow the server's push stream where it offers one (JMAP EventSource), else
+        (or once the stream breaks) poll the state strings every ``poll_seconds``."""
+        last = await self._check(user, None)
+        credentials = self._credentials.get(user)
+        try:
+            stream = await self.upstream.subscribe(credentials) if credentials is not None else None
+        except UpstreamError as exc:
+            log.warning("push: no event stream for %s (%s); polling", user, exc)
+            stream = None
+        if stream is not None:
             try:
-                mail_state, folder_state = await self.upstream.watch_states(credentials)
-                state: str | None = f"{mail_state}\0{folder_state}"
+                async with contextlib.aclosing(stream):  # type: ignore[type-var]
+                    async for _ in stream:
+                        last = await self._check(user, last)
             except UpstreamError as exc:
-                log.warning("push: cannot read the upstream state of %s: %s", user, exc)
-                state = None
-            if state is not None:
-                self._states[user] = mail_state
-                self._folder_states[user] = folder_state
-                if last is not None and state != last:
-                    log.info("push: upstream state of %s moved %r -> %r", user, last, state)
-                    await self.changed(user, folders=last.rpartition("\0")[2] != folder_state)
-                    self._folder_states[user] = folder_state
-                else:
-                    # Requests that checked against an older state than this one.
-                    for waiter in list(self._waiters.get(user, ())):
-                        if waiter.seen_state != mail_state and not waiter.event.is_set():
-                            waiter.reason = CHANGED
-                            waiter.event.set()
-                last = state
+                log.warning("push: the event stream of %s ended (%s); polling instead", user, exc)
+        while self._credentials.get(user) is not None:
             await asyncio.sleep(self.poll_seconds)
+            last = await self._check(user, last)
+
+    async def _check(self, user: str, last: str | None) -> str | None:
+        """Read the user's states; wake whoever they concern. The states as now known."""
+        credentials = self._credentials.get(user)
+        if credentials is None:
+            return last
+        try:
+            mail_state, folder_state = await self.upstream.watch_states(credentials)
+        except UpstreamError as exc:
+            log.warning("push: cannot read the upstream state of %s: %s", user, exc)
+            return last
+        state = f"{mail_state}\0{folder_state}"
+        self._states[user] = mail_state
+        self._folder_states[user] = folder_state
+        if last is not None and state != last:
+            log.info("push: upstream state of %s moved %r -> %r", user, last, state)
+            await self.changed(user, folders=last.rpartition("\0")[2] != folder_state)
+            self._folder_states[user] = folder_state
+        else:
+            # Requests that checked against an older state than this one.
+            for waiter in list(self._waiters.get(user, ())):
+                if waiter.seen_state != mail_state and not waiter.event.is_set():
+                    waiter.reason = CHANGED
+                    waiter.event.set()
+        return state
 
     async def _notify(self, message: dict[str, str]) -> None:
         message["node"] = self.node

@@ -4,6 +4,7 @@ cross gateway processes through PostgreSQL NOTIFY."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -15,6 +16,7 @@ from pyactivesync import FolderType
 import wbxml
 from tests.conftest import RunningGateway, running_gateway
 from tests.gateway.helpers import Phone, collection, deliver, message, new_device_id, new_user, pyactivesync_client
+from usm.upstream.jmap import JMAPUpstream
 
 pytestmark = [pytest.mark.postgres, pytest.mark.upstream]
 P = "{Ping:}"
@@ -146,3 +148,39 @@ def test_a_folder_change_made_elsewhere_asks_the_held_ping_for_a_foldersync(gate
     deliver(gateway, user, [message("not a folder change", text="x")])
     thread.join(timeout=30)
     assert answers == ["2"]
+
+
+class _PushingUpstream(JMAPUpstream):
+    """Cyrus with a push stream, as a server offering JMAP EventSource would have:
+    ``fire`` (set by the test) stands for the server's StateChange event."""
+
+    def __init__(self, base_url: str, fire: threading.Event) -> None:
+        super().__init__(base_url)
+        self.fire = fire
+
+    async def subscribe(self, credentials):  # type: ignore[no-untyped-def]
+        async def events():  # type: ignore[no-untyped-def]
+            while True:
+                while not self.fire.is_set():
+                    await asyncio.sleep(0.05)
+                self.fire.clear()
+                yield None
+        return events()
+
+
+def test_a_server_push_stream_wakes_the_ping_without_polling(gateway: RunningGateway) -> None:
+    fire = threading.Event()
+    with running_gateway(gateway.upstream, gateway.database_url, poll_seconds=600.0,
+                         upstream=_PushingUpstream(gateway.upstream, fire)) as pushed:
+        user = new_user(pushed)
+        phone = Phone(pushed, user)
+        key = phone.sync(collection(phone.inbox, "0")).findtext(".//{AirSync:}SyncKey")
+        phone.sync(collection(phone.inbox, key))
+        thread, answers = _held_ping(phone, phone.inbox)
+        deliver(pushed, user, [message("pushed", text="x")])
+        time.sleep(2.0)
+        assert not answers, "woken without the stream: by what?"  # nobody polls for 600 s
+        started = time.monotonic()
+        fire.set()  # the server's StateChange
+        thread.join(timeout=30)
+        assert answers == ["2"] and time.monotonic() - started < 5

@@ -68,3 +68,35 @@ async def test_unreachable() -> None:
 
     with pytest.raises(UpstreamUnavailable):
         await _upstream(refuse).authenticate(ALICE)
+
+
+async def test_event_source_yields_once_per_state_change_and_reports_the_end() -> None:
+    """RFC 8620 7.3: the URL template filled in, Accept: text/event-stream, one yield per
+    "state" event (pings and other events ignored), UpstreamUnavailable when the stream ends."""
+    seen: list[httpx.Request] = []
+    stream = (b"event: ping\ndata: {\"interval\":30}\n\n"
+              b"event: state\ndata: {\"@type\":\"StateChange\",\"changed\":{\"acc1\":{\"Email\":\"s2\"}}}\n\n"
+              b": a comment line\n\n"
+              b"event: state\ndata: {\"@type\":\"StateChange\",\"changed\":{\"acc1\":{\"Mailbox\":\"m9\"}}}\n\n")
+
+    def server(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/events":
+            seen.append(request)
+            return httpx.Response(200, content=stream, headers={"content-type": "text/event-stream"})
+        if request.url.path in ("/.well-known/jmap", "/jmap"):
+            return httpx.Response(200, json={**SESSION, "eventSourceUrl":
+                                             "/events?types={types}&closeafter={closeafter}&ping={ping}"})
+        return httpx.Response(404)
+
+    upstream = _upstream(server)
+    events = await upstream.subscribe(ALICE)
+    assert events is not None
+    got = 0
+    with pytest.raises(UpstreamUnavailable, match="closed"):
+        async for _ in events:
+            got += 1
+    assert got == 2
+    assert seen[0].url.params == httpx.QueryParams({"types": "Email,Mailbox", "closeafter": "no", "ping": "30"})
+    assert seen[0].headers["accept"] == "text/event-stream"
+    # A server without eventSourceUrl (Cyrus 3.6 from Debian): no stream, the caller polls.
+    assert await _upstream(_server).subscribe(ALICE) is None

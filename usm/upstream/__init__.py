@@ -7,6 +7,7 @@ Errors from a driver are ``UpstreamError`` subclasses; foreign exceptions
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -264,6 +265,11 @@ class Upstream(Protocol):
 
     async def watch_states(self, credentials: Credentials) -> tuple[str, str]:
         """(mail state, folder state) in one call: what a push watcher polls."""
+        ...
+
+    async def subscribe(self, credentials: Credentials) -> AsyncIterator[None] | None:
+        """The server's push stream, yielding once per change of the user's mail or
+        folders (JMAP EventSource); None when the server offers no push."""
         ...
 
     async def reachable(self) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 from datetime import datetime, timezone
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -55,6 +55,7 @@ class JMAPSession:
             # A URI template (RFC 8620 2): filled in first, then resolved.
             self.download_template = data.get("downloadUrl")
             self.upload_template = data.get("uploadUrl")
+            self.event_source_template = data.get("eventSourceUrl")
             self.url = url
             self.account_id = data["primaryAccounts"][MAIL]
             self.username = data["username"]
@@ -68,6 +69,16 @@ class JMAPSession:
         filled = self.download_template
         for key, value in values.items():
             filled = filled.replace("{%s}" % key, quote(value, safe=""))
+        return self.url.join(filled)
+
+    def event_source_url(self) -> httpx.URL | None:
+        """The push stream (RFC 8620 7.3) for Email and Mailbox changes, kept open with
+        a ping every 30 s; None if the server offers none."""
+        if not isinstance(self.event_source_template, str):
+            return None
+        filled = self.event_source_template
+        for key, value in (("types", "Email,Mailbox"), ("closeafter", "no"), ("ping", "30")):
+            filled = filled.replace("{%s}" % key, value)
         return self.url.join(filled)
 
     def upload_url(self) -> httpx.URL:
@@ -178,6 +189,35 @@ class JMAPUpstream:
         [(_, mail, _), (_, boxes, _)] = await self.call(
             credentials, [["Email/get", {"ids": []}, "e"], ["Mailbox/get", {"ids": []}, "m"]])
         return str(mail["state"]), str(boxes["state"])
+
+    async def subscribe(self, credentials: Credentials) -> AsyncIterator[None] | None:
+        """The server's push stream (JMAP EventSource), yielding once per StateChange
+        of the user's mail or folders; None when the server offers none. The stream
+        ends with UpstreamUnavailable when the connection breaks."""
+        url = (await self.session(credentials)).event_source_url()
+        if url is None:
+            return None
+        return self._events(url, credentials)
+
+    async def _events(self, url: httpx.URL, credentials: Credentials) -> AsyncIterator[None]:
+        # No read timeout shorter than three of the server's 30 s pings.
+        timeout = httpx.Timeout(30.0, read=100.0)
+        try:
+            async with self._http.stream("GET", url, auth=(credentials.user, credentials.password),
+                                         headers={"Accept": "text/event-stream"}, timeout=timeout) as response:
+                if response.status_code != 200:
+                    raise UpstreamUnavailable(f"JMAP EventSource answered {response.status_code}")
+                event = ""
+                async for line in response.aiter_lines():
+                    if line.startswith("event:"):
+                        event = line[6:].strip()
+                    elif line == "":
+                        if event == "state":
+                            yield None
+                        event = ""
+        except httpx.HTTPError as exc:
+            raise UpstreamUnavailable(f"JMAP EventSource of {self.base_url} broke: {exc!r}") from exc
+        raise UpstreamUnavailable(f"JMAP EventSource of {self.base_url} closed")
 
     def mail(self, credentials: Credentials) -> "JMAPMail":
         return JMAPMail(self, credentials)
