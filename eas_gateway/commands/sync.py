@@ -351,7 +351,9 @@ async def _screen(ctx: Context, cid: int, plan: sync.Plan, uids: list[str]) -> t
     if not suspects:
         return uids, None
     _repend(plan, [uid for uid in uids if uid != suspects[0]])
-    plan.more = plan.more or len(uids) > 1
+    # MoreAvailable also when the suspect is the last: the phone's next Sync, at the new
+    # key, is what shows that it took the suspect (and clears its failures).
+    plan.more = True
     return suspects[:1], suspects[0]
 
 

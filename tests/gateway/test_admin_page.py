@@ -5,7 +5,7 @@ chromedriver, driven by Selenium): sign in, find a user's devices, reset one
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -13,7 +13,9 @@ import pytest
 from lxml import etree
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -51,13 +53,25 @@ def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
         driver.quit()
 
 
+def replaced(element: WebElement) -> Callable[[webdriver.Chrome], bool]:
+    """The page holding ``element`` was replaced. Chromium reports a detached node as
+    stale, or, in a race, with "does not belong to the document": both mean gone."""
+    def check(_: webdriver.Chrome) -> bool:
+        try:
+            element.is_enabled()
+        except WebDriverException:  # StaleElementReferenceException is one
+            return True
+        return False
+    return check
+
+
 def sign_in(driver: webdriver.Chrome, gw: RunningGateway, password: str) -> None:
     driver.get(gw.url + "/admin")
     assert driver.current_url.endswith("/admin/login")
     field = driver.find_element(By.NAME, "password")
     field.send_keys(password)
     driver.find_element(By.TAG_NAME, "button").click()
-    WebDriverWait(driver, 10).until(expected_conditions.staleness_of(field))
+    WebDriverWait(driver, 10).until(replaced(field))
 
 
 def click_and_confirm(driver: webdriver.Chrome, device: str, label: str) -> str:
@@ -65,7 +79,7 @@ def click_and_confirm(driver: webdriver.Chrome, device: str, label: str) -> str:
     row.find_element(By.XPATH, f".//button[text()='{label}']").click()
     WebDriverWait(driver, 10).until(expected_conditions.alert_is_present())
     driver.switch_to.alert.accept()
-    WebDriverWait(driver, 10).until(expected_conditions.staleness_of(row))  # the answer page replaced it
+    WebDriverWait(driver, 10).until(replaced(row))  # the answer page replaced it
     return driver.find_element(By.CLASS_NAME, "message").text
 
 
@@ -85,7 +99,7 @@ def test_sign_in_find_devices_reset_and_wipe(admin_gateway: RunningGateway, brow
     search = browser.find_element(By.NAME, "user")
     search.send_keys(user)
     search.submit()
-    WebDriverWait(browser, 10).until(expected_conditions.staleness_of(search))
+    WebDriverWait(browser, 10).until(replaced(search))
     cells = [td.text for td in browser.find_elements(By.XPATH, f"//tr[td[text()='{phone.device}']]/td")]
     assert cells[:6] == [user, phone.device, "TestPhone", "14.1", cells[4], "provisioned"] and cells[6] == "-"
 
