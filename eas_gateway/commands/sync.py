@@ -312,7 +312,7 @@ def _convert(found: dict[str, Any], uids: list[str], options: Options, version: 
         data = E(None, A + "ApplicationData")
         try:
             email.application_data(data, found[uid], options, version, mime.get(uid))
-        except Exception as exc:  # noqa: BLE001 - one item's converter bug must not block the folder
+        except Exception as exc:  # one item's converter bug must not block the folder
             log.exception("Sync: item %s could not be converted", uid)
             failed[uid] = f"{type(exc).__name__}: {exc}"[:500]
             continue
