@@ -6,6 +6,13 @@ UTF-8, empty string table); SWITCH_PAGE only when the code page changes; an
 element without content as a bare token; text as STR_I; the byte-array
 elements of MS-ASDTYPE 2.7.1 (codepages.BINARY_ELEMENTS) and raw-marked
 elements as OPAQUE.
+
+Two paths, one output. The C fast path (wbxml/_speedups.c, built by setup.py
+when a compiler is there) reads lxml's libxml2 nodes directly and handles every
+tree of known tags, text and raw-marked content; for anything else it declines
+and this module's Python encoder runs, which is also where every error is
+raised. ``ACCELERATED`` tells which is available; ``encode_python`` is the
+Python path alone (the tests hold both to the same bytes).
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ import binascii
 from lxml import etree
 
 from wbxml.errors import LimitExceededError, MalformedError, UnknownTokenError, UnsupportedError
-from wbxml.tokens import BINARY_TAGS, PAGE_OF_NAMESPACE, RAW_ATTR, TOKEN_OF_TAG
+from wbxml.tokens import BINARY_TAGS, PAGE_OF_NAMESPACE, RAW_ATTR, TOKEN_OF_TAG, WBXML_NS
 
 HEADER = b"\x03\x01\x6a\x00"
 _END = 0x01
@@ -125,9 +132,29 @@ def _write(el: etree._Element, out: bytearray, page: int, depth: int) -> int:
     return page
 
 
-def encode(root: etree._Element) -> bytes:
+def encode_python(root: etree._Element) -> bytes:
+    """The Python encoder alone (what ``encode`` falls back to)."""
     if not etree.iselement(root):
         raise TypeError(f"encode() takes an lxml element, not {type(root).__name__}")
     out = bytearray(HEADER)
     _write(root, out, 0, 0)
     return bytes(out)
+
+
+try:
+    from wbxml import _speedups  # type: ignore[attr-defined]
+except ImportError:  # no compiler at install time, or an lxml without a matching C-API
+    _speedups = None
+else:
+    _speedups.set_table({tag: (page, token, binary) for tag, (page, token, _, binary) in _INFO.items()}, WBXML_NS,
+                        MAX_DEPTH)
+
+ACCELERATED = _speedups is not None
+
+
+def encode(root: etree._Element) -> bytes:
+    if _speedups is not None:
+        data: bytes | None = _speedups.encode(root)
+        if data is not None:
+            return data
+    return encode_python(root)
