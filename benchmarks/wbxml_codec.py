@@ -12,8 +12,9 @@ tables are incomplete, so they are extended with ours before the run (a dict
 update, no effect on its speed), and its output is checked to be the same
 bytes as ours before anything is timed.
 
-Encoding runs on the C fast path (wbxml/_speedups.c) when it is built; the
-"Python path only" rows show the fallback for reference (not in the worst ratio).
+Encoding and decoding run on the C fast paths (wbxml/_speedups.c) when they
+are built; the "Python path only" rows show the fallbacks for reference (not
+in the worst ratio).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from lxml import etree
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import wbxml  # noqa: E402
-from wbxml import encoder  # noqa: E402
+from wbxml import decoder, encoder  # noqa: E402
 from wbxml.codepages import NAMESPACES, TOKENS  # noqa: E402
 
 try:
@@ -195,7 +196,9 @@ def main() -> None:
             ("decode", timed(lambda: wbxml.decode(data)), timed(lambda: pas.WBXMLReader(data).parse())),
             ("encode", timed(lambda: wbxml.encode(tree)), timed(lambda: pyactivesync_encode(builder))),
         ]
-        if encoder.ACCELERATED:  # for reference: the fallback used where the C path was not built
+        if encoder.ACCELERATED:  # for reference: the fallbacks used where the C paths were not built
+            limits = decoder.Limits()
+            rows.append(("decode (Python path only)", timed(lambda: decoder.decode_python(data, limits)), rows[0][2]))
             rows.append(("encode (Python path only)", timed(lambda: encoder.encode_python(tree)), rows[1][2]))
         for op, ours, theirs in rows:
             mb = len(data) / 1e6
@@ -208,7 +211,7 @@ def main() -> None:
     lxml_only = timed(lambda: etree.fromstring(xml))
     print(f"\nceiling: lxml.etree.fromstring of the same Sync response as XML text ({len(xml)} bytes): "
           f"{lxml_only * 1e3:.2f} ms")
-    print(f"encoder: {'C fast path (wbxml/_speedups.c)' if encoder.ACCELERATED else 'Python only (extension not built)'}")
+    print(f"codec: {'C fast paths (wbxml/_speedups.c)' if encoder.ACCELERATED else 'Python only (extension not built)'}")
     print(f"worst ratio ours/pyactivesync: decode {worst['decode']:.2f}x (target >= 1), "
           f"encode {worst['encode']:.2f}x (target >= 1, aim 2)")
 

@@ -6,6 +6,12 @@ Python loop does one cheap step per token; the tree itself, the UTF-8 decoding
 and the text nodes are made in C. That is what makes this decoder faster than
 codecs that build their nodes in Python.
 
+The translation of the documents phones send (UTF-8, one string or opaque
+block per element, no string table references) also exists in C
+(wbxml/_speedups.c, ``translate``), which writes the same XML text or
+declines (None); then the Python translator below runs, which is also where
+every error is raised.
+
 Grammar: WAP-192-WBXML (WBXML 1.3) section 5, restricted as MS-ASWBXML uses it.
 Accepted: SWITCH_PAGE anywhere (also before END and after the root), STR_I,
 STR_T with a string table, ENTITY, OPAQUE, empty elements, mixed content.
@@ -404,22 +410,57 @@ def _valid_utf8(text: bytes) -> bool:
     return True
 
 
-def decode(data: bytes, limits: Limits) -> etree._Element:
+try:
+    from wbxml import _speedups  # type: ignore[attr-defined]
+except ImportError:  # built without a compiler: the Python translator alone
+    _speedups = None
+else:
+    _speedups.set_decode_table([row if page in NAMESPACE_OF_PAGE else None for page, row in enumerate(_TAGS)],
+                               _RAW_DECL)
+
+
+def translate_python(data: bytes, limits: Limits, strict: bool = False) -> bytes:
+    """The XML text of a document, by the Python translator alone."""
+    translator = _Translator(data, limits, strict=strict)
+    return translator.body(translator.header())
+
+
+def _check(data: bytes, limits: Limits) -> bytes:
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"decode() takes bytes, not {type(data).__name__}")
     data = bytes(data)
     if len(data) > limits.max_size:
         raise LimitExceededError(f"document of {len(data)} bytes exceeds {limits.max_size}")
-    translator = _Translator(data, limits, strict=False)
-    xml = translator.body(translator.header())
+    return data
+
+
+def decode(data: bytes, limits: Limits) -> etree._Element:
+    data = _check(data, limits)
+    if _speedups is not None:
+        xml = _speedups.translate(data, limits.max_depth, limits.max_elements, limits.max_string)
+        if xml is not None:
+            try:
+                return etree.fromstring(xml, _PARSER)
+            except etree.XMLSyntaxError:
+                # The Python translator's first pass writes these same bytes,
+                # so it would fail alike: go straight to the strict pass.
+                return _parse(translate_python(data, limits, strict=True))
+    return decode_python(data, limits)
+
+
+def decode_python(data: bytes, limits: Limits) -> etree._Element:
+    """``decode`` by the Python translator alone."""
+    data = _check(data, limits)
     try:
-        return etree.fromstring(xml, _PARSER)
+        return etree.fromstring(translate_python(data, limits), _PARSER)
     except etree.XMLSyntaxError:
         # Optimistic pass failed: some string is not valid UTF-8 (or not XML).
         # Translate again validating every string; those become raw elements.
         pass
-    translator = _Translator(data, limits, strict=True)
-    xml = translator.body(translator.header())
+    return _parse(translate_python(data, limits, strict=True))
+
+
+def _parse(xml: bytes) -> etree._Element:
     try:
         return etree.fromstring(xml, _PARSER)
     except etree.XMLSyntaxError as exc:  # pragma: no cover - would be a codec bug

@@ -1,8 +1,10 @@
-"""The C fast path of the encoder (wbxml/_speedups.c) against the Python encoder.
+"""The C fast paths (wbxml/_speedups.c) against the Python encoder and translator.
 
-The C path must give the Python encoder's bytes for every tree it accepts, and
-decline (None) every tree the Python encoder refuses, so that the error raised
-is the Python encoder's. scripts/test.sh builds the extension; a test run
+Encoding: the C path must give the Python encoder's bytes for every tree it
+accepts, and decline (None) every tree the Python encoder refuses, so that the
+error raised is the Python encoder's. Decoding: the C translation (WBXML -> XML
+text) must be the Python translator's first-pass text wherever it gives one,
+and decline wherever the Python translator raises. scripts/test.sh builds the extension; a test run
 without it would only test the fallback, so its absence fails here.
 """
 
@@ -20,10 +22,11 @@ from lxml import etree
 import wbxml
 from tests.wbxml.strategies import trees, xml_text
 from tests.wbxml.test_corpus import EAS_WBXML, _id
-from wbxml import encoder
+from wbxml import decoder, encoder
 from wbxml.errors import WBXMLError
 
 speedups = encoder._speedups
+LIMITS = decoder.Limits()
 
 
 def test_the_extension_is_built() -> None:
@@ -187,4 +190,146 @@ def test_no_reference_leaks() -> None:
     finally:
         tracemalloc.stop()
     # A leaked result or payload would be 10,000 x 1 KB.
+    assert grown < 256 * 1024
+
+
+# ---- decoding -------------------------------------------------------------
+
+
+def _translate(data: bytes, limits: decoder.Limits = LIMITS) -> bytes | None:
+    return speedups.translate(data, limits.max_depth, limits.max_elements, limits.max_string)  # type: ignore[no-any-return]
+
+
+def translated_alike(data: bytes, limits: decoder.Limits = LIMITS) -> bytes | None:
+    """The C translation, checked against the Python one; None where C declined."""
+    fast = _translate(data, limits)
+    try:
+        slow = decoder.translate_python(data, limits)
+    except WBXMLError:
+        assert fast is None, "the C translator accepted what the Python translator refuses"
+        return None
+    if fast is not None:
+        assert fast == slow
+    return fast
+
+
+@pytest.mark.parametrize("path", EAS_WBXML, ids=_id)
+def test_corpus_documents_translate_alike(path: object) -> None:
+    data = path.read_bytes()  # type: ignore[attr-defined]
+    fast = translated_alike(data)
+    if data.startswith(b"\x03\x01\x6a\x00") and b"\x83" not in data[4:] and b"\x02" not in data[4:]:
+        # Device form without string references or entities: C must not decline.
+        # (A byte 0x83 or 0x02 may be content, so this only spares it where it cannot be.)
+        assert fast is not None, "the C translator declined a device-form document"
+
+
+@settings(max_examples=300, deadline=None)
+@given(trees())
+def test_encoded_generated_trees_translate_alike(root: etree._Element) -> None:
+    assert translated_alike(wbxml.encode(root)) is not None
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.binary(max_size=120))
+def test_any_body_translates_alike_or_is_declined(body: bytes) -> None:
+    translated_alike(b"\x03\x01\x6a\x00" + body)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.binary(max_size=60))
+def test_any_bytes_translate_alike_or_are_declined(data: bytes) -> None:
+    translated_alike(data)
+
+
+def _doc(*body: bytes) -> bytes:
+    return b"\x03\x01\x6a\x00" + b"".join(body)
+
+
+# Sync(0x45) SyncKey(0x4B) on page 0. Valid WBXML that the C translator leaves
+# to the Python one:
+DECLINED_VALID = {
+    "string table reference": b"\x03\x01\x6a\x02a\x00\x45\x4b\x83\x00\x01\x01",
+    "entity": _doc(b"\x45\x4b\x02\x41\x01\x01"),
+    "latin-1 charset": b"\x03\x01\x04\x00\x45\x4b\x03\xe9\x00\x01\x01",
+    "text after a child": _doc(b"\x45\x0b\x03t\x00\x01"),
+    "text before a child": _doc(b"\x45\x03t\x00\x0b\x01"),
+    "two strings": _doc(b"\x45\x4b\x03a\x00\x03b\x00\x01\x01"),
+    "string then opaque": _doc(b"\x45\x4b\x03a\x00\xc3\x01b\x01\x01"),
+}
+# and documents the Python translator refuses:
+DECLINED_INVALID = {
+    "attribute": _doc(b"\xc5\x01\x01"),
+    "literal": _doc(b"\x04\x00\x01"),
+    "unknown page": _doc(b"\x00\x63\x45\x01"),
+    "unknown token": _doc(b"\x00\x01\x3f"),
+    "second root": _doc(b"\x05\x05"),
+    "truncated": _doc(b"\x45\x4b\x03abc"),
+    "opaque past the end": _doc(b"\x45\x4b\xc3\x10ab\x01\x01"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(DECLINED_VALID))
+def test_what_the_c_translator_leaves_to_python(name: str) -> None:
+    data = DECLINED_VALID[name]
+    assert _translate(data) is None
+    assert wbxml.decode(data).tag == "{AirSync:}Sync"
+
+
+@pytest.mark.parametrize("name", sorted(DECLINED_INVALID))
+def test_what_the_c_translator_declines_python_refuses(name: str) -> None:
+    data = DECLINED_INVALID[name]
+    assert _translate(data) is None
+    with pytest.raises(WBXMLError):
+        wbxml.decode(data)
+
+
+def test_limits_decline_in_c_and_raise_in_python() -> None:
+    deep = _doc(b"\x45" * 10, b"\x01" * 10)
+    assert _translate(deep) is not None
+    small = decoder.Limits(max_depth=9)
+    assert _translate(deep, small) is None
+    with pytest.raises(wbxml.LimitExceededError):
+        wbxml.decode(deep, max_depth=9)
+    many = _doc(b"\x45", b"\x0b" * 20, b"\x01")
+    assert _translate(many, decoder.Limits(max_elements=20)) is None
+    assert _translate(many, decoder.Limits(max_elements=21)) is not None
+    text = _doc(b"\x45\x4b\x03", b"x" * 100, b"\x00\x01\x01")
+    opaque = _doc(b"\x45\x4b\xc3\x64", b"x" * 100, b"\x01\x01")
+    for data in (text, opaque):
+        assert _translate(data, decoder.Limits(max_string=99)) is None
+        assert _translate(data, decoder.Limits(max_string=100)) is not None
+        with pytest.raises(wbxml.LimitExceededError):
+            wbxml.decode(data, max_string=99)
+
+
+def test_special_text_and_invalid_utf8() -> None:
+    # Escaped characters, control characters (raw), U+FFFE (raw), CR (kept).
+    for text in (b"a&b<c>d", b"tab\there\r\n", b"bell\x07", b"\xef\xbf\xbe", b"\xef\xbb\xbf BOM"):
+        data = _doc(b"\x45\x4b\x03", text, b"\x00\x01\x01")
+        assert translated_alike(data) is not None
+        assert wbxml.element_bytes(wbxml.decode(data)[0]) == text
+    # Invalid UTF-8: C writes the same text as Python's first pass, lxml refuses
+    # it, and the strict pass keeps the bytes as a raw string.
+    data = _doc(b"\x45\x4b\x03\xff\xfe\x00\x01\x01")
+    assert translated_alike(data) is not None
+    el = wbxml.decode(data)[0]
+    assert el.get(wbxml.RAW_ATTR) == "string" and wbxml.element_bytes(el) == b"\xff\xfe"
+
+
+def test_decode_leaks_nothing() -> None:
+    data = _doc(b"\x45\x4b\xc3\x83\x68", b"x" * 1000, b"\x01\x01")
+    bad = _doc(b"\x45\x4b\x03a\x00\x03b\x00\x01\x01")
+    for _ in range(100):
+        _translate(data)
+        _translate(bad)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(10_000):
+            _translate(data)
+            _translate(bad)
+        gc.collect()
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
     assert grown < 256 * 1024
