@@ -445,12 +445,15 @@ def decode(data: bytes, limits: Limits) -> etree._Element:
                 # The Python translator's first pass writes these same bytes,
                 # so it would fail alike: go straight to the strict pass.
                 return _parse(translate_python(data, limits, strict=True))
-    return decode_python(data, limits)
+    return _decode_python(data, limits)
 
 
 def decode_python(data: bytes, limits: Limits) -> etree._Element:
     """``decode`` by the Python translator alone."""
-    data = _check(data, limits)
+    return _decode_python(_check(data, limits), limits)
+
+
+def _decode_python(data: bytes, limits: Limits) -> etree._Element:
     try:
         return etree.fromstring(translate_python(data, limits), _PARSER)
     except etree.XMLSyntaxError:
