@@ -12,7 +12,7 @@ tables are incomplete, so they are extended with ours before the run (a dict
 update, no effect on its speed), and its output is checked to be the same
 bytes as ours before anything is timed.
 
-Encoding and decoding run on the C fast paths (wbxml/_speedups.c) when they
+Encoding and decoding run on the C fast paths (wbxml/csrc/) when they
 are built; the "Python path only" rows show the fallbacks for reference (not
 in the worst ratio).
 """
@@ -211,7 +211,7 @@ def main() -> None:
     lxml_only = timed(lambda: etree.fromstring(xml))
     print(f"\nceiling: lxml.etree.fromstring of the same Sync response as XML text ({len(xml)} bytes): "
           f"{lxml_only * 1e3:.2f} ms")
-    print(f"codec: {'C fast paths (wbxml/_speedups.c)' if encoder.ACCELERATED else 'Python only (extension not built)'}")
+    print(f"codec: {'C fast paths (wbxml/csrc/)' if encoder.ACCELERATED else 'Python only (extension not built)'}")
     print(f"worst ratio ours/pyactivesync: decode {worst['decode']:.2f}x (target >= 1), "
           f"encode {worst['encode']:.2f}x (target >= 1, aim 2)")
 

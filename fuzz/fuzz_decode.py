@@ -9,7 +9,7 @@ differential check (its coverage is not fed back to the fuzzer).
 Seeds: the EAS WBXML vectors of ../shared/fixtures/eas-corpus (copied into
 fuzz/corpus/ at start, which is git-ignored). Whatever decodes must also
 encode, and decode again to the same bytes. Differential: where the C fast
-paths (wbxml/_speedups.c) give an answer it must be the Python paths' answer,
+paths (wbxml/csrc/) give an answer it must be the Python paths' answer,
 and they must decline whatever the Python paths refuse.
 """
 

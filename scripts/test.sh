@@ -22,7 +22,7 @@ command -v wbxml2xml >/dev/null 2>&1 || missing+=(libwbxml2-utils)
 command -v apache2 >/dev/null 2>&1 || missing+=(apache2)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
-# The codec's C fast path (wbxml/_speedups.c) needs a compiler and Python.h.
+# The codec's C fast path (wbxml/csrc/) needs a compiler and Python.h.
 command -v gcc >/dev/null 2>&1 || missing+=(gcc)
 python3 -c 'import os, sysconfig, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
     || missing+=(python3-dev)

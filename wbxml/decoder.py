@@ -8,7 +8,7 @@ codecs that build their nodes in Python.
 
 The translation of the documents phones send (UTF-8, one string or opaque
 block per element, no string table references) also exists in C
-(wbxml/_speedups.c, ``translate``), which writes the same XML text or
+(wbxml/csrc/, ``translate``), which writes the same XML text or
 declines (None); then the Python translator below runs, which is also where
 every error is raised.
 

@@ -7,7 +7,7 @@ element without content as a bare token; text as STR_I; the byte-array
 elements of MS-ASDTYPE 2.7.1 (codepages.BINARY_ELEMENTS) and raw-marked
 elements as OPAQUE.
 
-Two paths, one output. The C fast path (wbxml/_speedups.c, built by setup.py
+Two paths, one output. The C fast path (wbxml/csrc/, built by setup.py
 when a compiler is there) reads lxml's libxml2 nodes directly and handles every
 tree of known tags, text and raw-marked content; for anything else it declines
 and this module's Python encoder runs, which is also where every error is
