@@ -7,7 +7,9 @@ Errors from a driver are ``UpstreamError`` subclasses; foreign exceptions
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import contextvars
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -33,6 +35,15 @@ class NotFound(UpstreamError):
     """The item or blob does not exist (any more) upstream."""
 
 
+class PreconditionFailed(UpstreamError):
+    """The object changed upstream since the version the write was based on (HTTP 412)."""
+
+
+class WriteRefused(UpstreamError):
+    """The upstream refused a write to an item (no write right on a shared
+    collection, an object it does not accept): a per-item failure, not an outage."""
+
+
 class FolderRefused(UpstreamError):
     """The upstream refused a folder operation (name taken or invalid, a
     role folder, a folder with children); ``kind`` is the upstream's reason."""
@@ -45,6 +56,38 @@ class FolderRefused(UpstreamError):
 
 class SubmissionRefused(UpstreamError):
     """The upstream refused to send a message (bad recipients, too big, ...)."""
+
+
+@dataclass
+class WriteLog:
+    """What one request wrote upstream (set by the caller around a command)."""
+
+    wrote: bool = False
+    folders: bool = False
+
+
+_WRITES: contextvars.ContextVar[WriteLog | None] = contextvars.ContextVar("eas_upstream_writes", default=None)
+
+
+@contextmanager
+def recording_writes() -> Iterator[WriteLog]:
+    """Record in a WriteLog every upstream write made inside the block, by any driver
+    and whatever its method is called: the drivers report each HTTP write they send
+    (note_write), so that the user's held requests are woken afterwards."""
+    log = WriteLog()
+    token = _WRITES.set(log)
+    try:
+        yield log
+    finally:
+        _WRITES.reset(token)
+
+
+def note_write(*, folders: bool = False) -> None:
+    """Called by a driver before it sends a request that may change the user's data."""
+    log = _WRITES.get()
+    if log is not None:
+        log.wrote = True
+        log.folders = log.folders or folders
 
 
 @dataclass(frozen=True)

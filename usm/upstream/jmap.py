@@ -36,6 +36,7 @@ from usm.upstream import (
     UpstreamUnavailable,
     Vacation,
     keywords_version,
+    note_write,
 )
 
 CORE = "urn:ietf:params:jmap:core"
@@ -161,6 +162,10 @@ class JMAPUpstream:
             extra = METHOD_CAPABILITIES.get(call[0].partition("/")[0])
             if extra and extra not in using:
                 using.append(extra)
+        # RFC 8620 5.3-5.5: /set, /copy and /import are the methods that change data.
+        writes = [c[0] for c in calls if c[0].rpartition("/")[2] in ("set", "copy", "import")]
+        if writes:
+            note_write(folders=any(w.startswith("Mailbox/") for w in writes))
         body = {"using": using, "methodCalls": calls}
         response = await self._request("POST", session.api_url, credentials, json=body, op=calls[0][0])
         answers = _json(response).get("methodResponses")

@@ -1,0 +1,492 @@
+"""CalDAV (RFC 4791) and CardDAV (RFC 6352) upstream over httpx.
+
+Discovery (RFC 6764, RFC 5397): ``/.well-known/caldav`` and ``/.well-known/carddav``
+(Cyrus redirects to /dav/, Radicale to /), then DAV:current-user-principal, then
+the principal's calendar-home-set and addressbook-home-set. A PROPFIND Depth 1 on
+each home lists the collections with what the gateway needs of them: display name,
+resource type, supported components, sync-token (RFC 6578), getctag, privileges.
+
+Objects: changes by sync-collection (an invalid token raises StateTooOld: the
+caller lists again by getetag PROPFIND), bodies and versions by multiget, create
+by PUT ``If-None-Match: *`` (so a retried create finds its own object, 412), replace
+and delete with ``If-Match`` (412: PreconditionFailed, the caller's conflict rule
+decides). Hrefs are kept as decoded paths (Radicale percent-encodes, Cyrus does
+not) and encoded again on the way out.
+
+Known server quirks, handled where the decision is made: Radicale ignores
+DAV:limit and compares ``If-Match: *`` literally (never sent here: deletes and
+replaces carry the ETag the gateway saw); Cyrus wants a UID unique across all of a
+user's collections (the item classes derive fresh UIDs for new objects).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote, unquote, urlsplit
+
+import httpx
+from lxml import etree
+
+from usm.upstream import (
+    AuthenticationFailed,
+    Changes,
+    Credentials,
+    FolderRefused,
+    NotFound,
+    PreconditionFailed,
+    StateTooOld,
+    UpstreamError,
+    UpstreamUnavailable,
+    WriteRefused,
+    note_write,
+)
+
+D, CARD, CAL, CS = "DAV:", "urn:ietf:params:xml:ns:carddav", "urn:ietf:params:xml:ns:caldav", \
+    "http://calendarserver.org/ns/"
+NSMAP = {"d": D, "card": CARD, "cal": CAL, "cs": CS}
+MULTIGET_CHUNK = 100
+# What the server's answers may hold: no entities, no network, no huge trees.
+_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False, remove_blank_text=True)
+# Path characters sent unencoded (RFC 3986 pchar, and "/").
+_SAFE = "/:@!$&'()*+,;=-._~"
+
+# Item classes by collection: CardDAV address books hold contacts; a calendar
+# holds events when it accepts VEVENT, else tasks (VTODO) or notes (VJOURNAL).
+CONTACTS, CALENDAR, TASKS, NOTES = "contacts", "calendar", "tasks", "notes"
+
+
+@dataclass(frozen=True)
+class Collection:
+    """One DAV collection of the user (own or shared)."""
+
+    path: str  # decoded absolute path, ending in "/"
+    kind: str  # CONTACTS, CALENDAR, TASKS or NOTES
+    name: str
+    sync_token: str | None
+    ctag: str | None
+    components: frozenset[str]  # VEVENT, VTODO, VJOURNAL (calendars only)
+    writable: bool  # DAV:write-content (or DAV:write/all) in current-user-privilege-set
+    home: str  # the home it was listed from
+
+    @property
+    def state(self) -> str:
+        """What changes whenever an object of the collection changes."""
+        return _state(self.sync_token, self.ctag)
+
+
+@dataclass(frozen=True)
+class Homes:
+    principal: str
+    calendars: str | None
+    addressbooks: str | None
+
+
+@dataclass(frozen=True)
+class DavObject:
+    path: str
+    etag: str
+    data: str
+
+
+class DavUpstream:
+    """The CalDAV/CardDAV store of one server, for any of its users."""
+
+    def __init__(self, base_url: str, *, transport: httpx.AsyncBaseTransport | None = None,
+                 timeout: float = 30.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._origin = httpx.URL(self.base_url)
+        self._http = httpx.AsyncClient(transport=transport, timeout=timeout, follow_redirects=False)
+        self._homes: dict[str, tuple[Homes, float]] = {}
+        self.homes_ttl = 3600.0
+        # Told of every HTTP call: (operation, seconds, failed). The gateway counts them (/metrics).
+        self.observe: Callable[[str, float, bool], None] | None = None
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # -- HTTP ---------------------------------------------------------------
+
+    def url(self, path: str) -> httpx.URL:
+        return self._origin.copy_with(raw_path=quote(path, safe=_SAFE).encode())
+
+    async def _request(self, method: str, path: str | httpx.URL, credentials: Credentials, *,
+                       body: etree._Element | str | None = None, headers: dict[str, str] | None = None,
+                       ok: Iterable[int] = (200, 201, 204, 207)) -> httpx.Response:
+        url = path if isinstance(path, httpx.URL) else self.url(path)
+        all_headers = dict(headers or {})
+        content: bytes | None = None
+        if isinstance(body, etree._Element):
+            content = etree.tostring(body, xml_declaration=True, encoding="utf-8")
+            all_headers.setdefault("Content-Type", "application/xml; charset=utf-8")
+        elif isinstance(body, str):
+            content = body.encode()
+        started = time.monotonic()
+        if method in ("PUT", "DELETE", "MKCOL", "MKCALENDAR", "PROPPATCH"):
+            note_write(folders=method in ("MKCOL", "MKCALENDAR", "PROPPATCH") or
+                       (method == "DELETE" and str(url.path).endswith("/")))
+        try:
+            response = await self._http.request(method, url, content=content, headers=all_headers,
+                                                auth=(credentials.user, credentials.password))
+        except httpx.HTTPError as exc:
+            self._observe(method, started, failed=True)
+            raise UpstreamUnavailable(f"DAV upstream {self.base_url} unreachable: {exc!r}") from exc
+        status = response.status_code
+        self._observe(method, started, failed=status >= 500)
+        if status in ok:
+            return response
+        where = f"{method} {unquote(str(url.path))}"
+        if status == 401:
+            raise AuthenticationFailed(f"DAV upstream refused the credentials of {credentials.user}")
+        if status == 412:
+            raise PreconditionFailed(f"DAV upstream: precondition failed for {where}")
+        if status == 404:
+            raise NotFound(f"DAV upstream: {where}: not found")
+        if status == 403 and "valid-sync-token" in response.text:
+            raise StateTooOld(f"DAV upstream refused the sync-token for {where}")
+        if status in (403, 405, 409, 415):
+            raise WriteRefused(f"DAV upstream refused {where}: {status} {response.text[:200]}")
+        if status >= 500:
+            raise UpstreamUnavailable(f"DAV upstream answered {status} for {where}")
+        raise UpstreamError(f"DAV upstream answered {status} for {where}")
+
+    def _observe(self, op: str, started: float, *, failed: bool) -> None:
+        if self.observe is not None:
+            self.observe(f"DAV {op}", time.monotonic() - started, failed)
+
+    async def reachable(self) -> None:
+        started = time.monotonic()
+        try:
+            response = await self._http.request("OPTIONS", self.base_url + "/", timeout=5.0)
+        except httpx.HTTPError as exc:
+            self._observe("health", started, failed=True)
+            raise UpstreamUnavailable(f"DAV upstream {self.base_url} unreachable: {exc!r}") from exc
+        self._observe("health", started, failed=response.status_code >= 500)
+        if response.status_code >= 500:
+            raise UpstreamUnavailable(f"DAV upstream answered {response.status_code} to a health check")
+
+    # -- discovery ----------------------------------------------------------
+
+    async def homes(self, credentials: Credentials) -> Homes:
+        cached = self._homes.get(credentials.user)
+        if cached and cached[1] > time.monotonic():
+            return cached[0]
+        principal = await self._principal(credentials)
+        answer = await self._propfind(credentials, principal, 0, [(CAL, "calendar-home-set"),
+                                                                  (CARD, "addressbook-home-set")])
+        props = answer[0][1] if answer else {}
+        homes = Homes(principal, _href_in(props.get((CAL, "calendar-home-set"))),
+                      _href_in(props.get((CARD, "addressbook-home-set"))))
+        if homes.calendars is None and homes.addressbooks is None:
+            raise UpstreamError(f"DAV upstream {self.base_url}: principal {principal} has no calendar or"
+                                " address book home")
+        if len(self._homes) > 100_000:
+            self._homes.clear()
+        self._homes[credentials.user] = (homes, time.monotonic() + self.homes_ttl)
+        return homes
+
+    async def _principal(self, credentials: Credentials) -> str:
+        for start in ("/.well-known/carddav", "/.well-known/caldav", "/"):
+            path = urlsplit(self.base_url + start).path or "/"
+            for _ in range(5):  # follow redirects by hand: PROPFIND must stay PROPFIND
+                try:
+                    response = await self._request("PROPFIND", path, credentials, body=_propfind_body(
+                        [(D, "current-user-principal")]), headers={"Depth": "0"},
+                        ok=(207, 301, 302, 303, 307, 308))
+                except (NotFound, WriteRefused):
+                    break
+                if response.status_code != 207:
+                    location = response.headers.get("location", "")
+                    path = urlsplit(str(httpx.URL(self.url(path)).join(location))).path
+                    continue
+                for _, props in _multistatus(response):
+                    found = _href_in(props.get((D, "current-user-principal")))
+                    if found:
+                        return found
+                break
+        raise UpstreamError(f"DAV upstream {self.base_url} names no current-user-principal")
+
+    async def collections(self, credentials: Credentials) -> list[Collection]:
+        """The user's address books and calendars: one PROPFIND Depth 1 per home."""
+        homes = await self.homes(credentials)
+        out: list[Collection] = []
+        for home in dict.fromkeys(h for h in (homes.addressbooks, homes.calendars) if h):
+            answer = await self._propfind(credentials, home, 1, COLLECTION_PROPS)
+            for path, props in answer:
+                collection = _collection(path, props, home)
+                if collection is not None:
+                    out.append(collection)
+        return out
+
+    # -- objects ------------------------------------------------------------
+
+    async def state(self, credentials: Credentials, collection: str) -> str:
+        answer = await self._propfind(credentials, collection, 0, [(D, "sync-token"), (CS, "getctag")])
+        props = answer[0][1] if answer else {}
+        return _state(_text(props.get((D, "sync-token"))), _text(props.get((CS, "getctag"))))
+
+    async def listing(self, credentials: Credentials, collection: str) -> tuple[str, dict[str, str]]:
+        """(state, {object path: ETag}) of every object of the collection. The
+        state is read first: a change after it shows up in the next changes()."""
+        state = await self.state(credentials, collection)
+        answer = await self._propfind(credentials, collection, 1, [(D, "getetag"), (D, "resourcetype")])
+        etags = {path: _text(props.get((D, "getetag"))) or "" for path, props in answer
+                 if path != collection and not path.endswith("/")}
+        return state, etags
+
+    async def changes(self, credentials: Credentials, collection: str, token: str) -> Changes:
+        """Objects changed or removed since ``token`` (RFC 6578); StateTooOld if the
+        server no longer knows it (or never gave one: a ctag-only server)."""
+        kind, _, token = token.partition(":")
+        if kind != "sync" or not token:
+            raise StateTooOld(f"{collection}: the server gave no sync-token, only a ctag: list again")
+        body = etree.Element(f"{{{D}}}sync-collection", nsmap={"d": D})
+        etree.SubElement(body, f"{{{D}}}sync-token").text = token
+        etree.SubElement(body, f"{{{D}}}sync-level").text = "1"
+        etree.SubElement(etree.SubElement(body, f"{{{D}}}prop"), f"{{{D}}}getetag")
+        response = await self._request("REPORT", collection, credentials, body=body, headers={"Depth": "1"},
+                                       ok=(207,))
+        root = _parse(response)
+        new = "sync:" + (root.findtext(f"{{{D}}}sync-token") or token)
+        ids = [unquote(urlsplit(h.text or "").path) for h in root.iterfind(f"{{{D}}}response/{{{D}}}href")]
+        return Changes(new, [i for i in dict.fromkeys(ids) if i and not i.endswith("/")])
+
+    async def etags(self, credentials: Credentials, collection: str, kind: str, paths: list[str]) -> dict[str, str]:
+        """ETags of the objects among ``paths`` that exist (a multiget of getetag)."""
+        found = await self._multiget(credentials, collection, kind, paths, data=False)
+        return {o.path: o.etag for o in found}
+
+    async def fetch(self, credentials: Credentials, collection: str, kind: str, paths: list[str]) -> dict[str, DavObject]:
+        """The objects among ``paths`` that exist, with their data."""
+        return {o.path: o for o in await self._multiget(credentials, collection, kind, paths, data=True)}
+
+    async def _multiget(self, credentials: Credentials, collection: str, kind: str, paths: list[str], *,
+                        data: bool) -> list[DavObject]:
+        ns, report, data_prop = (CARD, "addressbook-multiget", "address-data") if kind == CONTACTS else \
+            (CAL, "calendar-multiget", "calendar-data")
+        out: list[DavObject] = []
+        for start in range(0, len(paths), MULTIGET_CHUNK):
+            body = etree.Element(f"{{{ns}}}{report}", nsmap={"d": D, "x": ns})
+            prop = etree.SubElement(body, f"{{{D}}}prop")
+            etree.SubElement(prop, f"{{{D}}}getetag")
+            if data:
+                etree.SubElement(prop, f"{{{ns}}}{data_prop}")
+            for path in paths[start:start + MULTIGET_CHUNK]:
+                etree.SubElement(body, f"{{{D}}}href").text = quote(path, safe=_SAFE)
+            response = await self._request("REPORT", collection, credentials, body=body, headers={"Depth": "1"},
+                                           ok=(207,))
+            for path, props in _multistatus(response):
+                etag = _text(props.get((D, "getetag")))
+                if etag is None:
+                    continue  # 404 for this href: gone
+                out.append(DavObject(path, etag, _text(props.get((ns, data_prop))) or ""))
+        return out
+
+    async def get(self, credentials: Credentials, path: str) -> DavObject:
+        response = await self._request("GET", path, credentials, ok=(200,))
+        return DavObject(path, response.headers.get("etag", ""), response.text)
+
+    async def create(self, credentials: Credentials, path: str, data: str, content_type: str) -> tuple[str, bool]:
+        """PUT a new object at ``path`` unless one is there (``If-None-Match: *``).
+        (ETag, created): created is False when the object existed already, which
+        for a path derived from the phone's ClientId means this create was done
+        before (a retry after a crash): nothing is written twice."""
+        try:
+            response = await self._request("PUT", path, credentials, body=data, ok=(200, 201, 204),
+                                           headers={"If-None-Match": "*", "Content-Type": content_type})
+        except PreconditionFailed:
+            return (await self.get(credentials, path)).etag, False
+        return response.headers.get("etag") or (await self.get(credentials, path)).etag, True
+
+    async def replace(self, credentials: Credentials, path: str, data: str, content_type: str, etag: str) -> str:
+        """PUT over the object whose ETag is ``etag``; PreconditionFailed if it changed."""
+        response = await self._request("PUT", path, credentials, body=data, ok=(200, 201, 204),
+                                       headers={"If-Match": etag, "Content-Type": content_type})
+        return response.headers.get("etag") or (await self.get(credentials, path)).etag
+
+    async def delete(self, credentials: Credentials, path: str, etag: str | None = None) -> None:
+        """DELETE (with If-Match when ``etag`` is given); an object already gone is no failure."""
+        try:
+            await self._request("DELETE", path, credentials, headers={"If-Match": etag} if etag else None,
+                                ok=(200, 204))
+        except NotFound:
+            pass
+
+    # -- collections --------------------------------------------------------
+
+    async def make_collection(self, credentials: Credentials, kind: str, name: str, segment: str) -> str:
+        """Create a collection of ``kind`` named ``name`` at ``<home>/<segment>/``
+        (extended MKCOL, RFC 5689, for address books; MKCALENDAR for calendars)."""
+        homes = await self.homes(credentials)
+        home = homes.addressbooks if kind == CONTACTS else homes.calendars
+        if home is None:
+            raise FolderRefused("notSupported", f"the DAV upstream has no home for {kind}")
+        path = home.rstrip("/") + "/" + segment + "/"
+        if kind == CONTACTS:
+            body = etree.Element(f"{{{D}}}mkcol", nsmap={"d": D, "card": CARD})
+            prop = etree.SubElement(etree.SubElement(body, f"{{{D}}}set"), f"{{{D}}}prop")
+            rtype = etree.SubElement(prop, f"{{{D}}}resourcetype")
+            etree.SubElement(rtype, f"{{{D}}}collection")
+            etree.SubElement(rtype, f"{{{CARD}}}addressbook")
+            etree.SubElement(prop, f"{{{D}}}displayname").text = name
+            method = "MKCOL"
+        else:
+            body = etree.Element(f"{{{CAL}}}mkcalendar", nsmap={"d": D, "cal": CAL})
+            prop = etree.SubElement(etree.SubElement(body, f"{{{D}}}set"), f"{{{D}}}prop")
+            etree.SubElement(prop, f"{{{D}}}displayname").text = name
+            comps = etree.SubElement(prop, f"{{{CAL}}}supported-calendar-component-set")
+            comp = {CALENDAR: "VEVENT", TASKS: "VTODO", NOTES: "VJOURNAL"}[kind]
+            etree.SubElement(comps, f"{{{CAL}}}comp", name=comp)
+            method = "MKCALENDAR"
+        try:
+            await self._request(method, path, credentials, body=body, ok=(200, 201))
+        except (WriteRefused, PreconditionFailed) as exc:
+            raise FolderRefused("invalidArguments", str(exc)) from exc
+        return path
+
+    async def rename_collection(self, credentials: Credentials, path: str, name: str) -> None:
+        body = etree.Element(f"{{{D}}}propertyupdate", nsmap={"d": D})
+        etree.SubElement(etree.SubElement(etree.SubElement(body, f"{{{D}}}set"), f"{{{D}}}prop"),
+                         f"{{{D}}}displayname").text = name
+        try:
+            response = await self._request("PROPPATCH", path, credentials, body=body, ok=(207, 200))
+        except WriteRefused as exc:
+            raise FolderRefused("forbidden", str(exc)) from exc
+        for _, props in _multistatus(response, failed=True):
+            if props:
+                raise FolderRefused("forbidden", f"DAV upstream refused to rename {path}")
+
+    async def delete_collection(self, credentials: Credentials, path: str) -> None:
+        try:
+            await self._request("DELETE", path, credentials, ok=(200, 204))
+        except NotFound:
+            pass
+        except WriteRefused as exc:
+            raise FolderRefused("forbidden", str(exc)) from exc
+
+    async def _propfind(self, credentials: Credentials, path: str, depth: int,
+                        props: list[tuple[str, str]]) -> list[tuple[str, dict[tuple[str, str], etree._Element]]]:
+        response = await self._request("PROPFIND", path, credentials, body=_propfind_body(props),
+                                       headers={"Depth": str(depth)}, ok=(207,))
+        return _multistatus(response)
+
+
+COLLECTION_PROPS = [(D, "resourcetype"), (D, "displayname"), (D, "sync-token"), (CS, "getctag"),
+                    (CAL, "supported-calendar-component-set"), (D, "current-user-privilege-set")]
+
+
+def _state(sync_token: str | None, ctag: str | None) -> str:
+    """A collection's state as the sync engine stores it: ``sync:<token>`` where the
+    server offers RFC 6578, else ``ctag:<ctag>`` (changes() then asks for a listing)."""
+    if sync_token:
+        return "sync:" + sync_token
+    return "ctag:" + (ctag or "")
+
+
+def _propfind_body(props: list[tuple[str, str]]) -> etree._Element:
+    body = etree.Element(f"{{{D}}}propfind", nsmap=NSMAP)
+    prop = etree.SubElement(body, f"{{{D}}}prop")
+    for ns, name in props:
+        etree.SubElement(prop, f"{{{ns}}}{name}")
+    return body
+
+
+def _parse(response: httpx.Response) -> etree._Element:
+    try:
+        return etree.fromstring(response.content, _PARSER)
+    except etree.XMLSyntaxError as exc:
+        raise UpstreamError(f"DAV upstream sent a multistatus that is no XML: {exc}") from exc
+
+
+def _multistatus(response: httpx.Response, *, failed: bool = False
+                 ) -> list[tuple[str, dict[tuple[str, str], etree._Element]]]:
+    """(decoded path, {(ns, name): element}) per response: the properties found
+    (status 2xx), or with ``failed`` the ones refused."""
+    out = []
+    for resp in _parse(response).iterfind(f"{{{D}}}response"):
+        href = resp.findtext(f"{{{D}}}href") or ""
+        path = unquote(urlsplit(href.strip()).path)
+        props: dict[tuple[str, str], etree._Element] = {}
+        for propstat in resp.iterfind(f"{{{D}}}propstat"):
+            code = _status_code(propstat.findtext(f"{{{D}}}status"))
+            if (200 <= code < 300) != failed:
+                for prop in propstat.iterfind(f"{{{D}}}prop/*"):
+                    q = etree.QName(prop)
+                    props[(q.namespace or "", q.localname)] = prop
+        out.append((path, props))
+    return out
+
+
+def _status_code(line: str | None) -> int:
+    parts = (line or "").split()
+    return int(parts[1]) if len(parts) > 1 and parts[1].isascii() and parts[1].isdigit() else 0
+
+
+def _text(element: etree._Element | None) -> str | None:
+    if element is None:
+        return None
+    return (element.text or "").strip() or None
+
+
+def _href_in(element: etree._Element | None) -> str | None:
+    if element is None:
+        return None
+    href = element.findtext(f"{{{D}}}href")
+    return unquote(urlsplit(href.strip()).path) if href and href.strip() else None
+
+
+def _collection(path: str, props: dict[tuple[str, str], Any], home: str) -> Collection | None:
+    rtype = props.get((D, "resourcetype"))
+    if rtype is None or path.rstrip("/") == home.rstrip("/"):
+        return None
+    types = {(etree.QName(t).namespace, etree.QName(t).localname) for t in rtype}
+    comps_el = props.get((CAL, "supported-calendar-component-set"))
+    comps = frozenset((c.get("name") or "").upper() for c in comps_el) if comps_el is not None else frozenset()
+    if (CARD, "addressbook") in types:
+        kind = CONTACTS
+    elif (CAL, "calendar") in types:
+        if not comps or "VEVENT" in comps:
+            kind = CALENDAR
+        elif "VTODO" in comps:
+            kind = TASKS
+        elif "VJOURNAL" in comps:
+            kind = NOTES
+        else:
+            return None
+    else:
+        return None
+    privileges = props.get((D, "current-user-privilege-set"))
+    if privileges is None:
+        writable = True  # the server does not say: assume so, and take a refusal per item
+    else:
+        names = {etree.QName(p).localname for p in privileges.iterfind(f"{{{D}}}privilege/*")}
+        writable = bool(names & {"write", "write-content", "all"})
+    segment = path.rstrip("/").rpartition("/")[2]
+    name = _text(props.get((D, "displayname"))) or segment
+    return Collection(path if path.endswith("/") else path + "/", kind, name, _text(props.get((D, "sync-token"))),
+                      _text(props.get((CS, "getctag"))), comps, writable, home)
+
+
+class DavItems:
+    """One DAV collection as a usm.upstream.ItemSource: ids are object paths,
+    versions ETags, the state the collection's sync-token (or ctag)."""
+
+    def __init__(self, dav: DavUpstream, credentials: Credentials, collection: str, kind: str) -> None:
+        self.dav, self.credentials, self.collection, self.kind = dav, credentials, collection, kind
+
+    async def state(self) -> str:
+        return await self.dav.state(self.credentials, self.collection)
+
+    async def listing(self, folder_id: str, since: datetime | None) -> tuple[str, list[str]]:
+        state, etags = await self.dav.listing(self.credentials, self.collection)
+        return state, sorted(etags)
+
+    async def changes(self, state: str) -> Changes:
+        return await self.dav.changes(self.credentials, self.collection, state)
+
+    async def versions(self, folder_id: str, ids: list[str], since: datetime | None) -> dict[str, str]:
+        mine = [i for i in ids if i.startswith(self.collection)]
+        return await self.dav.etags(self.credentials, self.collection, self.kind, mine) if mine else {}
