@@ -14,7 +14,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
-from typing import Any, cast
+from typing import Any
 
 import asyncpg
 from lxml import etree
@@ -30,7 +30,7 @@ from eas_gateway.admin import web as admin_web
 from eas_gateway.auth import Authenticator, parse_basic
 from eas_gateway.commands import COMMANDS, WITHOUT_POLICY
 from eas_gateway.config import Settings
-from eas_gateway.context import Context, RecordingUpstream
+from eas_gateway.context import Context
 from eas_gateway.observability.metrics import CONTENT_TYPE as METRICS_TYPE
 from eas_gateway.observability.metrics import Metrics
 from eas_gateway.observability.trace import Tracer
@@ -49,7 +49,10 @@ from eas_gateway.errors import (
 from eas_gateway.xml import E
 from usm import database, devices
 from usm.push import PushHub
-from usm.upstream import Credentials, Upstream, UpstreamError
+from eas_gateway.classes import KINDS
+from usm.upstream import Credentials, MailStore, UpstreamError, recording_writes
+from usm.upstream.composite import Sources
+from usm.upstream.dav import DavUpstream
 from usm.upstream.jmap import JMAPUpstream
 
 log = logging.getLogger("eas_gateway.request")
@@ -67,21 +70,26 @@ LEGACY_HTTP_STATUS = {150: 404, 110: 500, 120: 500, 111: 503}
 class Gateway:
     """The services one gateway process holds."""
 
-    def __init__(self, settings: Settings, *, upstream: Upstream | None = None) -> None:
+    def __init__(self, settings: Settings, *, upstream: MailStore | None = None) -> None:
         self.settings = settings
-        self.upstream: Upstream = upstream or JMAPUpstream(settings.upstream)
+        mail: MailStore = upstream or JMAPUpstream(settings.upstream)
+        dav = None if settings.dav_upstream == "none" else DavUpstream(settings.dav_upstream or settings.upstream)
+        self.upstream = Sources(mail, dav, kinds=KINDS)
         self.auth = Authenticator(self.upstream, ttl=settings.auth_cache_seconds)
         self.db: asyncpg.Pool | None = None
         self.push: PushHub | None = None
         self.tracer: Tracer | None = None
         self.metrics = Metrics()
-        if isinstance(self.upstream, JMAPUpstream):
-            self.upstream.observe = self.metrics.upstream
+        if isinstance(mail, JMAPUpstream):
+            mail.observe = self.metrics.upstream
+        if dav is not None:
+            dav.observe = self.metrics.upstream
 
     async def start(self) -> None:
         url = self.settings.database_url or database.embedded_url(self.settings.state_dir)
         self.db = await database.connect(url)
-        self.push = PushHub(self.db, self.upstream, poll_seconds=self.settings.poll_seconds)
+        self.push = PushHub(self.db, self.upstream, poll_seconds=self.settings.poll_seconds,
+                            dav_poll_seconds=self.settings.dav_poll_seconds)
         await self.push.start()
         self.tracer = Tracer(self.db)
         await self.tracer.start()
@@ -168,15 +176,14 @@ class Gateway:
         if line.command not in WITHOUT_POLICY:
             _check_wipe(device, version)
             _check_policy(device, line, version)
-        upstream = RecordingUpstream(self.upstream)
         ctx = Context(line=line, version=version, credentials=credentials, user=account_user,
-                      device=device, db=self.db, upstream=cast(Upstream, upstream), settings=self.settings,
-                      push=self.push)
+                      device=device, db=self.db, upstream=self.upstream, settings=self.settings, push=self.push)
         tracer = self.tracer if self.tracer and self.tracer.traced(account_user, line.device_id) else None
         if tracer:
             tracer.record(account_user, line.device_id, line.command, "request", tree)
         try:
-            result = await command.handle(ctx, tree)
+            with recording_writes() as writes:
+                result = await command.handle(ctx, tree)
         except CommandStatus as exc:
             if command.mime_body and float(version) < 14.0:
                 raise LegacyStatus(LEGACY_HTTP_STATUS.get(exc.status, 400), f"Status {exc.status}: {exc}") from exc
@@ -185,8 +192,8 @@ class Gateway:
         except UpstreamError as exc:
             raise UpstreamFailed(f"upstream: {exc}") from exc
         finally:
-            if upstream.wrote:
-                await self.push.changed(account_user, folders=upstream.wrote_folders)
+            if writes.wrote:
+                await self.push.changed(account_user, folders=writes.folders)
         if tracer:
             tracer.record(account_user, line.device_id, line.command, "response", result)
         body = result if isinstance(result, bytes) else wbxml.encode(result)
@@ -276,7 +283,7 @@ def _error_response(exc: EASError, line: ashttp.RequestLine | None) -> Response:
     return Response(str(exc) + "\n", status_code=exc.http_status, headers=headers, media_type="text/plain")
 
 
-def create_app(settings: Settings, *, upstream: Upstream | None = None) -> Starlette | ProxyHeadersMiddleware:
+def create_app(settings: Settings, *, upstream: MailStore | None = None) -> Starlette | ProxyHeadersMiddleware:
     gateway = Gateway(settings, upstream=upstream)
 
     @contextlib.asynccontextmanager

@@ -64,7 +64,7 @@ async def pox(request: Request, gateway: Gateway) -> Response:
         log.info("Autodiscover (POX) of %s: error %d: %s", credentials.user, exc.code, exc)
         return Response(render_pox_error(exc), media_type="text/xml")
     try:
-        names = [i.name for i in await gateway.upstream.identities(credentials) if i.name]
+        names = [i.name for i in await gateway.upstream.mailstore.identities(credentials) if i.name]
     except UpstreamError as exc:
         log.warning("Autodiscover: no display name for %s: %s", account.user, exc)
         names = []

@@ -23,6 +23,8 @@ def main(argv: list[str] | None = None) -> None:
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.add_argument("--upstream", help="base URL of the groupware server (JMAP discovery)")
+    serve.add_argument("--dav-upstream", dest="dav_upstream",
+                       help="base URL of the CalDAV/CardDAV server (default: --upstream; 'none': mail only)")
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True)
     _common(db_sub.add_parser("upgrade", help="apply the migrations in sql/"))

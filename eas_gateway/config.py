@@ -10,6 +10,13 @@ from pathlib import Path
 @dataclass(frozen=True)
 class Settings:
     upstream: str = "http://127.0.0.1:8580"
+    # Base URL of the CalDAV/CardDAV server (contacts, calendars), found through
+    # /.well-known/carddav and /.well-known/caldav; empty: the same as upstream;
+    # "none": mail only.
+    dav_upstream: str = ""
+    # How often a user's watcher reads the DAV homes (sync-tokens of every
+    # collection, one PROPFIND per home) while the user has held requests.
+    dav_poll_seconds: float = 20.0
     host: str = "127.0.0.1"
     port: int = 8000
     database_url: str | None = None  # None: embedded PostgreSQL in state_dir

@@ -10,6 +10,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -22,6 +23,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 CYRUS_DIRS: dict[str, Path] = {}  # upstream URL -> its state directory (LMTP socket, adduser)
+# Radicale's users file (htpasswd, plain): tests/gateway/helpers.new_user adds every new user to it.
+RADICALE_USERS = Path(tempfile.gettempdir()) / f"eas-radicale-users-{os.getpid()}"
 SERVER_URL = os.environ.get("EAS_TEST_SERVER_URL", "postgresql://postgres@127.0.0.1:5432/test")
 TEST_DATABASE = "eas_gateway_test"
 
@@ -58,6 +61,47 @@ def cyrus() -> Iterator[str]:
     shutil.rmtree(state, ignore_errors=True)
 
 
+@pytest.fixture(scope="session")
+def radicale() -> Iterator[str]:
+    """Base URL of a Radicale (PyPI) CalDAV/CardDAV server, the second DAV upstream:
+    users and passwords as on Cyrus (htpasswd, plain), rights owner_only."""
+    state = Path(tempfile.mkdtemp(prefix="eas-radicale-"))
+    RADICALE_USERS.write_text("alice@example.com:alice\nbob@example.com:bob\n")
+    port = free_port()
+    config = state / "config"
+    config.write_text(f"""[server]
+hosts = 127.0.0.1:{port}
+[auth]
+type = htpasswd
+htpasswd_filename = {RADICALE_USERS}
+htpasswd_encryption = plain
+[storage]
+filesystem_folder = {state / "collections"}
+[rights]
+type = owner_only
+[logging]
+level = warning
+""")
+    log = (state / "radicale.log").open("wb")
+    process = subprocess.Popen([sys.executable, "-m", "radicale", "--config", str(config)], stdout=log,
+                               stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"Radicale did not start: {(state / 'radicale.log').read_text()}")
+            time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    process.terminate()
+    process.wait(timeout=10)
+    log.close()
+    RADICALE_USERS.unlink(missing_ok=True)
+    shutil.rmtree(state, ignore_errors=True)
+
+
 def _fresh_server_database() -> str:
     async def create() -> None:
         conn = await asyncpg.connect(SERVER_URL)
@@ -86,6 +130,11 @@ class RunningGateway:
     url: str
     upstream: str
     database_url: str
+    dav: str = ""  # the CalDAV/CardDAV server when it is not the upstream
+
+    @property
+    def dav_url(self) -> str:
+        return self.dav or self.upstream
 
     @property
     def cyrus_dir(self) -> Path:
@@ -99,7 +148,16 @@ class RunningGateway:
 @pytest.fixture(scope="session")
 def gateway(cyrus: str, database_url: str) -> Iterator[RunningGateway]:
     """The gateway under uvicorn in a thread, on the real upstream and database."""
-    with running_gateway(cyrus, database_url, poll_seconds=0.5) as gw:
+    with running_gateway(cyrus, database_url, poll_seconds=0.5, dav_poll_seconds=0.5) as gw:
+        yield gw
+
+
+@pytest.fixture(scope="session")
+def gateway_radicale(cyrus: str, radicale: str, database_url: str) -> Iterator[RunningGateway]:
+    """The gateway with mail from Cyrus and contacts and calendars from Radicale."""
+    with running_gateway(cyrus, database_url, poll_seconds=0.5, dav_poll_seconds=0.5,
+                         dav_upstream=radicale) as gw:
+        gw.dav = radicale
         yield gw
 
 

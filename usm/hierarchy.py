@@ -13,9 +13,16 @@ from usm.upstream import Folder
 
 OUTBOX_UPSTREAM_ID = "virtual:outbox"
 
-# JMAP Mailbox role (RFC 8621 2, IANA registry) -> EAS folder Type.
+# JMAP Mailbox role (RFC 8621 2, IANA registry) -> EAS folder Type (MS-ASCMD 2.2.3.186.3).
 ROLE_TYPES: dict[str, int] = {"inbox": 2, "drafts": 3, "trash": 4, "sent": 5, "outbox": 6}
 USER_MAIL = 12
+# Item class -> (Type of its default folder, Type of the others) (MS-ASCMD 2.2.3.186.3).
+CLASS_TYPES: dict[str, tuple[int, int]] = {"tasks": (7, 15), "calendar": (8, 13), "contacts": (9, 14),
+                                           "notes": (10, 17)}
+# The reverse: which class and whether default, by folder Type (FolderCreate names a Type).
+TYPE_CLASSES: dict[int, tuple[str, bool]] = {
+    **{t[0]: (k, True) for k, t in CLASS_TYPES.items()}, **{t[1]: (k, False) for k, t in CLASS_TYPES.items()},
+    **{t: ("mail", True) for t in ROLE_TYPES.values()}, 1: ("mail", False), USER_MAIL: ("mail", False)}
 
 
 @dataclass(frozen=True)
@@ -39,6 +46,9 @@ class HierarchyChanges:
 
 
 def eas_type(folder: Folder) -> int:
+    if folder.kind in CLASS_TYPES:
+        default, other = CLASS_TYPES[folder.kind]
+        return default if folder.default else other
     return ROLE_TYPES.get(folder.role or "", USER_MAIL)
 
 

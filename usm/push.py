@@ -3,13 +3,17 @@
 One ``PushHub`` per gateway process. A request waits with ``wait(user,
 device, credentials, timeout)``; it returns why it woke:
 
-- ``CHANGED``: the user's upstream state moved (mail, or the folder
-  hierarchy: ``known_folder_state``). Each node runs one watcher per
-  user with waiting requests, however many devices the user has: it follows
-  the server's push stream (JMAP EventSource, Upstream.subscribe) where there
-  is one, else polls the cheap upstream state strings (Upstream.watch_states)
-  every ``poll_seconds`` (Cyrus 3.6 from Debian offers no working push). A node that sees a change tells
-  the others through PostgreSQL NOTIFY, so every node's waiters wake.
+- ``CHANGED``: one of the upstream states the request looked at moved. A
+  request waits with the states it checked (``seen``: "mail" for the JMAP Email
+  state, "folders" and "dav-folders" for the hierarchies, a DAV folder id for
+  its collection's sync-token) and wakes only when one of those moves. Each
+  node runs one watcher per user with waiting requests, however many devices
+  the user has: for mail it follows the server's push stream (JMAP EventSource)
+  where there is one, else polls the cheap state strings every
+  ``poll_seconds`` (Cyrus 3.6 from Debian offers no working push); for DAV it
+  reads every collection's sync-token with one PROPFIND per home every
+  ``dav_poll_seconds``. A node that sees a change tells the others through
+  PostgreSQL NOTIFY, so every node's waiters look again.
 - ``SUPERSEDED``: a newer hanging request of the same device started, on this
   node or another (NOTIFY again): one hanging request per device.
 - ``TIMEOUT``.
@@ -28,7 +32,10 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
-from usm.upstream import Credentials, Upstream, UpstreamError
+import hashlib
+
+from usm.upstream import Credentials, UpstreamError
+from usm.upstream.composite import KIND_SOURCES, Sources, qualify
 
 log = logging.getLogger(__name__)
 
@@ -40,22 +47,23 @@ CHANGED, SUPERSEDED, TIMEOUT = "changed", "superseded", "timeout"
 class _Waiter:
     device_id: str
     token: str
-    seen_state: str | None  # the upstream state the request has checked against
+    seen: dict[str, str]  # the upstream states the request has checked against
     event: asyncio.Event = field(default_factory=asyncio.Event)
     reason: str = TIMEOUT
 
 
 class PushHub:
-    def __init__(self, pool: asyncpg.Pool, upstream: Upstream, *, poll_seconds: float) -> None:
+    def __init__(self, pool: asyncpg.Pool, upstream: Sources, *, poll_seconds: float,
+                 dav_poll_seconds: float = 20.0) -> None:
         self.pool = pool
         self.upstream = upstream
         self.poll_seconds = poll_seconds
+        self.dav_poll_seconds = dav_poll_seconds
         self.node = uuid.uuid4().hex
         self._waiters: dict[str, set[_Waiter]] = {}
         self._watchers: dict[str, asyncio.Task[None]] = {}
         self._credentials: dict[str, Credentials] = {}
-        self._states: dict[str, str] = {}
-        self._folder_states: dict[str, str] = {}
+        self._states: dict[str, dict[str, str]] = {}
         self._listener: asyncpg.Connection | None = None
 
     @property
@@ -78,20 +86,32 @@ class PushHub:
             await self.pool.release(self._listener)
             self._listener = None
 
-    def known_state(self, user: str) -> str | None:
-        """The user's upstream state as this node's watcher last saw it (None: no watcher)."""
-        return self._states.get(user)
+    async def states(self, user: str, credentials: Credentials, keys: set[str]) -> dict[str, str]:
+        """The user's upstream states named by ``keys`` (see the module docstring): as
+        this node's watcher last saw them where it has, else read from the upstream
+        (one call per source)."""
+        known = self._states.get(user, {})
+        if keys <= known.keys():
+            return {k: known[k] for k in keys}
+        out: dict[str, str] = {}
+        if keys & {"mail", "folders"}:
+            out["mail"], out["folders"] = await self.upstream.mailstore.watch_states(credentials)
+        if keys - {"mail", "folders"}:
+            out.update(await self._dav_states(credentials))
+        return {k: out.get(k, "") for k in keys}
 
-    def known_folder_state(self, user: str) -> str | None:
-        """The user's folder state as this node last saw it; None: no watcher, or a
-        folder change was reported since (ask the upstream)."""
-        return self._folder_states.get(user)
+    async def _dav_states(self, credentials: Credentials) -> dict[str, str]:
+        collections = await self.upstream.collections(credentials)
+        out = {qualify(KIND_SOURCES[c.kind], c.path): c.state for c in collections}
+        shape = sorted((c.path, c.name, c.kind, c.writable) for c in collections)
+        out["dav-folders"] = hashlib.sha256(repr(shape).encode()).hexdigest()
+        return out
 
     async def wait(self, user: str, device_id: str, credentials: Credentials, timeout: float, *,
-                   seen_state: str | None) -> str:
-        """Wait until the user's upstream state is other than ``seen_state`` (the state
-        the caller has looked at), a newer request of the device starts, or ``timeout``."""
-        waiter = _Waiter(device_id, uuid.uuid4().hex, seen_state)
+                   seen: dict[str, str]) -> str:
+        """Wait until one of the user's upstream states differs from ``seen`` (what the
+        caller has looked at), a newer request of the device starts, or ``timeout``."""
+        waiter = _Waiter(device_id, uuid.uuid4().hex, dict(seen))
         self._supersede(user, device_id, waiter.token)
         self._waiters.setdefault(user, set()).add(waiter)
         self._credentials[user] = credentials
@@ -112,14 +132,13 @@ class PushHub:
                 if task is not None:
                     task.cancel()
                 self._states.pop(user, None)
-                self._folder_states.pop(user, None)
         return waiter.reason
 
     async def changed(self, user: str, *, folders: bool = False) -> None:
         """Tell every node that the user's upstream data changed (e.g. the gateway wrote it);
         ``folders``: the folder hierarchy did."""
         if folders:
-            self._folder_states.pop(user, None)
+            self._forget_folders(user)
         self._wake(user)
         await self._notify({"kind": "changed", "user": user, **({"folders": "1"} if folders else {})})
 
@@ -135,13 +154,30 @@ class PushHub:
                 waiter.reason = CHANGED
                 waiter.event.set()
 
+    def _forget_folders(self, user: str) -> None:
+        known = self._states.get(user)
+        if known is not None:
+            known.pop("folders", None)
+            known.pop("dav-folders", None)
+
     async def _watch(self, user: str) -> None:
+        """The user's watcher: mail and DAV side by side."""
+        tasks = [asyncio.create_task(self._watch_mail(user), name=f"mail watcher {user}")]
+        if self.upstream.dav is not None and self.upstream.kinds - {"mail"}:
+            tasks.append(asyncio.create_task(self._watch_dav(user), name=f"dav watcher {user}"))
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+
+    async def _watch_mail(self, user: str) -> None:
         """Follow the server's push stream where it offers one (JMAP EventSource), else
         (or once the stream breaks) poll the state strings every ``poll_seconds``."""
-        last = await self._check(user, None)
+        await self._check_mail(user, first=True)
         credentials = self._credentials.get(user)
         try:
-            stream = await self.upstream.subscribe(credentials) if credentials is not None else None
+            stream = await self.upstream.mailstore.subscribe(credentials) if credentials is not None else None
         except UpstreamError as exc:
             log.warning("push: no event stream for %s (%s); polling", user, exc)
             stream = None
@@ -149,37 +185,63 @@ class PushHub:
             try:
                 async with contextlib.aclosing(stream):  # type: ignore[type-var]
                     async for _ in stream:
-                        last = await self._check(user, last)
+                        await self._check_mail(user)
             except UpstreamError as exc:
                 log.warning("push: the event stream of %s ended (%s); polling instead", user, exc)
         while self._credentials.get(user) is not None:
             await asyncio.sleep(self.poll_seconds)
-            last = await self._check(user, last)
+            await self._check_mail(user)
 
-    async def _check(self, user: str, last: str | None) -> str | None:
-        """Read the user's states; wake whoever they concern. The states as now known."""
+    async def _watch_dav(self, user: str) -> None:
+        """One PROPFIND Depth 1 per DAV home every ``dav_poll_seconds``: every
+        collection's sync-token, and the collections themselves."""
+        first = True
+        while self._credentials.get(user) is not None:
+            credentials = self._credentials.get(user)
+            if credentials is not None:
+                try:
+                    states = await self._dav_states(credentials)
+                except UpstreamError as exc:
+                    log.warning("push: cannot read the DAV states of %s: %s", user, exc)
+                else:
+                    await self._update(user, states, replace_prefix=("dav-folders", *KIND_SOURCES.values()),
+                                       first=first)
+                    first = False
+            await asyncio.sleep(self.dav_poll_seconds)
+
+    async def _check_mail(self, user: str, *, first: bool = False) -> None:
         credentials = self._credentials.get(user)
         if credentials is None:
-            return last
+            return
         try:
-            mail_state, folder_state = await self.upstream.watch_states(credentials)
+            mail, folders = await self.upstream.mailstore.watch_states(credentials)
         except UpstreamError as exc:
             log.warning("push: cannot read the upstream state of %s: %s", user, exc)
-            return last
-        state = f"{mail_state}\0{folder_state}"
-        self._states[user] = mail_state
-        self._folder_states[user] = folder_state
-        if last is not None and state != last:
-            log.info("push: upstream state of %s moved %r -> %r", user, last, state)
-            await self.changed(user, folders=last.rpartition("\0")[2] != folder_state)
-            self._folder_states[user] = folder_state
-        else:
-            # Requests that checked against an older state than this one.
-            for waiter in list(self._waiters.get(user, ())):
-                if waiter.seen_state != mail_state and not waiter.event.is_set():
-                    waiter.reason = CHANGED
-                    waiter.event.set()
-        return state
+            return
+        await self._update(user, {"mail": mail, "folders": folders}, replace_prefix=(), first=first)
+
+    async def _update(self, user: str, states: dict[str, str], *, replace_prefix: tuple[str, ...],
+                      first: bool) -> None:
+        """New states of the user: wake the requests that looked at other ones, and
+        tell the other nodes when this watcher saw something move."""
+        known = self._states.setdefault(user, {})
+        if replace_prefix:  # a DAV round lists every collection: the ones gone are gone
+            for key in [k for k in known if k.startswith(replace_prefix) and k not in states]:
+                del known[key]
+        moved = {k for k, v in states.items() if known.get(k) is not None and known[k] != v}
+        if replace_prefix and not first:
+            moved |= {k for k in states if k not in known}
+        known.update(states)
+        if moved and not first:
+            log.info("push: upstream states of %s moved: %s", user, sorted(moved))
+            await self._notify({"kind": "changed", "user": user,
+                                **({"folders": "1"} if moved & {"folders", "dav-folders"} else {})})
+        for waiter in list(self._waiters.get(user, ())):
+            if waiter.event.is_set():
+                continue
+            if any(known.get(k, "") != v for k, v in waiter.seen.items() if k in known or k in states):
+                waiter.reason = CHANGED
+                waiter.event.set()
 
     async def _notify(self, message: dict[str, str]) -> None:
         message["node"] = self.node
@@ -200,7 +262,22 @@ class PushHub:
         user = message.get("user")
         if message.get("kind") == "changed" and user:
             if message.get("folders"):
-                self._folder_states.pop(user, None)
+                self._forget_folders(user)
             self._wake(user)
         elif message.get("kind") == "started" and user:
             self._supersede(user, message.get("device", ""), message.get("token", ""))
+
+
+def keys_for(upstream: Sources, folder_ids: list[str], *, hierarchy: bool = False) -> dict[str, str]:
+    """The state key (see the module docstring) that tells whether each folder moved;
+    with ``hierarchy`` also the keys of the folder hierarchies, under their own names."""
+    out = {}
+    for folder_id in folder_ids:
+        if folder_id.startswith("virtual:"):
+            continue
+        out[folder_id] = "mail" if folder_id.startswith("jmap:") else folder_id
+    if hierarchy:
+        out["folders"] = "folders"
+        if upstream.dav is not None and upstream.kinds - {"mail"}:
+            out["dav-folders"] = "dav-folders"
+    return out

@@ -1,5 +1,8 @@
-"""FolderCreate, FolderUpdate, FolderDelete (MS-ASCMD 2.2.1.2-4): mail
-folders made, renamed, moved and deleted from the phone (JMAP Mailbox/set).
+"""FolderCreate, FolderUpdate, FolderDelete (MS-ASCMD 2.2.1.2-4): folders made,
+renamed, moved and deleted from the phone: mail folders by JMAP Mailbox/set,
+folders of the other served classes (contacts) as DAV collections (MKCOL,
+PROPPATCH of the display name, DELETE; DAV collections are flat, so they stay at
+the top level).
 
 Each carries the hierarchy SyncKey of FolderSync: it must be the current
 one (else Status 9, and the phone runs FolderSync again); success moves it on
@@ -8,13 +11,15 @@ next FolderSync does not send the phone its own change.
 
 Role folders (Inbox, Drafts, Sent, Trash, the Outbox) are never renamed or
 deleted (Status 3). Deleting a folder deletes its subfolders and messages,
-as Exchange does. Only mail folders (Type 12, or 1 "generic") are made
-here; calendar, contact and task folders are another issue (Status 10, with
-a log line).
+as Exchange does. A class's default folder is never deleted (Status 3). Folders
+of a class the gateway does not serve get Status 10, with a log line. A
+FolderCreate retried after a lost answer finds the collection it made (its
+path derives from the device, the key and the name): one collection, not two.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 
 import asyncpg
@@ -26,6 +31,7 @@ from eas_gateway.xml import E, child_text
 from usm import folders, hierarchy
 from usm.hierarchy import OUTBOX_UPSTREAM_ID, USER_MAIL, DeviceFolder, eas_type
 from usm.upstream import Folder, FolderRefused, NotFound
+from usm.upstream.composite import KIND_SOURCES, qualify
 
 log = logging.getLogger(__name__)
 
@@ -39,16 +45,20 @@ MAX_NAME = 256
 async def handle_create(ctx: Context, tree: etree._Element | None) -> etree._Element:
     key, fields = _parse(tree, "FolderCreate", ("ParentId", "DisplayName", "Type"))
     name, folder_type = _name(fields["DisplayName"]), fields["Type"]
-    if not folder_type.isdigit() or int(folder_type) not in MAIL_TYPES:
-        log.warning("FolderCreate: device %s asked for a folder of Type %s; only mail folders are offered",
+    kind = hierarchy.TYPE_CLASSES.get(int(folder_type)) if folder_type.isdigit() and len(folder_type) < 4 else None
+    if kind is None or (kind[0] != "mail" and kind[0] not in ctx.upstream.kinds) or kind[1] and kind[0] != "mail" \
+            or (kind[0] == "mail" and int(folder_type) not in MAIL_TYPES):
+        log.warning("FolderCreate: device %s asked for a folder of Type %s, which is not offered",
                     ctx.line.device_id, folder_type)
-        raise CommandStatus(MALFORMED, f"FolderCreate of Type {folder_type}: only mail folders (12)")
+        raise CommandStatus(MALFORMED, f"FolderCreate of Type {folder_type}: not a folder type offered")
     upstream, by_server_id = await _hierarchy(ctx, key)
+    if kind[0] != "mail":
+        return await _create_collection(ctx, key, kind[0], name, upstream, by_server_id)
     parent = _parent(fields["ParentId"], by_server_id)
     if _sibling(upstream, parent, name, None):
         raise CommandStatus(EXISTS, f"FolderCreate: a folder {name!r} exists there already")
     try:
-        new_id = await ctx.upstream.create_folder(ctx.credentials, name, parent)
+        new_id = await ctx.upstream.mailstore.create_folder(ctx.credentials, name, parent)
     except FolderRefused as exc:
         raise CommandStatus(MALFORMED, f"FolderCreate refused by the upstream: {exc}") from exc
     created = Folder(new_id, name, parent, None)
@@ -67,13 +77,15 @@ async def handle_update(ctx: Context, tree: etree._Element | None) -> etree._Ele
     folder = _existing(fields["ServerId"], by_server_id, upstream)
     if folder.role:
         raise CommandStatus(SPECIAL, f"FolderUpdate: {folder.name!r} is a role folder ({folder.role})")
+    if folder.kind != "mail":
+        return await _rename_collection(ctx, key, folder, name, int(fields["ServerId"]), upstream, by_server_id)
     parent = _parent(fields["ParentId"], by_server_id)
     if parent == folder.id or parent in {f.id for f in hierarchy.descendants(upstream, folder.id)}:
         raise CommandStatus(NO_PARENT, "FolderUpdate: a folder cannot move under itself")
     if _sibling(upstream, parent, name, folder.id):
         raise CommandStatus(EXISTS, f"FolderUpdate: a folder {name!r} exists there already")
     try:
-        await ctx.upstream.update_folder(ctx.credentials, folder.id, name, parent)
+        await ctx.upstream.mailstore.update_folder(ctx.credentials, folder.id, name, parent)
     except NotFound as exc:
         raise CommandStatus(MISSING, f"FolderUpdate: {exc}") from exc
     except FolderRefused as exc:
@@ -88,16 +100,10 @@ async def handle_delete(ctx: Context, tree: etree._Element | None) -> etree._Ele
     key, fields = _parse(tree, "FolderDelete", ("ServerId",))
     upstream, by_server_id = await _hierarchy(ctx, key)
     folder = _existing(fields["ServerId"], by_server_id, upstream)
-    doomed = [*hierarchy.descendants(upstream, folder.id), folder]  # children first
-    if any(f.role for f in doomed):
-        raise CommandStatus(SPECIAL, f"FolderDelete: {folder.name!r} holds a role folder")
-    for victim in doomed:
-        try:
-            await ctx.upstream.destroy_folder(ctx.credentials, victim.id)
-        except NotFound:
-            pass  # gone already (the same request, retried)
-        except FolderRefused as exc:
-            raise CommandStatus(SERVER_ERROR, f"FolderDelete refused by the upstream: {exc}") from exc
+    if folder.kind == "mail":
+        doomed = await _delete_mail_folder(ctx, folder, upstream)
+    else:
+        doomed = [await _delete_collection(ctx, folder)]
     server_ids = {uid: sid for sid, uid in by_server_id.items()}
     async with ctx.db.acquire() as conn:
         new_key = await folders.record_change(
@@ -106,6 +112,78 @@ async def handle_delete(ctx: Context, tree: etree._Element | None) -> etree._Ele
     if new_key is None:
         raise CommandStatus(INVALID_KEY, "FolderDelete: the hierarchy moved under a concurrent request")
     return _answer("FolderDelete", new_key)
+
+
+async def _delete_mail_folder(ctx: Context, folder: Folder, upstream: list[Folder]) -> list[Folder]:
+    """Delete a mail folder with its subfolders; the folders deleted."""
+    doomed = [*hierarchy.descendants(upstream, folder.id), folder]  # children first
+    if any(f.role for f in doomed):
+        raise CommandStatus(SPECIAL, f"FolderDelete: {folder.name!r} holds a role folder")
+    for victim in doomed:
+        try:
+            await ctx.upstream.mailstore.destroy_folder(ctx.credentials, victim.id)
+        except NotFound:
+            pass  # gone already (the same request, retried)
+        except FolderRefused as exc:
+            raise CommandStatus(SERVER_ERROR, f"FolderDelete refused by the upstream: {exc}") from exc
+    return doomed
+
+
+async def _delete_collection(ctx: Context, folder: Folder) -> Folder:
+    dav = ctx.upstream.dav
+    assert dav is not None
+    if folder.default:
+        raise CommandStatus(SPECIAL, f"FolderDelete: {folder.name!r} is the default {folder.kind} folder")
+    try:
+        await dav.delete_collection(ctx.credentials, ctx.upstream.dav_path(folder.id))
+    except FolderRefused as exc:
+        raise CommandStatus(SERVER_ERROR, f"FolderDelete refused by the upstream: {exc}") from exc
+    return folder
+
+
+async def _create_collection(ctx: Context, key: int, kind: str, name: str, upstream: list[Folder],
+                             by_server_id: dict[int, str]) -> etree._Element:
+    dav = ctx.upstream.dav
+    assert dav is not None
+    segment = "eas-" + hashlib.sha256(f"{ctx.user}\0{ctx.line.device_id}\0{key}\0{name}".encode()).hexdigest()[:20]
+    mine = next((f for f in upstream if f.kind == kind and ctx.upstream.dav_path(f.id).rstrip("/").endswith(segment)),
+                None)
+    if mine is None and any(f.kind == kind and f.name.casefold() == name.casefold() for f in upstream):
+        raise CommandStatus(EXISTS, f"FolderCreate: a folder {name!r} exists there already")
+    if mine is None:
+        try:
+            path = await dav.make_collection(ctx.credentials, kind, name, segment)
+        except FolderRefused as exc:
+            raise CommandStatus(MALFORMED, f"FolderCreate refused by the upstream: {exc}") from exc
+        new_id = qualify(KIND_SOURCES[kind], path)
+    else:
+        log.info("FolderCreate: device %s made %r before; it is %s", ctx.line.device_id, name, mine.id)
+        new_id = mine.id
+    created = Folder(new_id, name, None, None, kind=kind)
+    async with ctx.db.acquire() as conn:
+        server_id = (await folders.server_ids(conn, ctx.user, [new_id]))[new_id]
+        new_key = await _record(ctx, conn, key, created, server_id, by_server_id)
+    root = _answer("FolderCreate", new_key)
+    E(root, F + "ServerId", server_id)
+    return root
+
+
+async def _rename_collection(ctx: Context, key: int, folder: Folder, name: str, server_id: int,
+                             upstream: list[Folder], by_server_id: dict[int, str]) -> etree._Element:
+    dav = ctx.upstream.dav
+    assert dav is not None
+    if any(f.kind == folder.kind and f.name.casefold() == name.casefold() and f.id != folder.id for f in upstream):
+        raise CommandStatus(EXISTS, f"FolderUpdate: a folder {name!r} exists there already")
+    try:
+        await dav.rename_collection(ctx.credentials, ctx.upstream.dav_path(folder.id), name)
+    except NotFound as exc:
+        raise CommandStatus(MISSING, f"FolderUpdate: {exc}") from exc
+    except FolderRefused as exc:
+        raise CommandStatus(MALFORMED, f"FolderUpdate refused by the upstream: {exc}") from exc
+    renamed = Folder(folder.id, name, None, None, kind=folder.kind, default=folder.default)
+    async with ctx.db.acquire() as conn:
+        new_key = await _record(ctx, conn, key, renamed, server_id, by_server_id)
+    return _answer("FolderUpdate", new_key)
 
 
 def _parse(tree: etree._Element | None, command: str, names: tuple[str, ...]) -> tuple[int, dict[str, str]]:

@@ -10,6 +10,7 @@ from dataclasses import replace
 
 from lxml import etree
 
+from eas_gateway import classes
 from eas_gateway.context import Context
 from eas_gateway.errors import CommandStatus
 from eas_gateway.items.options import Options, OptionsError
@@ -51,7 +52,8 @@ async def _estimate(ctx: Context, wanted: etree._Element, collection_id: str) ->
     async with ctx.db.acquire() as conn:
         folder_id = (await folders.upstream_ids(conn, ctx.user, [cid])).get(cid)
         state = (await collections.states(conn, ctx.user, device, [cid]))[cid]
-    if folder_id is None:
+    cls = classes.of_folder(folder_id) if folder_id is not None else None
+    if folder_id is None or cls is None:
         log.info("GetItemEstimate: collection %s is no folder of %s", collection_id, ctx.user)
         return INVALID_COLLECTION, 0
     if key_text is None or not key_text.isdigit() or len(key_text) > 9:
@@ -62,7 +64,8 @@ async def _estimate(ctx: Context, wanted: etree._Element, collection_id: str) ->
     if key not in (state.sync_key, state.sync_key - 1):
         return INVALID_KEY, 0
     try:
-        options = parse_options(wanted.findall(A + "Options"), previous=Options.from_json(state.options))
+        options = parse_options(wanted.findall(A + "Options"), item_class=cls.name,
+                                previous=Options.from_json(state.options))
     except OptionsError as exc:
         log.info("GetItemEstimate: %s", exc)
         return INVALID_COLLECTION, 0
@@ -72,7 +75,7 @@ async def _estimate(ctx: Context, wanted: etree._Element, collection_id: str) ->
         options = replace(options, filter_type=int(filter_text))
     if folder_id.startswith("virtual:"):
         return OK, 0
-    plan = await sync.plan(ctx.db, ctx.upstream.mail(ctx.credentials), (ctx.user, device, cid), state,
+    plan = await sync.plan(ctx.db, cls.source(ctx, folder_id), (ctx.user, device, cid), state,
                            folder_id, options.since(), EVERYTHING,
                            relist=options.filter_type != state.filter_type)
     return OK, len(plan.adds) + len(plan.changes) + len(plan.deletes)

@@ -15,9 +15,10 @@ import re
 
 from lxml import etree
 
+from eas_gateway import classes
 from eas_gateway.context import Context
 from eas_gateway.errors import CommandStatus
-from eas_gateway.items import email, fetch
+from eas_gateway.items import email
 from eas_gateway.items.options import OptionsError
 from eas_gateway.items.options import parse as parse_options
 from eas_gateway.xml import E, child_text
@@ -71,18 +72,18 @@ async def _empty(ctx: Context, request: etree._Element, out: etree._Element) -> 
                  ctx.line.device_id, collection_id)
         status.text = str(PROTOCOL_ERROR)
         return
-    _, ids = await ctx.upstream.mail(ctx.credentials).listing(folder_id, None)
-    current = await ctx.upstream.messages(ctx.credentials, ids, BodyRequest()) if ids else {}
+    _, ids = await ctx.upstream.mailstore.mail(ctx.credentials).listing(folder_id, None)
+    current = await ctx.upstream.mailstore.messages(ctx.credentials, ids, BodyRequest()) if ids else {}
     elsewhere = {uid: {f"mailboxIds/{folder_id}": None} for uid, m in current.items() if len(m.folder_ids) > 1}
-    failed = await ctx.upstream.update_messages(ctx.credentials, elsewhere) if elsewhere else {}
-    failed.update(await ctx.upstream.destroy_messages(ctx.credentials,
+    failed = await ctx.upstream.mailstore.update_messages(ctx.credentials, elsewhere) if elsewhere else {}
+    failed.update(await ctx.upstream.mailstore.destroy_messages(ctx.credentials,
                                                       [uid for uid in current if uid not in elsewhere]))
     if request.find(f"{I}Options/{I}DeleteSubFolders") is not None:
-        for child in hierarchy.descendants(await ctx.upstream.folders(ctx.credentials), folder_id):
+        for child in hierarchy.descendants(await ctx.upstream.mailstore.folders(ctx.credentials), folder_id):
             if child.role:
                 continue
             try:
-                await ctx.upstream.destroy_folder(ctx.credentials, child.id)
+                await ctx.upstream.mailstore.destroy_folder(ctx.credentials, child.id)
             except (NotFound, FolderRefused) as exc:
                 failed[child.id] = str(exc)
     if failed:
@@ -125,9 +126,13 @@ async def _item(ctx: Context, request: etree._Element, collection_id: str, serve
         async with ctx.db.acquire() as conn:
             uid = await collections.item(conn, ctx.user, ctx.line.device_id, cid, number)
             folder_id = (await folders.upstream_ids(conn, ctx.user, [cid])).get(cid)
-    found, mime = await fetch.for_display(ctx.upstream, ctx.credentials, [uid] if uid else [], options)
-    message = found.get(uid) if uid else None
-    if message is None or folder_id not in message.folder_ids:
+    cls = classes.of_folder(folder_id) if folder_id else None
+    if cls is not None and folder_id is not None and uid is not None:
+        options = parse_options(request.findall(I + "Options"), item_class=cls.name)
+        data = (await cls.fetch(ctx, folder_id, [uid], options)).get(uid)
+    else:
+        data = None
+    if data is None or cls is None:
         log.info("ItemOperations Fetch: %s/%s is not an item of device %s", collection_id, server_id,
                  ctx.line.device_id)
         E(out, I + "Status", NOT_FOUND)
@@ -137,8 +142,10 @@ async def _item(ctx: Context, request: etree._Element, collection_id: str, serve
     E(out, I + "Status", OK)
     E(out, A + "CollectionId", collection_id)
     E(out, A + "ServerId", server_id)
-    E(out, A + "Class", "Email")
-    email.application_data(E(out, I + "Properties"), message, options, float(ctx.version), mime.get(message.id))
+    E(out, A + "Class", cls.name)
+    properties = E(out, I + "Properties")
+    for child in list(data):
+        properties.append(child)
 
 
 async def _attachment(ctx: Context, request: etree._Element, reference: str, out: etree._Element) -> None:
@@ -150,7 +157,7 @@ async def _attachment(ctx: Context, request: etree._Element, reference: str, out
         return
     blob_id, content_type, name = parsed
     try:
-        data = await ctx.upstream.download(ctx.credentials, blob_id, type=content_type, name=name)
+        data = await ctx.upstream.mailstore.download(ctx.credentials, blob_id, type=content_type, name=name)
     except NotFound:
         log.info("ItemOperations Fetch: attachment %r not found upstream", reference)
         E(out, I + "Status", NOT_FOUND)

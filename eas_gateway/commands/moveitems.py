@@ -66,7 +66,7 @@ async def handle(ctx: Context, tree: etree._Element | None) -> etree._Element:
                     statuses[index] = (BAD_SOURCE, None)
                 else:
                     wanted[index] = (src, number, dst, uid)
-    current = await ctx.upstream.messages(ctx.credentials, [w[3] for w in wanted.values()], BodyRequest()) \
+    current = await ctx.upstream.mailstore.messages(ctx.credentials, [w[3] for w in wanted.values()], BodyRequest()) \
         if wanted else {}
     patches = {}
     for index, (src, _, dst, uid) in list(wanted.items()):
@@ -76,7 +76,7 @@ async def handle(ctx: Context, tree: etree._Element | None) -> etree._Element:
             del wanted[index]
             continue
         patches[uid] = {f"mailboxIds/{upstream_folders[src]}": None, f"mailboxIds/{upstream_folders[dst]}": True}
-    failed = await ctx.upstream.update_messages(ctx.credentials, patches) if patches else {}
+    failed = await ctx.upstream.mailstore.update_messages(ctx.credentials, patches) if patches else {}
     async with ctx.db.acquire() as conn:
         for index, (src, number, dst, uid) in wanted.items():
             if uid in failed:

@@ -17,11 +17,12 @@ import time
 
 from lxml import etree
 
+from eas_gateway import classes
 from eas_gateway.context import Context
 from eas_gateway.errors import CommandStatus
 from eas_gateway.items.options import Options
 from eas_gateway.xml import E, child_text
-from usm import collections, devices, folders, hierarchy, sync
+from usm import collections, devices, folders, hierarchy, push, sync
 from usm.push import SUPERSEDED, TIMEOUT
 
 log = logging.getLogger(__name__)
@@ -49,9 +50,10 @@ async def handle(ctx: Context, tree: etree._Element | None) -> etree._Element:
     deadline = time.monotonic() + interval
     # The user's states as this process's watcher last saw them, if there is one:
     # a change after that poll is found by the check below or wakes the wait.
-    seen, folders_seen = await _states(ctx)
+    keys = push.keys_for(ctx.upstream, list(upstream_ids.values()), hierarchy=True)
+    seen = await ctx.push.states(ctx.user, ctx.credentials, set(keys.values()))
     while True:
-        changed = await _changed(ctx, upstream_ids, seen)
+        changed = await _changed(ctx, upstream_ids, keys, seen)
         if changed is None:
             # An admin reset the device (usm.admin): FolderSync first, which starts it over.
             log.info("Ping: device %s has no hierarchy state; asking for a FolderSync", ctx.line.device_id)
@@ -65,17 +67,17 @@ async def handle(ctx: Context, tree: etree._Element | None) -> etree._Element:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return _answer(EXPIRED)
-        reason = await ctx.push.wait(ctx.user, ctx.line.device_id, ctx.credentials, remaining, seen_state=seen)
+        reason = await ctx.push.wait(ctx.user, ctx.line.device_id, ctx.credentials, remaining, seen=seen)
         if reason == SUPERSEDED:
             log.info("Ping of device %s ended by a newer request of the same device", ctx.line.device_id)
             return _answer(EXPIRED)
-        seen, folders_now = await _states(ctx)
-        if reason != TIMEOUT and folders_now != folders_seen:
-            if await _hierarchy_changed(ctx):
-                log.info("Ping: the folders of %s changed; device %s is asked for a FolderSync", ctx.user,
-                         ctx.line.device_id)
-                return _answer(HIERARCHY)
-            folders_seen = folders_now
+        now = await ctx.push.states(ctx.user, ctx.credentials, set(keys.values()))
+        hierarchy_moved = any(now.get(k) != seen.get(k) for k in ("folders", "dav-folders") if k in keys)
+        seen = now
+        if reason != TIMEOUT and hierarchy_moved and await _hierarchy_changed(ctx):
+            log.info("Ping: the folders of %s changed; device %s is asked for a FolderSync", ctx.user,
+                     ctx.line.device_id)
+            return _answer(HIERARCHY)
 
 
 async def _request(ctx: Context, tree: etree._Element | None) -> tuple[int, list[int]]:
@@ -104,14 +106,6 @@ async def _request(ctx: Context, tree: etree._Element | None) -> tuple[int, list
     return interval, folder_ids
 
 
-async def _states(ctx: Context) -> tuple[str, str]:
-    """(mail state, folder state) as this node's watcher last saw them, else from the upstream."""
-    mail, folders_state = ctx.push.known_state(ctx.user), ctx.push.known_folder_state(ctx.user)
-    if mail is None or folders_state is None:
-        return await ctx.upstream.watch_states(ctx.credentials)
-    return mail, folders_state
-
-
 async def _hierarchy_changed(ctx: Context) -> bool:
     """Whether the device's next FolderSync would bring something (MS-ASCMD 2.2.3.177.11:
     Status 7 asks for it). Only asked when the upstream's folder state moved."""
@@ -123,7 +117,8 @@ async def _hierarchy_changed(ctx: Context) -> bool:
     return bool(changes.added or changes.updated or changes.deleted)
 
 
-async def _changed(ctx: Context, upstream_ids: dict[int, str], seen: str | None) -> list[int] | None:
+async def _changed(ctx: Context, upstream_ids: dict[int, str], keys: dict[str, str],
+                   seen: dict[str, str]) -> list[int] | None:
     """The folders whose next Sync would bring something; None if the device has
     no hierarchy state (an admin reset it)."""
     ids = list(upstream_ids)
@@ -131,16 +126,16 @@ async def _changed(ctx: Context, upstream_ids: dict[int, str], seen: str | None)
         if (await folders.state(conn, ctx.user, ctx.line.device_id)).sync_key == 0:
             return None
         states = await collections.states(conn, ctx.user, ctx.line.device_id, ids)
-    source = ctx.upstream.mail(ctx.credentials)
     changed = []
     for cid in ids:
         folder_id = upstream_ids[cid]
-        if folder_id.startswith("virtual:"):
+        cls = classes.of_folder(folder_id)
+        if folder_id.startswith("virtual:") or cls is None:
             continue
         state = states[cid]
         since = Options.from_json(state.options).since()
-        if await sync.has_changes(ctx.db, source, (ctx.user, ctx.line.device_id, cid), state, folder_id, since,
-                                  upstream_state=seen):
+        if await sync.has_changes(ctx.db, cls.source(ctx, folder_id), (ctx.user, ctx.line.device_id, cid), state,
+                                  folder_id, since, upstream_state=seen.get(keys.get(folder_id, ""))):
             changed.append(cid)
     return changed
 

@@ -26,7 +26,7 @@ from eas_gateway.errors import CommandStatus
 from eas_gateway.items import compose
 from eas_gateway.xml import child_text
 from usm import collections, outgoing
-from usm.upstream import BodyRequest, Credentials, NotFound, SubmissionRefused, Upstream
+from usm.upstream import BodyRequest, Credentials, NotFound, SubmissionRefused, MailStore
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ async def _send(ctx: Context, request: Request) -> bytes:
                  request.client_id)
         return b""
     original_id = await _original_id(ctx, request) if request.kind != "SendMail" else None
-    upstream, creds = ctx.upstream, ctx.credentials
+    upstream, creds = ctx.upstream.mailstore, ctx.credentials
     roles = {f.role: f.id for f in await upstream.folders(creds) if f.role}
     drafts = roles.get("drafts") or roles.get("sent")
     if drafts is None:
@@ -137,7 +137,7 @@ async def _send(ctx: Context, request: Request) -> bytes:
     return b""
 
 
-async def _stored_copy(upstream: Upstream, creds: Credentials, marker: str) -> tuple[str | None, bool]:
+async def _stored_copy(upstream: MailStore, creds: Credentials, marker: str) -> tuple[str | None, bool]:
     """(the copy stored by an earlier try, whether it was sent): see usm.outgoing."""
     found = await upstream.find_by_keyword(creds, marker)
     if not found:
@@ -163,7 +163,7 @@ async def _original_id(ctx: Context, request: Request) -> str:
     return uid
 
 
-async def _original(upstream: Upstream, creds: Credentials, uid: str, *, forward: bool) -> compose.Original:
+async def _original(upstream: MailStore, creds: Credentials, uid: str, *, forward: bool) -> compose.Original:
     found = await upstream.messages(creds, [uid], BodyRequest(text=True, html=True))
     if uid not in found:
         raise CommandStatus(NOT_FOUND, f"the original message {uid} is gone upstream")

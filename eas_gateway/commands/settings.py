@@ -63,11 +63,11 @@ async def _oof(ctx: Context, part: etree._Element, answer: etree._Element) -> No
     try:
         if put is not None:
             vacation = _vacation(put)
-            await ctx.upstream.set_vacation(ctx.credentials, vacation)
+            await ctx.upstream.mailstore.set_vacation(ctx.credentials, vacation)
             log.info("Settings: Oof of %s set to %s", ctx.user, "on" if vacation.enabled else "off")
             E(answer, S + "Status", OK)
         elif get is not None:
-            vacation = await ctx.upstream.vacation(ctx.credentials)
+            vacation = await ctx.upstream.mailstore.vacation(ctx.credentials)
             E(answer, S + "Status", OK)
             _render_oof(E(answer, S + "Get"), vacation, (get.findtext(S + "BodyType") or "Text").strip())
         else:
@@ -139,7 +139,7 @@ def _eas_date(value: datetime) -> str:
 
 async def _user_information(ctx: Context, answer: etree._Element) -> None:
     try:
-        identities = await ctx.upstream.identities(ctx.credentials)
+        identities = await ctx.upstream.mailstore.identities(ctx.credentials)
     except UpstreamError as exc:
         log.warning("Settings UserInformation of %s: the upstream failed: %s", ctx.user, exc)
         E(answer, S + "Status", UNAVAILABLE)

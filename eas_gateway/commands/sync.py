@@ -15,11 +15,12 @@ sync_request). Wait / HeartbeatInterval make a Sync that found nothing wait
 (usm.push, like Ping) for changes; if none come, or a newer request of the
 device takes over, the answer is an empty body (MS-ASCMD 3.1.5.4).
 The phone's own Commands (Change, Delete, Fetch) are applied first
-(commands.sync_client); their outcome is committed with the generation.
+(the folder's item class, eas_gateway.classes); their outcome is committed with the generation.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -30,15 +31,13 @@ from lxml import etree
 import wbxml
 from eas_gateway.context import Context
 from eas_gateway.errors import CommandStatus
-from eas_gateway.commands import sync_client
-from eas_gateway.items import email, fetch
+from eas_gateway import classes
 from eas_gateway.items.options import Options, OptionsError
 from eas_gateway.items.options import parse as parse_options
 from eas_gateway.xml import E, child_text
-from usm import collections, devices, folders, sync
+from usm import collections, devices, folders, push, sync
 from usm.collections import CollectionState, Generation
 from usm.push import SUPERSEDED
-from usm.upstream import BodyRequest
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +62,7 @@ class CollectionRequest:
     get_changes: bool | None = None
     options: list[etree._Element] = field(default_factory=list)
     commands: etree._Element | None = None
+    supported: list[str] | None = None  # the Supported element's fields (MS-ASCMD 2.2.3.168)
     deletes_as_moves: bool = True  # MS-ASCMD 2.2.3.45: the default
 
 
@@ -92,7 +92,7 @@ async def handle(ctx: Context, tree: etree._Element | None) -> etree._Element | 
     while True:
         # For a waiting Sync: the state this round looks at, so that a change
         # after it wakes the wait below.
-        seen = await ctx.upstream.mail(ctx.credentials).state() if request.wait else None
+        seen = await _states(ctx, upstream_ids) if request.wait else None
         async with ctx.db.acquire() as conn:
             states = await collections.states(conn, ctx.user, ctx.line.device_id, ids)
         answers = []
@@ -103,7 +103,7 @@ async def handle(ctx: Context, tree: etree._Element | None) -> etree._Element | 
         if news or not request.wait or time.monotonic() >= deadline:
             break
         reason = await ctx.push.wait(ctx.user, ctx.line.device_id, ctx.credentials,
-                                     deadline - time.monotonic(), seen_state=seen)
+                                     deadline - time.monotonic(), seen=seen or {})
         if reason == SUPERSEDED:
             log.info("waiting Sync of device %s ended by a newer request", ctx.line.device_id)
             break
@@ -154,6 +154,12 @@ async def _request(ctx: Context, tree: etree._Element | None) -> SyncRequest:
     return result
 
 
+async def _states(ctx: Context, upstream_ids: dict[int, str]) -> dict[str, str]:
+    """The upstream states this round of a waiting Sync looks at (usm.push)."""
+    keys = push.keys_for(ctx.upstream, list(upstream_ids.values()))
+    return await ctx.push.states(ctx.user, ctx.credentials, set(keys.values()))
+
+
 def _from_cache(cached: dict[str, Any], given: dict[int, CollectionRequest]) -> SyncRequest:
     """The cached request, its collections at their current keys, with ``given`` ones in place."""
     out = [given.pop(c["id"], None) or CollectionRequest(c["id"], sync_key=-1, window=c.get("window"))
@@ -170,6 +176,7 @@ def _collection_request(el: etree._Element) -> CollectionRequest:
         raise CommandStatus(PROTOCOL_ERROR, f"Sync Collection {collection_id} without SyncKey")
     window = child_text(el, A + "WindowSize")
     get_changes = el.find(A + "GetChanges")
+    supported = el.find(A + "Supported")
     return CollectionRequest(
         collection_id=int(collection_id),
         sync_key=int(key) if key.isdigit() and len(key) <= 9 else None,
@@ -178,6 +185,7 @@ def _collection_request(el: etree._Element) -> CollectionRequest:
         options=el.findall(A + "Options"),
         commands=el.find(A + "Commands"),
         deletes_as_moves=(child_text(el, A + "DeletesAsMoves") or "1").strip() != "0",
+        supported=None if supported is None else [etree.QName(f).localname for f in supported],
     )
 
 
@@ -198,7 +206,8 @@ async def _collection(ctx: Context, request: SyncRequest, wanted: CollectionRequ
     """The Collection element of the response, and whether it tells the phone anything new."""
     device, cid = ctx.line.device_id, wanted.collection_id
     key = state.sync_key if wanted.sync_key == -1 else wanted.sync_key  # -1: from the cache, at its current key
-    if folder_id is None:
+    cls = classes.of_folder(folder_id) if folder_id is not None else None
+    if folder_id is None or cls is None:
         log.info("Sync: device %s asked for collection %d, which is no folder of %s", device, cid, ctx.user)
         return _element(wanted, key or 0, HIERARCHY_CHANGED), True
     if key is None:
@@ -221,7 +230,9 @@ async def _collection(ctx: Context, request: SyncRequest, wanted: CollectionRequ
         async with ctx.db.acquire() as conn:
             await collections.forget_failures(conn, ctx.user, device, cid, state.suspect)
     try:
-        options = parse_options(wanted.options, previous=Options.from_json(state.options))
+        options = parse_options(wanted.options, item_class=cls.name, previous=Options.from_json(state.options))
+        if wanted.supported is not None:
+            options = dataclasses.replace(options, supported=wanted.supported)
     except OptionsError as exc:
         log.info("Sync: device %s, collection %d: %s", device, cid, exc)
         return _element(wanted, key, PROTOCOL_ERROR), True
@@ -233,26 +244,24 @@ async def _collection(ctx: Context, request: SyncRequest, wanted: CollectionRequ
         async with ctx.db.acquire() as conn:
             await collections.commit(conn, ctx.user, device, cid, expected_key=0, generation=generation)
         return element, True
-    mine = await sync_client.apply(ctx, cid, wanted.commands, options, folder_id,
-                                   deletes_as_moves=wanted.deletes_as_moves, first_item=state.next_item)
+    mine = await cls.apply(ctx, cid, wanted.commands, options, folder_id,
+                           deletes_as_moves=wanted.deletes_as_moves, first_item=state.next_item)
     get_changes = wanted.get_changes if wanted.get_changes is not None else True
     window = min(wanted.window or request.window or DEFAULT_WINDOW, MAX_WINDOW)
     relist = options.filter_type != state.filter_type
     if not get_changes or folder_id.startswith(VIRTUAL):
         plan = sync.Plan(upstream_state=state.upstream_state or "")
     else:
-        plan = await sync.plan(ctx.db, ctx.upstream.mail(ctx.credentials), (ctx.user, device, cid), state,
+        plan = await sync.plan(ctx.db, cls.source(ctx, folder_id), (ctx.user, device, cid), state,
                                folder_id, options.since(), window, relist=relist,
                                known_now={**mine.versions, **{uid: None for uid in mine.deleted},
                                           **{uid: (n, v) for _, n, uid, v in mine.added},
                                           **{old: None for old in mine.replaced},
                                           **{new: (n, v) for n, new, v in mine.replaced.values()}})
-    found, mime = await fetch.for_display(ctx.upstream, ctx.credentials, plan.adds, options)
-    changed = await ctx.upstream.messages(ctx.credentials, [uid for _, uid in plan.changes], BodyRequest()) \
-        if plan.changes else {}
+    candidates, suspect = await _screen(ctx, cid, plan, plan.adds)
     # Items that vanished between the look at their versions and the fetch are left out.
-    candidates, suspect = await _screen(ctx, cid, plan, [uid for uid in plan.adds if uid in found])
-    converted, failed = _convert(found, candidates, options, float(ctx.version), mime)
+    rendered = await cls.render(ctx, folder_id, candidates, [uid for _, uid in plan.changes], options)
+    converted, failed, changed = rendered.adds, rendered.failed, rendered.changes
     if failed:
         await _protect_from_loops(ctx, cid, plan, failed)
     adds = list(converted)
@@ -274,7 +283,7 @@ async def _collection(ctx: Context, request: SyncRequest, wanted: CollectionRequ
         for number, uid in changes:
             change = E(commands, A + "Change")
             E(change, A + "ServerId", collections.server_id(cid, number))
-            email.change_data(E(change, A + "ApplicationData"), changed[uid], float(ctx.version))
+            change.append(changed[uid])
         for number in plan.deletes:
             E(E(commands, A + "Delete"), A + "ServerId", collections.server_id(cid, number))
     if mine.responses is not None:
@@ -302,22 +311,6 @@ async def _collection(ctx: Context, request: SyncRequest, wanted: CollectionRequ
     if new_key == key:
         return _element(wanted, key, OK), False
     return element, True
-
-
-def _convert(found: dict[str, Any], uids: list[str], options: Options, version: float,
-             mime: dict[str, bytes]) -> tuple[dict[str, etree._Element], dict[str, str]]:
-    """ApplicationData of each item, and the reason for each that failed to convert."""
-    converted, failed = {}, {}
-    for uid in uids:
-        data = E(None, A + "ApplicationData")
-        try:
-            email.application_data(data, found[uid], options, version, mime.get(uid))
-        except Exception as exc:  # one item's converter bug must not block the folder
-            log.exception("Sync: item %s could not be converted", uid)
-            failed[uid] = f"{type(exc).__name__}: {exc}"[:500]
-            continue
-        converted[uid] = data
-    return converted, failed
 
 
 async def _protect_from_loops(ctx: Context, cid: int, plan: sync.Plan, failed: dict[str, str]) -> None:

@@ -8,12 +8,12 @@ import asyncio
 
 from eas_gateway.items import email
 from eas_gateway.items.options import Options
-from usm.upstream import Credentials, Message, NotFound, Upstream
+from usm.upstream import Credentials, Message, NotFound, MailStore
 
 PARALLEL_DOWNLOADS = 8
 
 
-async def mime(upstream: Upstream, credentials: Credentials, messages: list[Message]) -> dict[str, bytes]:
+async def mime(upstream: MailStore, credentials: Credentials, messages: list[Message]) -> dict[str, bytes]:
     """Message id -> its MIME bytes, for the messages that still exist."""
     limit = asyncio.Semaphore(PARALLEL_DOWNLOADS)
 
@@ -30,7 +30,7 @@ async def mime(upstream: Upstream, credentials: Credentials, messages: list[Mess
     return dict(r for r in results if r is not None)
 
 
-async def for_display(upstream: Upstream, credentials: Credentials, ids: list[str],
+async def for_display(upstream: MailStore, credentials: Credentials, ids: list[str],
                       options: Options) -> tuple[dict[str, Message], dict[str, bytes]]:
     """(id -> message with the bodies ``options`` ask for, id -> MIME if they ask for MIME),
     for the ids that still exist."""

@@ -44,6 +44,9 @@ class Options:
     mime_support: int = 0  # 0 never, 1 S/MIME only, 2 always
     mime_truncation: int | None = None
     conflict: int | None = None
+    # The fields the phone declared in Sync Supported (MS-ASCMD 2.2.3.168, contacts and
+    # calendar): one it leaves out of a Change is cleared; None: it declared none.
+    supported: list[str] | None = None
 
     def since(self, now: datetime | None = None) -> datetime | None:
         days = FILTER_DAYS.get(self.filter_type)
@@ -61,7 +64,7 @@ class Options:
         return cls(filter_type=data.get("filter_type", 0),
                    body=[BodyPreference(**b) for b in data.get("body", [])],
                    mime_support=data.get("mime_support", 0), mime_truncation=data.get("mime_truncation"),
-                   conflict=data.get("conflict"))
+                   conflict=data.get("conflict"), supported=data.get("supported"))
 
     def chosen_body(self) -> BodyPreference:
         """The representation to send (MS-ASAIRS 3.2.5.1.1): MIME when asked for
@@ -111,6 +114,7 @@ def parse(elements: list[etree._Element], *, item_class: str = "Email",
         body.append(BodyPreference(body_type, truncation, all_or_none, preview))
     mime_truncation = _int(el, A + "MIMETruncation", 0, 8)
     return Options(
+        supported=previous.supported if previous else None,
         filter_type=_int(el, A + "FilterType", 0, 8) or 0,
         body=body,
         mime_support=_int(el, A + "MIMESupport", 0, 2) or 0,

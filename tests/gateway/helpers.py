@@ -21,7 +21,7 @@ from lxml import etree
 from pyactivesync import Client
 
 import wbxml
-from tests.conftest import ROOT, RunningGateway
+from tests.conftest import RADICALE_USERS, ROOT, RunningGateway
 
 def password(user: str) -> str:
     """Test users' passwords are their names (scripts/cyrus-upstream.sh)."""
@@ -34,6 +34,9 @@ def new_user(gw: RunningGateway) -> str:
     port = gw.upstream.rsplit(":", 1)[1]
     subprocess.run(["bash", str(ROOT / "scripts" / "cyrus-upstream.sh"), "adduser", str(gw.cyrus_dir), port, name],
                    check=True, timeout=60, capture_output=True)
+    if RADICALE_USERS.exists():
+        with RADICALE_USERS.open("a") as users:
+            users.write(f"{name}@example.com:{name}\n")
     return f"{name}@example.com"
 
 

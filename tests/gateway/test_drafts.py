@@ -1,4 +1,4 @@
-"""Drafts at 16.1 beyond their creation (commands/drafts.py): a Change revises
+"""Drafts at 16.1 beyond their creation (classes/email_drafts.py): a Change revises
 the draft, email2:Send in an Add or a Change sends it, each exactly once, on
 the real Cyrus and its SMTP relay."""
 

@@ -98,12 +98,16 @@ class Credentials:
 
 @dataclass(frozen=True)
 class Folder:
-    """An upstream mail folder (JMAP Mailbox)."""
+    """An upstream folder: a JMAP Mailbox, or a DAV collection. Above the drivers
+    ``id`` and ``parent_id`` are source-qualified (usm.upstream.composite)."""
 
     id: str
     name: str
     parent_id: str | None
     role: str | None  # RFC 8621 2: inbox, drafts, sent, trash, junk, archive, ...
+    kind: str = "mail"  # the item class: mail, contacts, calendar, tasks, notes
+    default: bool = False  # the class's default folder (one per class; mail has its roles)
+    writable: bool = True  # the user may change its items (a share may not allow it)
 
 
 @dataclass(frozen=True)
@@ -242,9 +246,17 @@ class ItemSource(Protocol):
 
 
 class Upstream(Protocol):
+    """What every source offers: sign-in and health."""
+
     async def authenticate(self, credentials: Credentials) -> Account:
         """Check credentials with the upstream; raise AuthenticationFailed if refused."""
         ...
+
+
+
+
+class MailStore(Upstream, Protocol):
+    """The mail capability (JMAP): messages, import, submission, identities, vacation."""
 
     async def folders(self, credentials: Credentials) -> list[Folder]:
         """The user's mail folders."""
@@ -314,9 +326,3 @@ class Upstream(Protocol):
         """The server's push stream, yielding once per change of the user's mail or
         folders (JMAP EventSource); None when the server offers no push."""
         ...
-
-    async def reachable(self) -> None:
-        """Raise UpstreamUnavailable unless the upstream answers (health checks; no credentials)."""
-        ...
-
-    async def aclose(self) -> None: ...

@@ -25,16 +25,16 @@ generation (usm.collections.commit), so item map and SyncKey move together.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 
 from lxml import etree
 
 import wbxml
-from eas_gateway.commands import drafts
+from eas_gateway.classes import email_drafts as drafts
+from eas_gateway.classes.base import Outcome, read_commands
 from eas_gateway.context import Context
 from eas_gateway.items import compose, email, fetch
 from eas_gateway.items.options import Options
-from eas_gateway.xml import E, child_text
+from eas_gateway.xml import E
 from usm import collections, conflicts, outgoing
 from usm.upstream import BodyRequest, keywords_version, version_keywords
 
@@ -45,19 +45,6 @@ A = "{AirSync:}"
 OK, CONVERSION_ERROR, NOT_FOUND = 1, 6, 8
 
 
-@dataclass
-class Outcome:
-    """What the phone's commands did, for the caller to commit and answer."""
-
-    responses: etree._Element | None = None
-    versions: dict[str, tuple[int, str]] = field(default_factory=dict)  # upstream id -> (item, version shown)
-    deleted: dict[str, int] = field(default_factory=dict)  # upstream id -> item
-    added: list[tuple[str, int, str, str]] = field(default_factory=list)  # (ClientId, item, upstream id, version)
-    # Drafts revised or sent (commands.drafts): old upstream id -> (item, new upstream id, version)
-    replaced: dict[str, tuple[int, str, str]] = field(default_factory=dict)
-    touched: bool = False  # the phone sent commands: the SyncKey moves on
-
-
 async def apply(ctx: Context, collection_id: int, commands: etree._Element | None, options: Options,
                 folder_id: str, *, deletes_as_moves: bool, first_item: int) -> Outcome:
     """Apply the phone's commands; new items are numbered from ``first_item``."""
@@ -66,36 +53,8 @@ async def apply(ctx: Context, collection_id: int, commands: etree._Element | Non
         return out
     out.touched = True
     responses = E(None, A + "Responses")
-    async with ctx.db.acquire() as conn:
-        known = await collections.items(conn, ctx.user, ctx.line.device_id, collection_id)
-    by_item = {number: (uid, version) for uid, (number, version) in known.items()}
-
-    def lookup(server_id: str) -> tuple[int, str, str] | None:
-        number = collections.item_number(collection_id, server_id)
-        if number is None or number not in by_item:
-            return None
-        return (number, *by_item[number])
-
-    changes: list[tuple[str, tuple[int, str, str] | None, etree._Element]] = []
-    deletes: list[tuple[str, tuple[int, str, str] | None]] = []
-    fetches: list[tuple[str, str | None]] = []
-    adds: list[tuple[str, etree._Element]] = []
-    for command in commands:
-        name = etree.QName(command).localname
-        server_id = child_text(command, A + "ServerId") or ""
-        if name == "Change":
-            changes.append((server_id, lookup(server_id), command))
-        elif name == "Delete":
-            deletes.append((server_id, lookup(server_id)))
-        elif name == "Fetch":
-            found = lookup(server_id)
-            fetches.append((server_id, found[1] if found else None))
-        elif name == "Add":
-            adds.append(((child_text(command, A + "ClientId") or "").strip(), command))
-        else:
-            log.warning("Sync: device %s sent an unknown command %s in collection %d",
-                        ctx.line.device_id, name, collection_id)
-
+    mine = await read_commands(ctx, collection_id, commands)
+    changes, deletes, fetches, adds = mine.changes, mine.deletes, mine.fetches, mine.adds
     if adds:
         await _adds(ctx, collection_id, adds, folder_id, first_item, out, responses)
     failures: list[tuple[str, str, int]] = []  # (command, ServerId, Status)
@@ -143,7 +102,7 @@ async def _adds(ctx: Context, collection_id: int, adds: list[tuple[str, etree._E
             raw = compose.draft(data, wbxml.element_bytes)
             wanted = email.parse_change(data)
             # email2:Send (MS-ASEMAIL 2.2.2.69): store the draft as it goes out, then send it.
-            prepared = compose.prepare(compose.parse(raw), await ctx.upstream.identities(ctx.credentials)) \
+            prepared = compose.prepare(compose.parse(raw), await ctx.upstream.mailstore.identities(ctx.credentials)) \
                 if drafts.sends(data) else None
         except (compose.ComposeError, email.ItemError) as exc:
             log.info("Sync: device %s, draft ClientId %r: %s", device, client_id, exc)
@@ -151,14 +110,14 @@ async def _adds(ctx: Context, collection_id: int, adds: list[tuple[str, etree._E
             continue
         marker = outgoing.marker(user, device, f"add:{collection_id}:{client_id}")
         keywords = {"$draft", marker} | {k for k, v in wanted.keywords.items() if v} | set(wanted.categories or ())
-        found = await ctx.upstream.messages(ctx.credentials, await ctx.upstream.find_by_keyword(
+        found = await ctx.upstream.mailstore.messages(ctx.credentials, await ctx.upstream.mailstore.find_by_keyword(
             ctx.credentials, marker), BodyRequest())
         if found:
             log.info("Sync: draft ClientId %r of device %s was stored before the gateway recorded it", client_id,
                      device)
             uid, keywords = next(iter(found)), set(next(iter(found.values())).keywords)
         else:
-            uid = await ctx.upstream.import_message(ctx.credentials, prepared.raw if prepared else raw, drafts_id,
+            uid = await ctx.upstream.mailstore.import_message(ctx.credentials, prepared.raw if prepared else raw, drafts_id,
                                                     keywords)
         if prepared is not None and "$draft" in keywords:
             try:
@@ -175,17 +134,17 @@ async def _adds(ctx: Context, collection_id: int, adds: list[tuple[str, etree._E
 
 
 async def _drafts_folder(ctx: Context) -> str | None:
-    return next((f.id for f in await ctx.upstream.folders(ctx.credentials) if f.role == "drafts"), None)
+    return next((f.id for f in await ctx.upstream.mailstore.folders(ctx.credentials) if f.role == "drafts"), None)
 
 
 async def _draft_edits(ctx: Context, collection_id: int,
                        edits: list[tuple[str, tuple[int, str, str] | None, etree._Element]], folder_id: str,
                        out: Outcome) -> list[tuple[str, str, int]]:
-    """Changes that revise or send a draft (commands.drafts): 16.0+, in Drafts."""
+    """Changes that revise or send a draft (classes.email_drafts): 16.0+, in Drafts."""
     failures = []
     drafts_id = await _drafts_folder(ctx)
     uids = [found[1] for _, found, _ in edits if found]
-    current = await ctx.upstream.messages(ctx.credentials, uids, BodyRequest()) if uids else {}
+    current = await ctx.upstream.mailstore.messages(ctx.credentials, uids, BodyRequest()) if uids else {}
     for server_id, found, command in edits:
         if float(ctx.version) < 16.0 or folder_id != drafts_id or found is None:
             log.info("Sync: device %s changed the content of %s: only drafts, in Drafts, from 16.0",
@@ -212,7 +171,7 @@ async def _changes(ctx: Context, changes: list[tuple[str, tuple[int, str, str] |
                    options: Options, folder_id: str, out: Outcome) -> list[tuple[str, str, int]]:
     failures = []
     uids = [found[1] for _, found, _ in changes if found]
-    current = await ctx.upstream.messages(ctx.credentials, uids, BodyRequest()) if uids else {}
+    current = await ctx.upstream.mailstore.messages(ctx.credentials, uids, BodyRequest()) if uids else {}
     patches: dict[str, dict[str, bool | None]] = {}
     shown: dict[str, tuple[int, str, str]] = {}  # uid -> (item, version shown, ServerId)
     for server_id, found, command in changes:
@@ -235,7 +194,7 @@ async def _changes(ctx: Context, changes: list[tuple[str, tuple[int, str, str] |
         if patch:
             patches[uid] = {f"keywords/{k}": (True if v else None) for k, v in patch.items()}
         shown[uid] = (number, keywords_version(now_shown), server_id)
-    failed = await ctx.upstream.update_messages(ctx.credentials, patches) if patches else {}
+    failed = await ctx.upstream.mailstore.update_messages(ctx.credentials, patches) if patches else {}
     for uid, (number, version, server_id) in shown.items():
         if uid in failed:
             log.warning("Sync: upstream refused the change of %s (%s): %s", server_id, uid, failed[uid])
@@ -250,7 +209,7 @@ async def _deletes(ctx: Context, deletes: list[tuple[str, tuple[int, str, str] |
     failures = []
     trash = None
     if deletes_as_moves:
-        trash = next((f.id for f in await ctx.upstream.folders(ctx.credentials) if f.role == "trash"), None)
+        trash = next((f.id for f in await ctx.upstream.mailstore.folders(ctx.credentials) if f.role == "trash"), None)
     targets: dict[str, tuple[int, str]] = {}
     for server_id, found in deletes:
         if found is None:
@@ -260,12 +219,12 @@ async def _deletes(ctx: Context, deletes: list[tuple[str, tuple[int, str, str] |
         targets[found[1]] = (found[0], server_id)
     if trash is not None and trash != folder_id:
         # A message gone from the folder already (the same request, retried) is left alone.
-        current = await ctx.upstream.messages(ctx.credentials, list(targets), BodyRequest())
+        current = await ctx.upstream.mailstore.messages(ctx.credentials, list(targets), BodyRequest())
         moves = {uid: {f"mailboxIds/{folder_id}": None, f"mailboxIds/{trash}": True}
                  for uid in targets if uid in current and folder_id in current[uid].folder_ids}
-        failed = await ctx.upstream.update_messages(ctx.credentials, moves) if moves else {}
+        failed = await ctx.upstream.mailstore.update_messages(ctx.credentials, moves) if moves else {}
     else:
-        failed = await ctx.upstream.destroy_messages(ctx.credentials, list(targets))
+        failed = await ctx.upstream.mailstore.destroy_messages(ctx.credentials, list(targets))
     for uid, (number, server_id) in targets.items():
         if uid in failed and failed[uid] != "notFound":
             log.warning("Sync: upstream refused to delete %s (%s): %s", server_id, uid, failed[uid])
@@ -277,7 +236,7 @@ async def _deletes(ctx: Context, deletes: list[tuple[str, tuple[int, str, str] |
 
 async def _fetches(ctx: Context, fetches: list[tuple[str, str | None]], options: Options, folder_id: str,
                    responses: etree._Element) -> None:
-    found, mime = await fetch.for_display(ctx.upstream, ctx.credentials,
+    found, mime = await fetch.for_display(ctx.upstream.mailstore, ctx.credentials,
                                           [uid for _, uid in fetches if uid is not None], options)
     for server_id, uid in fetches:
         answer = E(responses, A + "Fetch")

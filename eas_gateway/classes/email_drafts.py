@@ -1,4 +1,4 @@
-"""Drafts at EAS 16.x, beyond their creation (sync_client._adds): a Sync
+"""Drafts at EAS 16.x, beyond their creation (classes.email_writes._adds): a Sync
 Change in Drafts that carries content (To, Cc, Bcc, Subject, Importance, Body,
 Attachments/Add and /Delete) revises the draft, and email2:Send in an Add or
 a Change sends it (MS-ASEMAIL 2.2.2.69; MS-ASCMD 2.2.3.7.2, 2.2.3.24).
@@ -75,7 +75,7 @@ async def revise(ctx: Context, collection_id: int, server_id: str, message: Mess
     raw, prepared = await _content(ctx, message, data, send)
     if done is None:
         keywords = {k for k in message.keywords if not k.startswith(MARKER_PREFIX)} | {"$draft", marker}
-        new_id = await ctx.upstream.import_message(ctx.credentials, prepared.raw if prepared else raw, drafts,
+        new_id = await ctx.upstream.mailstore.import_message(ctx.credentials, prepared.raw if prepared else raw, drafts,
                                                    keywords)
     else:  # stored by an earlier try that did not get to submit it
         new_id, keywords = done.id, set(done.keywords)
@@ -91,14 +91,14 @@ async def _content(ctx: Context, message: Message, data: etree._Element,
                    send: bool) -> tuple[bytes, compose.Outgoing | None]:
     """The revised draft, and with Send what goes out (Bcc in the envelope only)."""
     try:
-        base = await ctx.upstream.download(ctx.credentials, message.blob_id, type="message/rfc822", name="draft")
+        base = await ctx.upstream.mailstore.download(ctx.credentials, message.blob_id, type="message/rfc822", name="draft")
     except NotFound as exc:
         raise DraftFailed(f"the draft {message.id} is gone upstream") from exc
     try:
         raw = compose.draft(data, wbxml.element_bytes, base=base) if edits_content(data) else base
         if not send:
             return raw, None
-        return raw, compose.prepare(compose.parse(raw), await ctx.upstream.identities(ctx.credentials))
+        return raw, compose.prepare(compose.parse(raw), await ctx.upstream.mailstore.identities(ctx.credentials))
     except compose.ComposeError as exc:
         raise DraftFailed(str(exc)) from exc
 
@@ -109,9 +109,9 @@ def edits_content(data: etree._Element) -> bool:
 
 async def submit(ctx: Context, email_id: str, prepared: compose.Outgoing, drafts: str) -> None:
     """Send a stored draft; it moves to Sent (or, without a Sent folder, goes away)."""
-    sent = next((f.id for f in await ctx.upstream.folders(ctx.credentials) if f.role == "sent"), None)
+    sent = next((f.id for f in await ctx.upstream.mailstore.folders(ctx.credentials) if f.role == "sent"), None)
     try:
-        await ctx.upstream.submit(ctx.credentials, email_id, prepared.identity.id, prepared.sender,
+        await ctx.upstream.mailstore.submit(ctx.credentials, email_id, prepared.identity.id, prepared.sender,
                                   prepared.recipients, move=(drafts, sent) if sent and sent != drafts else None)
     except SubmissionRefused as exc:
         raise DraftFailed(f"the upstream refused to send it: {exc}") from exc
@@ -123,15 +123,15 @@ async def submit(ctx: Context, email_id: str, prepared: compose.Outgoing, drafts
 
 async def _earlier(ctx: Context, marker: str) -> Message | None:
     """The copy an earlier try of the same request stored, if any."""
-    found = await ctx.upstream.find_by_keyword(ctx.credentials, marker)
+    found = await ctx.upstream.mailstore.find_by_keyword(ctx.credentials, marker)
     if not found:
         return None
-    return (await ctx.upstream.messages(ctx.credentials, found[:1], BodyRequest())).get(found[0])
+    return (await ctx.upstream.mailstore.messages(ctx.credentials, found[:1], BodyRequest())).get(found[0])
 
 
 async def _destroy_quietly(ctx: Context, email_id: str) -> None:
     try:
-        failed = await ctx.upstream.destroy_messages(ctx.credentials, [email_id])
+        failed = await ctx.upstream.mailstore.destroy_messages(ctx.credentials, [email_id])
     except UpstreamError as exc:
         failed = {email_id: str(exc)}
     if failed:  # a stale copy stays in Drafts; nothing is lost

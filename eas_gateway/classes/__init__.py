@@ -1,0 +1,23 @@
+"""Item classes: what a command does with the items of a folder, by class.
+
+``of_folder`` finds the class of a folder from its source-qualified id
+(usm.upstream.composite.kind_of); commands ask it and nothing else.
+"""
+
+from __future__ import annotations
+
+from eas_gateway.classes.base import ItemClass
+from eas_gateway.classes.contacts import ContactsClass
+from eas_gateway.classes.email import EmailClass
+from usm.upstream.composite import kind_of
+
+CLASSES: dict[str, ItemClass] = {c.kind: c for c in (EmailClass(), ContactsClass())}
+# The folder kinds the gateway serves (FolderSync shows no other collections).
+KINDS = frozenset(CLASSES)
+# By EAS class name (Ping's and GetItemEstimate's Class, MS-ASCMD 2.2.3.27).
+BY_NAME: dict[str, ItemClass] = {c.name: c for c in CLASSES.values()}
+
+
+def of_folder(folder_id: str) -> ItemClass | None:
+    """The class of a folder; None for a class the gateway does not serve (yet)."""
+    return CLASSES.get(kind_of(folder_id))

@@ -1,0 +1,127 @@
+"""What every item class offers the commands, and what they share.
+
+An item class (Email, Contacts; next Calendar, Tasks, Notes) knows how its items
+are found upstream (``source``), shown to a phone (``render``, ``fetch``) and
+changed by one (``apply``: the Add/Change/Delete/Fetch commands of a Sync).
+Commands look the class up from the folder once (eas_gateway.classes.of_folder)
+and know nothing else about item types. A version is an opaque string per
+class: keywords for mail, the ETag for DAV objects.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+from lxml import etree
+
+from eas_gateway.items.options import Options
+from eas_gateway.xml import E, child_text
+from usm import collections
+from usm.upstream import ItemSource
+
+if TYPE_CHECKING:
+    from eas_gateway.context import Context
+
+log = logging.getLogger(__name__)
+
+A = "{AirSync:}"
+# MS-ASCMD 2.2.3.177.17 Sync Status values for single commands.
+OK, CONVERSION_ERROR, CONFLICT, NOT_FOUND, OBJECT_NOT_FOUND = 1, 6, 7, 8, 8
+
+
+@dataclass
+class Outcome:
+    """What the phone's commands did, for the caller to commit and answer."""
+
+    responses: etree._Element | None = None
+    versions: dict[str, tuple[int, str]] = field(default_factory=dict)  # upstream id -> (item, version shown)
+    deleted: dict[str, int] = field(default_factory=dict)  # upstream id -> item
+    added: list[tuple[str, int, str, str]] = field(default_factory=list)  # (ClientId, item, upstream id, version)
+    # Items now standing for another upstream object (a revised draft): old id -> (item, new id, version)
+    replaced: dict[str, tuple[int, str, str]] = field(default_factory=dict)
+    touched: bool = False  # the phone sent commands: the SyncKey moves on
+
+
+@dataclass
+class Rendered:
+    """ApplicationData for the items a Sync sends, and the ones that failed to convert."""
+
+    adds: dict[str, etree._Element] = field(default_factory=dict)
+    changes: dict[str, etree._Element] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)  # upstream id -> why
+
+
+Found = tuple[int, str, str]  # (item number, upstream id, version the phone has)
+
+
+@dataclass
+class PhoneCommands:
+    """The Commands element of one collection, sorted by kind, items looked up."""
+
+    changes: list[tuple[str, Found | None, etree._Element]] = field(default_factory=list)
+    deletes: list[tuple[str, Found | None]] = field(default_factory=list)
+    fetches: list[tuple[str, str | None]] = field(default_factory=list)  # (ServerId, upstream id)
+    adds: list[tuple[str, etree._Element]] = field(default_factory=list)  # (ClientId, command)
+
+
+async def read_commands(ctx: Context, collection_id: int, commands: etree._Element) -> PhoneCommands:
+    """Sort the phone's commands and find the items their ServerIds name."""
+    async with ctx.db.acquire() as conn:
+        known = await collections.items(conn, ctx.user, ctx.line.device_id, collection_id)
+    by_item = {number: (uid, version) for uid, (number, version) in known.items()}
+
+    def lookup(server_id: str) -> Found | None:
+        number = collections.item_number(collection_id, server_id)
+        if number is None or number not in by_item:
+            return None
+        return (number, *by_item[number])
+
+    out = PhoneCommands()
+    for command in commands:
+        name = etree.QName(command).localname
+        server_id = child_text(command, A + "ServerId") or ""
+        if name == "Change":
+            out.changes.append((server_id, lookup(server_id), command))
+        elif name == "Delete":
+            out.deletes.append((server_id, lookup(server_id)))
+        elif name == "Fetch":
+            found = lookup(server_id)
+            out.fetches.append((server_id, found[1] if found else None))
+        elif name == "Add":
+            out.adds.append(((child_text(command, A + "ClientId") or "").strip(), command))
+        else:
+            log.warning("Sync: device %s sent an unknown command %s in collection %d",
+                        ctx.line.device_id, name, collection_id)
+    return out
+
+
+def answer(responses: etree._Element, name: str, server_id: str, status: int) -> None:
+    element = E(responses, A + name)
+    E(element, A + "ServerId", server_id)
+    E(element, A + "Status", status)
+
+
+class ItemClass(Protocol):
+    kind: str  # the folder kind it serves (usm.upstream.Folder.kind)
+    name: str  # the EAS class (Sync/Ping/GetItemEstimate Class): Email, Contacts, ...
+
+    def source(self, ctx: Context, folder_id: str) -> ItemSource:
+        """The folder's items upstream, for the sync engine (usm.sync)."""
+        ...
+
+    async def render(self, ctx: Context, folder_id: str, adds: list[str], changes: list[str],
+                     options: Options) -> Rendered:
+        """ApplicationData of new and changed items; items gone meanwhile are left out."""
+        ...
+
+    async def fetch(self, ctx: Context, folder_id: str, uids: list[str], options: Options) -> dict[str, etree._Element]:
+        """ApplicationData of whole items (Sync Fetch, ItemOperations Fetch); missing ones left out."""
+        ...
+
+    async def apply(self, ctx: Context, collection_id: int, commands: etree._Element | None, options: Options,
+                    folder_id: str, *, deletes_as_moves: bool, first_item: int) -> Outcome:
+        """Apply the phone's commands; new items are numbered from ``first_item``.
+        Nothing is committed here: the caller commits the Outcome with the generation."""
+        ...

@@ -1,0 +1,71 @@
+"""The Email class (MS-ASEMAIL): JMAP messages in mail folders.
+
+Reading: new items with their bodies per BodyPreference (items.fetch, items.email),
+changes as the flags, read state and categories that change in place. Writing:
+classes.email_writes (flags, deletes, drafts at 16.x).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from lxml import etree
+
+from eas_gateway.classes import email_writes
+from eas_gateway.classes.base import A, Outcome, Rendered
+from eas_gateway.items import email, fetch
+from eas_gateway.items.options import Options
+from eas_gateway.xml import E
+from usm.upstream import BodyRequest, ItemSource
+
+if TYPE_CHECKING:
+    from eas_gateway.context import Context
+
+log = logging.getLogger(__name__)
+
+
+class EmailClass:
+    kind = "mail"
+    name = "Email"
+
+    def source(self, ctx: Context, folder_id: str) -> ItemSource:
+        return ctx.upstream.mailstore.mail(ctx.credentials)
+
+    async def render(self, ctx: Context, folder_id: str, adds: list[str], changes: list[str],
+                     options: Options) -> Rendered:
+        out = Rendered()
+        found, mime = await fetch.for_display(ctx.upstream.mailstore, ctx.credentials, adds, options)
+        version = float(ctx.version)
+        for uid in adds:
+            if uid not in found:
+                continue  # gone since its version was read
+            data = E(None, A + "ApplicationData")
+            try:
+                email.application_data(data, found[uid], options, version, mime.get(uid))
+            except Exception as exc:  # one item's converter bug must not block the folder
+                log.exception("Sync: item %s could not be converted", uid)
+                out.failed[uid] = f"{type(exc).__name__}: {exc}"[:500]
+                continue
+            out.adds[uid] = data
+        changed = await ctx.upstream.mailstore.messages(ctx.credentials, changes, BodyRequest()) if changes else {}
+        for uid, message in changed.items():
+            data = E(None, A + "ApplicationData")
+            email.change_data(data, message, version)
+            out.changes[uid] = data
+        return out
+
+    async def fetch(self, ctx: Context, folder_id: str, uids: list[str], options: Options) -> dict[str, etree._Element]:
+        found, mime = await fetch.for_display(ctx.upstream.mailstore, ctx.credentials, uids, options)
+        out = {}
+        for uid, message in found.items():
+            if folder_id in message.folder_ids:
+                data = E(None, A + "ApplicationData")
+                email.application_data(data, message, options, float(ctx.version), mime.get(uid))
+                out[uid] = data
+        return out
+
+    async def apply(self, ctx: Context, collection_id: int, commands: etree._Element | None, options: Options,
+                    folder_id: str, *, deletes_as_moves: bool, first_item: int) -> Outcome:
+        return await email_writes.apply(ctx, collection_id, commands, options, folder_id,
+                                        deletes_as_moves=deletes_as_moves, first_item=first_item)
