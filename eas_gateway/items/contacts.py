@@ -108,22 +108,24 @@ ADDRESSES = {f"{prefix}Address{part}": (category, index)
 # Structured-value components: N is family;given;additional;prefix;suffix, ORG name;unit.
 COMPONENTS = {"LastName": ("N", 0), "FirstName": ("N", 1), "MiddleName": ("N", 2), "Title": ("N", 3),
               "Suffix": ("N", 4), "CompanyName": ("ORG", 0), "Department": ("ORG", 1)}
-# Single text properties: field -> (property written, aliases read and updated in place).
+# Single text properties: field -> (property written for a new value, properties read in this
+# order; a value found under one of them is updated where it is).
 TEXTS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "FileAs": ("FN", ()),
-    "JobTitle": ("TITLE", ()),
-    "NickName": ("NICKNAME", ()),
-    "OfficeLocation": ("X-OFFICE-LOCATION", ("X-EVOLUTION-OFFICE", "X-KADDRESSBOOK-X-OFFICE")),
-    "AssistantName": ("X-ASSISTANT", ("X-EVOLUTION-ASSISTANT", "X-MS-ASSISTANT", "X-KADDRESSBOOK-X-ASSISTANTSNAME")),
-    "ManagerName": ("X-MANAGER", ("X-EVOLUTION-MANAGER", "X-MS-MANAGER", "X-KADDRESSBOOK-X-MANAGERSNAME")),
-    "Spouse": ("X-SPOUSE", ("X-EVOLUTION-SPOUSE", "X-MS-SPOUSE", "X-KADDRESSBOOK-X-SPOUSENAME")),
-    "YomiFirstName": ("X-PHONETIC-FIRST-NAME", ()),
-    "YomiLastName": ("X-PHONETIC-LAST-NAME", ()),
-    "YomiCompanyName": ("X-PHONETIC-ORG", ()),
+    "FileAs": ("FN", ("X-EVOLUTION-FILE-AS", "X-FILE-AS", "FN")),
+    "JobTitle": ("TITLE", ("TITLE", "ROLE")),  # Evolution writes the job title as ROLE
+    "NickName": ("NICKNAME", ("NICKNAME",)),
+    "OfficeLocation": ("X-OFFICE-LOCATION", ("X-OFFICE-LOCATION", "X-EVOLUTION-OFFICE", "X-KADDRESSBOOK-X-OFFICE")),
+    "AssistantName": ("X-ASSISTANT", ("X-ASSISTANT", "X-EVOLUTION-ASSISTANT", "X-MS-ASSISTANT",
+                                      "X-KADDRESSBOOK-X-ASSISTANTSNAME")),
+    "ManagerName": ("X-MANAGER", ("X-MANAGER", "X-EVOLUTION-MANAGER", "X-MS-MANAGER", "X-KADDRESSBOOK-X-MANAGERSNAME")),
+    "Spouse": ("X-SPOUSE", ("X-SPOUSE", "X-EVOLUTION-SPOUSE", "X-MS-SPOUSE", "X-KADDRESSBOOK-X-SPOUSENAME")),
+    "YomiFirstName": ("X-PHONETIC-FIRST-NAME", ("X-PHONETIC-FIRST-NAME",)),
+    "YomiLastName": ("X-PHONETIC-LAST-NAME", ("X-PHONETIC-LAST-NAME",)),
+    "YomiCompanyName": ("X-PHONETIC-ORG", ("X-PHONETIC-ORG",)),
 }
 DATES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "Birthday": ("BDAY", ()),
-    "Anniversary": ("X-ANNIVERSARY", ("ANNIVERSARY", "X-EVOLUTION-ANNIVERSARY", "X-MS-ANNIVERSARY",
+    "Birthday": ("BDAY", ("BDAY",)),
+    "Anniversary": ("X-ANNIVERSARY", ("ANNIVERSARY", "X-ANNIVERSARY", "X-EVOLUTION-ANNIVERSARY", "X-MS-ANNIVERSARY",
                                       "X-KADDRESSBOOK-X-ANNIVERSARY")),
 }
 # Field -> its namespace (everything else is Contacts).
@@ -177,12 +179,12 @@ def fields(text: str) -> Contact:
         parts = line.parts if line else []
         if index < len(parts) and parts[index].strip():
             values[name] = parts[index]
-    for name, (prop, aliases) in TEXTS.items():
-        line = _alias_line(card, (prop, *aliases))
+    for name, (_, order) in TEXTS.items():
+        line = _alias_line(card, order)
         if line and line.text.strip():
             values[name] = line.text
-    for name, (prop, aliases) in DATES.items():
-        line = _alias_line(card, (prop, *aliases))
+    for name, (_, order) in DATES.items():
+        line = _alias_line(card, order)
         day = _date(line.text) if line else None
         if day is not None:
             values[name] = day.isoformat()
@@ -432,8 +434,8 @@ def _set_line(card: Card, prop: str, line: Line | None, value: str | None,
 
 
 def _set_single(card: Card, name: str, value: str | None) -> None:
-    prop, aliases = DATES[name] if name in DATES else TEXTS[name]
-    line = _alias_line(card, (prop, *aliases))
+    _, order = DATES[name] if name in DATES else TEXTS[name]
+    line = _alias_line(card, order)
     if name in DATES and value is not None:
         value = value.replace("-", "") if line is None or "-" not in line.value else value
         if line is not None:
