@@ -64,7 +64,7 @@ class ContactsClass:
             (out.adds if uid in adds else out.changes)[uid] = data
         return out
 
-    async def fetch(self, ctx: Context, folder_id: str, uids: list[str], options: Options) -> dict[str, etree._Element]:
+    async def whole_items(self, ctx: Context, folder_id: str, uids: list[str], options: Options) -> dict[str, etree._Element]:
         found = await self._objects(ctx, folder_id, uids)
         return {uid: self._data(ctx, obj, options) for uid, obj in found.items()}
 
@@ -73,7 +73,7 @@ class ContactsClass:
             return {}
         path = ctx.upstream.dav_path(folder_id)
         assert ctx.upstream.dav is not None
-        return await ctx.upstream.dav.fetch(ctx.credentials, path, CONTACTS, [u for u in uids if u.startswith(path)])
+        return await ctx.upstream.dav.multiget(ctx.credentials, path, CONTACTS, [u for u in uids if u.startswith(path)])
 
     def _data(self, ctx: Context, obj: DavObject, options: Options) -> etree._Element:
         data = E(None, A + "ApplicationData")
@@ -105,7 +105,7 @@ class ContactsClass:
             if status != OK:
                 answer(responses, "Delete", server_id, status)
         if mine.fetches:
-            found_data = await self.fetch(ctx, folder_id, [u for _, u in mine.fetches if u], options)
+            found_data = await self.whole_items(ctx, folder_id, [u for _, u in mine.fetches if u], options)
             for server_id, uid in mine.fetches:
                 element = E(responses, A + "Fetch")
                 E(element, A + "ServerId", server_id)
@@ -172,7 +172,7 @@ class ContactsClass:
             log.info("Sync: device %s changed contact %s: %s", ctx.line.device_id, uid, exc)
             return CONVERSION_ERROR
         for _ in range(3):  # a card that keeps changing under us: give up after a few rounds
-            current = (await dav.fetch(ctx.credentials, path, CONTACTS, [uid])).get(uid)
+            current = (await dav.multiget(ctx.credentials, path, CONTACTS, [uid])).get(uid)
             if current is None:
                 return NOT_FOUND
             if current.etag != version and (options.conflict if options.conflict is not None

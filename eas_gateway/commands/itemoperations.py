@@ -129,7 +129,7 @@ async def _item(ctx: Context, request: etree._Element, collection_id: str, serve
     cls = classes.of_folder(folder_id) if folder_id else None
     if cls is not None and folder_id is not None and uid is not None:
         options = parse_options(request.findall(I + "Options"), item_class=cls.name)
-        data = (await cls.fetch(ctx, folder_id, [uid], options)).get(uid)
+        data = (await cls.whole_items(ctx, folder_id, [uid], options)).get(uid)
     else:
         data = None
     if data is None or cls is None:

@@ -70,7 +70,7 @@ async def _cards(gw: RunningGateway, user: str, book: str) -> dict[str, str]:
     client, creds = dav(gw, user)
     try:
         _, etags = await client.listing(creds, book)
-        return {p: o.data for p, o in (await client.fetch(creds, book, CONTACTS, list(etags))).items()}
+        return {p: o.data for p, o in (await client.multiget(creds, book, CONTACTS, list(etags))).items()}
     finally:
         await client.aclose()
 

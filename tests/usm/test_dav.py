@@ -70,7 +70,7 @@ def test_objects_created_once_changed_with_if_match_and_deleted(server: str) -> 
             with pytest.raises(PreconditionFailed):
                 await dav.replace(ALICE, path, card.replace("FN:A", "FN:B"), "text/vcard", '"not-the-etag"')
             new = await dav.replace(ALICE, path, card.replace("FN:A", "FN:B"), "text/vcard", etag)
-            fetched = await dav.fetch(ALICE, book, CONTACTS, [path])
+            fetched = await dav.multiget(ALICE, book, CONTACTS, [path])
             assert fetched[path].etag == new and "FN:B" in fetched[path].data
             await dav.delete(ALICE, path)
             await dav.delete(ALICE, path)  # gone already: no failure

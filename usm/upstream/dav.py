@@ -259,7 +259,8 @@ class DavUpstream:
         found = await self._multiget(credentials, collection, kind, paths, data=False)
         return {o.path: o.etag for o in found}
 
-    async def fetch(self, credentials: Credentials, collection: str, kind: str, paths: list[str]) -> dict[str, DavObject]:
+    async def multiget(self, credentials: Credentials, collection: str, kind: str,
+                       paths: list[str]) -> dict[str, DavObject]:
         """The objects among ``paths`` that exist, with their data."""
         return {o.path: o for o in await self._multiget(credentials, collection, kind, paths, data=True)}
 
