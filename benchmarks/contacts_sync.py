@@ -39,9 +39,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from gateway_sync import BIN, CEILING_APP, SERVER, A, Device, deliver, free_port, load, wait_http  # noqa: E402
+
 import wbxml  # noqa: E402
-from gateway_sync import (A, BIN, CEILING_APP, SERVER, Device, deliver, free_port, load,  # noqa: E402
-                          wait_http)
 from usm.upstream import Credentials  # noqa: E402
 from usm.upstream.composite import Sources  # noqa: E402
 from usm.upstream.dav import CONTACTS, DavUpstream  # noqa: E402

@@ -222,7 +222,7 @@ async def answered(held: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]]
         try:
             if await asyncio.wait_for(reader.read(1), 0.001):
                 count += 1
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
     return count
 
@@ -314,7 +314,7 @@ async def main(args: argparse.Namespace, work: Path) -> None:
                 base = await load(bare, workers, args.seconds)
                 print(f"{f'no-change Sync, {workers} devices: req/s':<44} {ours[0]:>14.0f} {base[0]:>14.0f} "
                       f"{ours[0] / base[0]:>7.2f}")
-                print(f"{f'  p50 / p99 ms':<44} {ours[1]:>6.1f} /{ours[2]:>6.1f} {base[1]:>6.1f} /{base[2]:>6.1f}")
+                print(f"{'  p50 / p99 ms':<44} {ours[1]:>6.1f} /{ours[2]:>6.1f} {base[1]:>6.1f} /{base[2]:>6.1f}")
 
         # 3. Held Pings. Devices are created in SQL (provisioned, inbox synced at
         # the current upstream state) so that setting up 10,000 is quick.

@@ -30,9 +30,9 @@ from lxml import etree
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import wbxml  # noqa: E402
-from wbxml import decoder, encoder  # noqa: E402
-from wbxml.codepages import NAMESPACES, TOKENS  # noqa: E402
+import wbxml
+from wbxml import decoder, encoder
+from wbxml.codepages import NAMESPACES, TOKENS
 
 try:
     from pyactivesync import _codepages as pas_pages

@@ -28,12 +28,10 @@ import wbxml
 from eas_gateway import ashttp, autodiscover
 from eas_gateway.admin import web as admin_web
 from eas_gateway.auth import Authenticator, parse_basic
+from eas_gateway.classes import KINDS
 from eas_gateway.commands import COMMANDS, WITHOUT_POLICY
 from eas_gateway.config import Settings
 from eas_gateway.context import Context
-from eas_gateway.observability.metrics import CONTENT_TYPE as METRICS_TYPE
-from eas_gateway.observability.metrics import Metrics
-from eas_gateway.observability.trace import Tracer
 from eas_gateway.errors import (
     BadRequest,
     CommandStatus,
@@ -46,10 +44,12 @@ from eas_gateway.errors import (
     Unauthorized,
     UpstreamFailed,
 )
+from eas_gateway.observability.metrics import CONTENT_TYPE as METRICS_TYPE
+from eas_gateway.observability.metrics import Metrics
+from eas_gateway.observability.trace import Tracer
 from eas_gateway.xml import E
-from usm import database, devices
+from usm import database, devices, ids
 from usm.push import PushHub
-from eas_gateway.classes import KINDS
 from usm.upstream import Credentials, MailStore, UpstreamError, recording_writes
 from usm.upstream.composite import Sources
 from usm.upstream.dav import DavUpstream
@@ -104,7 +104,7 @@ class Gateway:
         if self.db is not None:
             try:
                 await asyncio.wait_for(self.db.close(), timeout=10)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 log.warning("database pool did not close within 10 s; terminating its connections")
                 self.db.terminate()
         await self.upstream.aclose()
@@ -204,7 +204,7 @@ class Gateway:
         Content-Type message/rfc822) the bare message bytes."""
         limit = self.settings.max_request_bytes
         declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > limit:
+        if (ids.number(declared, digits=20) or 0) > limit:
             raise PayloadTooLarge(f"request body of {declared} bytes exceeds {limit}")
         chunks, size = [], 0
         async for chunk in request.stream():
@@ -335,4 +335,5 @@ def create_app(settings: Settings, *, upstream: MailStore | None = None) -> Star
     if not settings.trusted_proxies.strip():
         return app
     # X-Forwarded-For/-Proto only from the configured proxies (deploy/apache).
-    return ProxyHeadersMiddleware(app, trusted_hosts=[h.strip() for h in settings.trusted_proxies.split(",")])
+    return ProxyHeadersMiddleware(app, trusted_hosts=  # type: ignore[arg-type]  # Starlette is an ASGI app
+                                  [h.strip() for h in settings.trusted_proxies.split(",")])

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from lxml import etree
@@ -30,7 +30,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from eas_gateway.auth import parse_basic
-from eas_gateway.errors import EASError
 from usm.upstream import UpstreamError
 
 if TYPE_CHECKING:
@@ -119,7 +118,7 @@ def check_address(address: str, domains: list[str]) -> str:
         raise AutodiscoverError(INVALID_REQUEST, f"{address!r} is not an e-mail address")
     if domains and match.group(1).lower() not in domains:
         raise AutodiscoverError(ADDRESS_NOT_FOUND, f"{match.group(1)} is not a domain this server serves")
-    return address.strip()
+    return str(address).strip()
 
 
 def parse_pox(body: bytes) -> str:
@@ -136,7 +135,7 @@ def parse_pox(body: bytes) -> str:
     schema = (request.findtext(f"{{{REQUEST_NS}}}AcceptableResponseSchema") or "").strip()
     if schema != MOBILESYNC_NS:
         raise AutodiscoverError(NO_PROVIDER, f"no provider for AcceptableResponseSchema {schema!r}")
-    address = request.findtext(f"{{{REQUEST_NS}}}EMailAddress")
+    address: str | None = request.findtext(f"{{{REQUEST_NS}}}EMailAddress")
     if not address:
         raise AutodiscoverError(INVALID_REQUEST, "request without EMailAddress")
     return address.strip()
@@ -153,18 +152,18 @@ def render_pox(address: str, display_name: str, url: str) -> bytes:
     _sub(server, "Type", "MobileSync")
     _sub(server, "Url", url)
     _sub(server, "Name", url)
-    return etree.tostring(root, xml_declaration=True, encoding="utf-8")
+    return bytes(etree.tostring(root, xml_declaration=True, encoding="utf-8"))
 
 
 def render_pox_error(error: AutodiscoverError) -> bytes:
     root = etree.Element(f"{{{RESPONSE_NS}}}Autodiscover", nsmap={None: RESPONSE_NS})
     response = _sub(root, "Response", nsmap={None: MOBILESYNC_NS})
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     failure = _sub(response, "Error", Time=now.strftime("%H:%M:%S.%f"), Id=str(int(now.timestamp())))
     _sub(failure, "ErrorCode", str(error.code))
     _sub(failure, "Message", str(error))
     _sub(failure, "DebugData")
-    return etree.tostring(root, xml_declaration=True, encoding="utf-8")
+    return bytes(etree.tostring(root, xml_declaration=True, encoding="utf-8"))
 
 
 def _sub(parent: etree._Element, name: str, text: str | None = None, nsmap: dict[str | None, str] | None = None,

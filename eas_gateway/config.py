@@ -45,7 +45,7 @@ class Settings:
     admin_password: str = ""
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> "Settings":
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> Settings:
         """Defaults, overridden by EAS_<NAME> variables, overridden by ``overrides`` (not None)."""
         environ = dict(os.environ if environ is None else environ)
         values: dict[str, object] = {}

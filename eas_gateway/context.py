@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 import asyncpg
 
 from eas_gateway.ashttp import RequestLine

@@ -90,9 +90,9 @@ level = warning
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
                 break
-        except OSError:
+        except OSError as exc:
             if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"Radicale did not start: {(state / 'radicale.log').read_text()}")
+                raise RuntimeError(f"Radicale did not start: {(state / 'radicale.log').read_text()}") from exc
             time.sleep(0.05)
     yield f"http://127.0.0.1:{port}"
     process.terminate()

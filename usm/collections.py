@@ -13,6 +13,8 @@ from typing import Any
 
 import asyncpg
 
+from usm.ids import ServerId
+
 
 @dataclass(frozen=True)
 class CollectionState:
@@ -54,15 +56,13 @@ class Generation:
 
 def server_id(collection_id: int, item_number: int) -> str:
     """The ServerId of an item: "<collection_id>:<item number>" (never reused in a collection)."""
-    return f"{collection_id}:{item_number}"
+    return str(ServerId(collection_id, item_number))
 
 
 def item_number(collection_id: int, server_id: str) -> int | None:
     """The item number in ``server_id`` if it names an item of ``collection_id``."""
-    prefix, _, number = server_id.partition(":")
-    if prefix != str(collection_id) or not number.isdigit() or len(number) > 9:
-        return None
-    return int(number)
+    parsed = ServerId.parse(server_id)
+    return parsed.item if parsed is not None and parsed.collection == collection_id else None
 
 
 async def states(conn: asyncpg.Connection, user: str, device_id: str,
@@ -88,9 +88,10 @@ async def items(conn: asyncpg.Connection, user: str, device_id: str, collection_
 async def item(conn: asyncpg.Connection, user: str, device_id: str, collection_id: int,
                item_number: int) -> str | None:
     """The upstream id of one item the device has, or None."""
-    return await conn.fetchval(
+    found: str | None = await conn.fetchval(
         "SELECT upstream_id FROM collection_items WHERE user_name = $1 AND device_id = $2"
         " AND collection_id = $3 AND item = $4", user, device_id, collection_id, item_number)
+    return found
 
 
 async def client_ids(conn: asyncpg.Connection, user: str, device_id: str, collection_id: int,
@@ -110,9 +111,9 @@ async def pending(conn: asyncpg.Connection, user: str, device_id: str, collectio
 
 
 async def pending_count(conn: asyncpg.Connection, user: str, device_id: str, collection_id: int) -> int:
-    return await conn.fetchval(
+    return int(await conn.fetchval(
         "SELECT count(*) FROM collection_pending WHERE user_name = $1 AND device_id = $2 AND collection_id = $3",
-        user, device_id, collection_id)
+        user, device_id, collection_id))
 
 
 async def commit(conn: asyncpg.Connection, user: str, device_id: str, collection_id: int, *,
@@ -220,7 +221,7 @@ async def move_item(conn: asyncpg.Connection, user: str, device_id: str, source:
             " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (user_name, device_id, collection_id, item) DO UPDATE"
             " SET destination_id = EXCLUDED.destination_id, destination_item = EXCLUDED.destination_item,"
             " moved_at = now()", user, device_id, source, item_number, destination, moved)
-        return moved
+        return int(moved)
 
 
 async def moved_to(conn: asyncpg.Connection, user: str, device_id: str, source: int,

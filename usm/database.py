@@ -38,7 +38,7 @@ def embedded_url(state_dir: Path) -> str:
         state_dir.mkdir(parents=True, exist_ok=True)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            server = pgserver.get_server(state_dir / "pgdata", cleanup_mode=None)
+            server = pgserver.get_server(state_dir / "pgdata", cleanup_mode=None)  # type: ignore[attr-defined]
     except Exception as exc:  # pgserver raises bare Exceptions with initdb/pg_ctl output
         raise DatabaseError(f"embedded PostgreSQL in {state_dir / 'pgdata'} did not start: {exc}") from exc
     return str(server.get_uri())

@@ -95,7 +95,7 @@ async def commit(conn: asyncpg.Connection, user: str, device_id: str, *, expecte
 
 
 async def record_change(conn: asyncpg.Connection, user: str, device_id: str, *, expected_key: int,
-                        upsert: DeviceFolder | None = None, delete: list[int] = ()) -> int | None:
+                        upsert: DeviceFolder | None = None, delete: tuple[int, ...] | list[int] = ()) -> int | None:
     """A folder the device itself created, renamed or deleted (FolderCreate/
     Update/Delete): its hierarchy moves to the next key with the change in it,
     so the next FolderSync does not send it back. Returns the new key, or None

@@ -25,14 +25,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import uuid
 from dataclasses import dataclass, field
 
 import asyncpg
-
-import hashlib
 
 from usm.upstream import Credentials, UpstreamError
 from usm.upstream.composite import KIND_SOURCES, Sources, qualify
@@ -120,7 +119,7 @@ class PushHub:
             self._watchers[user] = asyncio.create_task(self._watch(user), name=f"push watcher {user}")
         try:
             await asyncio.wait_for(waiter.event.wait(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         finally:
             waiters = self._waiters.get(user, set())

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 
@@ -43,7 +44,7 @@ class Plan:
     replace_pending: bool = False
     more: bool = False
 
-    def generation(self, state: CollectionState, *, new_key: int, filter_type: int, options: dict,
+    def generation(self, state: CollectionState, *, new_key: int, filter_type: int, options: dict[str, Any],
                    response: bytes, added: list[tuple[int, str]]) -> Generation:
         """The Generation to commit once the adds that still exist got item numbers (``added``)."""
         next_item = max([state.next_item] + [n + 1 for n, _ in added])

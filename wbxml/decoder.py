@@ -231,7 +231,7 @@ class _Translator:
         else:
             self.out.append(pending)
 
-    def body(self, pos: int) -> bytes:  # noqa: C901 - one token loop, kept flat for speed
+    def body(self, pos: int) -> bytes:
         data = self.data
         size = len(data)
         limits = self.limits

@@ -79,7 +79,7 @@ def _raw_payload(el: etree._Element, kind: str) -> bytes:
 
 def _write(el: etree._Element, out: bytearray, page: int, depth: int) -> int:
     """Append ``el`` and its subtree to ``out``; return the code page in force after it."""
-    info = _INFO.get(el.tag)  # type: ignore[arg-type]
+    info = _INFO.get(el.tag)
     if info is None:
         raise _unknown(el)
     el_page, token, switch, binary = info

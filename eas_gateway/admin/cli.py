@@ -21,7 +21,8 @@ LIST_COLUMNS = ("user_name", "device_id", "device_type", "protocol_version", "la
                 "user_agent")
 
 
-def add_parser(sub: argparse._SubParsersAction, common: Callable[[argparse.ArgumentParser], None]) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser],
+               common: Callable[[argparse.ArgumentParser], None]) -> None:
     parser = sub.add_parser("admin", help="look after devices (list, reset, wipe)")
     cmds = parser.add_subparsers(dest="admin_command", required=True)
 
@@ -33,7 +34,8 @@ def add_parser(sub: argparse._SubParsersAction, common: Callable[[argparse.Argum
             p.add_argument("user", help="the user's name as the upstream knows it (e.g. alice@example.com)")
         if device:
             p.add_argument("device", help="the DeviceId the phone sends")
-        return p
+        parser: argparse.ArgumentParser = p
+        return parser
 
     listing = command("devices", "list devices, of one user or all", user=False, device=False)
     listing.add_argument("user", nargs="?", help="only this user's devices")
@@ -130,8 +132,8 @@ def _table(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:
         return "(none)"
     cells = [[_text(row.get(c)) for c in columns] for row in rows]
     widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths))]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in cells]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in cells]
     return "\n".join(lines)
 
 

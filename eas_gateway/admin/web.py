@@ -15,6 +15,7 @@ import hmac
 import logging
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from html import escape
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlencode
@@ -34,7 +35,7 @@ log = logging.getLogger(__name__)
 COOKIE = "eas_admin"
 SESSION_SECONDS = 8 * 3600
 MAX_FORM_BYTES = 16 * 1024
-ACTIONS = {
+ACTIONS: dict[str, tuple[str, Callable[[Any, str, str], Awaitable[Any]]]] = {
     "wipe": ("Wipe the device", lambda c, u, d: admin.request_wipe(c, u, d, "device")),
     "account-wipe": ("Wipe only this account", lambda c, u, d: admin.request_wipe(c, u, d, "account")),
     "cancel-wipe": ("Cancel the wipe", admin.cancel_wipe),
@@ -144,7 +145,7 @@ async def _devices_page(gateway: Gateway, request: Request, session: dict[str, A
                     "<th>Policy</th><th>Wipe</th><th>Folders synced</th><th></th></tr>")
         body += [_device_row(d, session["csrf"]) for d in devices]
         body.append("</table>")
-    body.append(f'<form method="post" action="/admin/logout"><button>Sign out</button></form>')
+    body.append('<form method="post" action="/admin/logout"><button>Sign out</button></form>')
     return _html(f"Devices{' of ' + user if user else ''}", "\n".join(body))
 
 

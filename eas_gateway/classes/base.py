@@ -116,7 +116,8 @@ class ItemClass(Protocol):
         """ApplicationData of new and changed items; items gone meanwhile are left out."""
         ...
 
-    async def whole_items(self, ctx: Context, folder_id: str, uids: list[str], options: Options) -> dict[str, etree._Element]:
+    async def whole_items(self, ctx: Context, folder_id: str, uids: list[str],
+                          options: Options) -> dict[str, etree._Element]:
         """ApplicationData of whole items (Sync Fetch, ItemOperations Fetch); missing ones left out."""
         ...
 

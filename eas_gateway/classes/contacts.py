@@ -22,8 +22,18 @@ from typing import TYPE_CHECKING
 
 from lxml import etree
 
-from eas_gateway.classes.base import (A, CONFLICT, CONVERSION_ERROR, NOT_FOUND, OK, Found, Outcome, Rendered,
-                                      answer, read_commands)
+from eas_gateway.classes.base import (
+    CONFLICT,
+    CONVERSION_ERROR,
+    NOT_FOUND,
+    OK,
+    A,
+    Found,
+    Outcome,
+    Rendered,
+    answer,
+    read_commands,
+)
 from eas_gateway.items import contacts
 from eas_gateway.items.options import PLAIN, Options
 from eas_gateway.items.vcard import VCardError
@@ -64,7 +74,8 @@ class ContactsClass:
             (out.adds if uid in adds else out.changes)[uid] = data
         return out
 
-    async def whole_items(self, ctx: Context, folder_id: str, uids: list[str], options: Options) -> dict[str, etree._Element]:
+    async def whole_items(self, ctx: Context, folder_id: str, uids: list[str],
+                          options: Options) -> dict[str, etree._Element]:
         found = await self._objects(ctx, folder_id, uids)
         return {uid: self._data(ctx, obj, options) for uid, obj in found.items()}
 

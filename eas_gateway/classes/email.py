@@ -55,7 +55,8 @@ class EmailClass:
             out.changes[uid] = data
         return out
 
-    async def whole_items(self, ctx: Context, folder_id: str, uids: list[str], options: Options) -> dict[str, etree._Element]:
+    async def whole_items(self, ctx: Context, folder_id: str, uids: list[str],
+                          options: Options) -> dict[str, etree._Element]:
         found, mime = await fetch.for_display(ctx.upstream.mailstore, ctx.credentials, uids, options)
         out = {}
         for uid, message in found.items():

@@ -91,7 +91,8 @@ async def _content(ctx: Context, message: Message, data: etree._Element,
                    send: bool) -> tuple[bytes, compose.Outgoing | None]:
     """The revised draft, and with Send what goes out (Bcc in the envelope only)."""
     try:
-        base = await ctx.upstream.mailstore.download(ctx.credentials, message.blob_id, type="message/rfc822", name="draft")
+        base = await ctx.upstream.mailstore.download(ctx.credentials, message.blob_id, type="message/rfc822",
+                                                     name="draft")
     except NotFound as exc:
         raise DraftFailed(f"the draft {message.id} is gone upstream") from exc
     try:

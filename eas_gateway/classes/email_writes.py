@@ -117,7 +117,8 @@ async def _adds(ctx: Context, collection_id: int, adds: list[tuple[str, etree._E
                      device)
             uid, keywords = next(iter(found)), set(next(iter(found.values())).keywords)
         else:
-            uid = await ctx.upstream.mailstore.import_message(ctx.credentials, prepared.raw if prepared else raw, drafts_id,
+            uid = await ctx.upstream.mailstore.import_message(ctx.credentials, prepared.raw if prepared else raw,
+                                                              drafts_id,
                                                     keywords)
         if prepared is not None and "$draft" in keywords:
             try:

@@ -11,8 +11,18 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from eas_gateway.commands import (folders, foldersync, getitemestimate, itemoperations, moveitems, ping,
-                                   provision, sendmail, settings, sync)
+from eas_gateway.commands import (
+    folders,
+    foldersync,
+    getitemestimate,
+    itemoperations,
+    moveitems,
+    ping,
+    provision,
+    sendmail,
+    settings,
+    sync,
+)
 
 Handler = Callable[[Any, Any], Awaitable[Any]]
 

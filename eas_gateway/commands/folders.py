@@ -28,7 +28,7 @@ from lxml import etree
 from eas_gateway.context import Context
 from eas_gateway.errors import CommandStatus
 from eas_gateway.xml import E, child_text
-from usm import folders, hierarchy
+from usm import folders, hierarchy, ids
 from usm.hierarchy import OUTBOX_UPSTREAM_ID, USER_MAIL, DeviceFolder, eas_type
 from usm.upstream import Folder, FolderRefused, NotFound
 from usm.upstream.composite import KIND_SOURCES, qualify
@@ -45,7 +45,7 @@ MAX_NAME = 256
 async def handle_create(ctx: Context, tree: etree._Element | None) -> etree._Element:
     key, fields = _parse(tree, "FolderCreate", ("ParentId", "DisplayName", "Type"))
     name, folder_type = _name(fields["DisplayName"]), fields["Type"]
-    kind = hierarchy.TYPE_CLASSES.get(int(folder_type)) if folder_type.isdigit() and len(folder_type) < 4 else None
+    kind = hierarchy.TYPE_CLASSES.get(ids.number(folder_type, digits=3) or 0)
     if kind is None or (kind[0] != "mail" and kind[0] not in ctx.upstream.kinds) or kind[1] and kind[0] != "mail" \
             or (kind[0] == "mail" and int(folder_type) not in MAIL_TYPES):
         log.warning("FolderCreate: device %s asked for a folder of Type %s, which is not offered",
@@ -189,16 +189,17 @@ async def _rename_collection(ctx: Context, key: int, folder: Folder, name: str, 
 def _parse(tree: etree._Element | None, command: str, names: tuple[str, ...]) -> tuple[int, dict[str, str]]:
     if tree is None or tree.tag != F + command:
         raise CommandStatus(MALFORMED, f"{command} request without a {command} element")
-    key = child_text(tree, F + "SyncKey")
-    if key is None or not key.isdigit() or len(key) > 9:
-        raise CommandStatus(MALFORMED, f"{command} SyncKey {key!r} is not a number")
+    text = child_text(tree, F + "SyncKey")
+    key = ids.number(text)
+    if key is None:
+        raise CommandStatus(MALFORMED, f"{command} SyncKey {text!r} is not a number")
     fields = {}
     for name in names:
         value = child_text(tree, F + name)
         if value is None:
             raise CommandStatus(MALFORMED, f"{command} without {name}")
         fields[name] = value.strip()
-    return int(key), fields
+    return key, fields
 
 
 def _name(text: str) -> str:
@@ -219,7 +220,7 @@ async def _hierarchy(ctx: Context, key: int) -> tuple[list[Folder], dict[int, st
 
 
 def _existing(server_id: str, by_server_id: dict[int, str], upstream: list[Folder]) -> Folder:
-    uid = by_server_id.get(int(server_id)) if server_id.isdigit() and len(server_id) <= 9 else None
+    uid = by_server_id.get(ids.number(server_id) or -1)
     if uid == OUTBOX_UPSTREAM_ID:
         raise CommandStatus(SPECIAL, "the Outbox is a special folder")
     folder = next((f for f in upstream if f.id == uid), None)
@@ -231,7 +232,7 @@ def _existing(server_id: str, by_server_id: dict[int, str], upstream: list[Folde
 def _parent(parent_id: str, by_server_id: dict[int, str]) -> str | None:
     if parent_id == "0":
         return None
-    uid = by_server_id.get(int(parent_id)) if parent_id.isdigit() and len(parent_id) <= 9 else None
+    uid = by_server_id.get(ids.number(parent_id) or -1)
     if uid is None or uid == OUTBOX_UPSTREAM_ID:
         raise CommandStatus(NO_PARENT, f"parent folder {parent_id!r} is not one the device knows")
     return uid

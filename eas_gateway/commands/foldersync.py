@@ -18,7 +18,7 @@ import wbxml
 from eas_gateway.context import Context
 from eas_gateway.errors import CommandStatus
 from eas_gateway.xml import E, child_text
-from usm import folders, hierarchy
+from usm import folders, hierarchy, ids
 from usm.hierarchy import DeviceFolder, HierarchyChanges
 
 log = logging.getLogger(__name__)
@@ -60,9 +60,10 @@ def _parse(tree: etree._Element | None) -> int:
     if tree is None or tree.tag != F + "FolderSync":
         raise CommandStatus(BAD_REQUEST, "FolderSync request without a FolderSync element")
     text = child_text(tree, F + "SyncKey")
-    if text is None or not text.isdigit() or len(text) > 9:
+    key = ids.number(text)
+    if key is None:
         raise CommandStatus(BAD_REQUEST, f"FolderSync SyncKey {text!r} is not a number")
-    return int(text)
+    return key
 
 
 def render(key: int, changes: HierarchyChanges) -> etree._Element:

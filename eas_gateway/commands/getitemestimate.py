@@ -16,7 +16,7 @@ from eas_gateway.errors import CommandStatus
 from eas_gateway.items.options import Options, OptionsError
 from eas_gateway.items.options import parse as parse_options
 from eas_gateway.xml import E, child_text
-from usm import collections, folders, sync
+from usm import collections, folders, ids, sync
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +45,9 @@ async def handle(ctx: Context, tree: etree._Element | None) -> etree._Element:
 
 async def _estimate(ctx: Context, wanted: etree._Element, collection_id: str) -> tuple[int, int]:
     device = ctx.line.device_id
-    if not collection_id.isdigit() or len(collection_id) > 9:
+    cid = ids.number(collection_id)
+    if cid is None:
         return INVALID_COLLECTION, 0
-    cid = int(collection_id)
     key_text = child_text(wanted, A + "SyncKey")
     async with ctx.db.acquire() as conn:
         folder_id = (await folders.upstream_ids(conn, ctx.user, [cid])).get(cid)
@@ -56,9 +56,9 @@ async def _estimate(ctx: Context, wanted: etree._Element, collection_id: str) ->
     if folder_id is None or cls is None:
         log.info("GetItemEstimate: collection %s is no folder of %s", collection_id, ctx.user)
         return INVALID_COLLECTION, 0
-    if key_text is None or not key_text.isdigit() or len(key_text) > 9:
+    key = ids.number(key_text)
+    if key is None:
         return INVALID_KEY, 0
-    key = int(key_text)
     if key == 0 or state.sync_key == 0:
         return NOT_PRIMED, 0
     if key not in (state.sync_key, state.sync_key - 1):
@@ -71,8 +71,8 @@ async def _estimate(ctx: Context, wanted: etree._Element, collection_id: str) ->
         return INVALID_COLLECTION, 0
     # 12.x sends FilterType directly in the Collection, 14.0+ in Options.
     filter_text = child_text(wanted, A + "FilterType")
-    if filter_text is not None and filter_text.isdigit():
-        options = replace(options, filter_type=int(filter_text))
+    if ids.number(filter_text, digits=1) is not None:
+        options = replace(options, filter_type=ids.number(filter_text, digits=1) or 0)
     if folder_id.startswith("virtual:"):
         return OK, 0
     plan = await sync.plan(ctx.db, cls.source(ctx, folder_id), (ctx.user, device, cid), state,

@@ -22,7 +22,7 @@ from eas_gateway.items import email
 from eas_gateway.items.options import OptionsError
 from eas_gateway.items.options import parse as parse_options
 from eas_gateway.xml import E, child_text
-from usm import collections, folders, hierarchy
+from usm import collections, folders, hierarchy, ids
 from usm.upstream import BodyRequest, FolderRefused, NotFound
 
 log = logging.getLogger(__name__)
@@ -64,16 +64,16 @@ async def _empty(ctx: Context, request: etree._Element, out: etree._Element) -> 
     E(out, A + "CollectionId", collection_id)
     status = out.find(I + "Status")
     async with ctx.db.acquire() as conn:
-        found = await folders.upstream_ids(conn, ctx.user, [int(collection_id)]) \
-            if collection_id.isdigit() and len(collection_id) <= 9 else {}
-    folder_id = found.get(int(collection_id)) if found else None
-    if folder_id is None or folder_id.startswith("virtual:"):
+        cid = ids.number(collection_id)
+        found = await folders.upstream_ids(conn, ctx.user, [cid]) if cid is not None else {}
+    folder_id = found.get(cid) if cid is not None else None
+    if folder_id is None or not folder_id.startswith("jmap:"):
         log.info("ItemOperations EmptyFolderContents: device %s named no mail folder (%r)",
                  ctx.line.device_id, collection_id)
         status.text = str(PROTOCOL_ERROR)
         return
-    _, ids = await ctx.upstream.mailstore.mail(ctx.credentials).listing(folder_id, None)
-    current = await ctx.upstream.mailstore.messages(ctx.credentials, ids, BodyRequest()) if ids else {}
+    _, uids = await ctx.upstream.mailstore.mail(ctx.credentials).listing(folder_id, None)
+    current = await ctx.upstream.mailstore.messages(ctx.credentials, uids, BodyRequest()) if uids else {}
     elsewhere = {uid: {f"mailboxIds/{folder_id}": None} for uid, m in current.items() if len(m.folder_ids) > 1}
     failed = await ctx.upstream.mailstore.update_messages(ctx.credentials, elsewhere) if elsewhere else {}
     failed.update(await ctx.upstream.mailstore.destroy_messages(ctx.credentials,
@@ -120,7 +120,7 @@ async def _item(ctx: Context, request: etree._Element, collection_id: str, serve
         E(out, I + "Status", PROTOCOL_ERROR)
         return
     uid = folder_id = None
-    cid = int(collection_id) if collection_id.isdigit() and len(collection_id) <= 9 else None
+    cid = ids.number(collection_id)
     number = collections.item_number(cid, server_id) if cid is not None else None
     if cid is not None and number is not None:
         async with ctx.db.acquire() as conn:
@@ -178,6 +178,7 @@ async def _attachment(ctx: Context, request: etree._Element, reference: str, out
     properties = E(out, I + "Properties")
     E(properties, B + "ContentType", content_type)
     if wanted_range is not None:
-        E(properties, I + "Range", f"{int(wanted_range.split('-')[0])}-{int(wanted_range.split('-')[0]) + len(part) - 1}")
+        first = int(wanted_range.split("-")[0])
+        E(properties, I + "Range", f"{first}-{first + len(part) - 1}")
         E(properties, I + "Total", len(data))
     E(properties, I + "Data", base64.b64encode(part).decode("ascii"))

@@ -19,7 +19,7 @@ from lxml import etree
 from eas_gateway.context import Context
 from eas_gateway.errors import CommandStatus
 from eas_gateway.xml import E, child_text
-from usm import collections, folders
+from usm import collections, folders, ids
 from usm.hierarchy import OUTBOX_UPSTREAM_ID
 from usm.upstream import BodyRequest, keywords_version
 
@@ -38,14 +38,13 @@ async def handle(ctx: Context, tree: etree._Element | None) -> etree._Element:
               child_text(m, MV + "DstFldId") or "") for m in tree.iterfind(MV + "Move")]
     if not moves or len(moves) > MAX_MOVES:
         raise CommandStatus(INVALID_XML, f"MoveItems with {len(moves)} Move elements")
-    numbers = {int(f) for _, s, d in moves for f in (s, d) if f.isdigit() and len(f) <= 9}
+    numbers = {n for _, s, d in moves for n in (ids.number(s), ids.number(d)) if n is not None}
     statuses: dict[int, tuple[int, str | None]] = {}  # index -> (Status, DstMsgId)
     wanted: dict[int, tuple[int, int, int, str]] = {}  # index -> (source, item, destination, upstream id)
     async with ctx.db.acquire() as conn:  # no upstream call while it is held
         upstream_folders = await folders.upstream_ids(conn, ctx.user, sorted(numbers))
         for index, (message_id, source, destination) in enumerate(moves):
-            src = int(source) if source.isdigit() and len(source) <= 9 else None
-            dst = int(destination) if destination.isdigit() and len(destination) <= 9 else None
+            src, dst = ids.number(source), ids.number(destination)
             number = collections.item_number(src, message_id) if src is not None else None
             if src not in upstream_folders or number is None:
                 statuses[index] = (BAD_SOURCE, None)

@@ -22,7 +22,7 @@ from eas_gateway.context import Context
 from eas_gateway.errors import CommandStatus
 from eas_gateway.items.options import Options
 from eas_gateway.xml import E, child_text
-from usm import collections, devices, folders, hierarchy, push, sync
+from usm import collections, devices, folders, hierarchy, ids, push, sync
 from usm.push import SUPERSEDED, TIMEOUT
 
 log = logging.getLogger(__name__)
@@ -91,12 +91,14 @@ async def _request(ctx: Context, tree: etree._Element | None) -> tuple[int, list
         found = tree.findall(f"{P}Folders/{P}Folder")
         if found:
             folder_list = [child_text(f, P + "Id") or "" for f in found]
-    if interval_text is not None and (not interval_text.strip().isdigit() or len(interval_text.strip()) > 9):
+    if interval_text is not None and ids.number(interval_text) is None:
         raise CommandStatus(PROTOCOL_ERROR, f"Ping HeartbeatInterval {interval_text!r} is not a number")
-    if folder_list is not None and not all(f.isdigit() and len(f) <= 9 for f in folder_list):
+    numbers = [ids.number(f) for f in folder_list] if folder_list is not None else None
+    if numbers is not None and None in numbers:
         raise CommandStatus(HIERARCHY, f"Ping folder ids {folder_list!r} are not ours")
-    interval = int(interval_text) if interval_text is not None else cached.get("interval")
-    folder_ids = [int(f) for f in folder_list] if folder_list is not None else cached.get("folders")
+    interval: int | None = ids.number(interval_text) if interval_text is not None else cached.get("interval")
+    folder_ids: list[int] | None = [n for n in numbers if n is not None] if numbers is not None \
+        else cached.get("folders")
     if interval is None or not folder_ids:
         raise CommandStatus(MISSING, "Ping without HeartbeatInterval or Folders, and no earlier Ping")
     if {"interval": interval, "folders": folder_ids} != cached:

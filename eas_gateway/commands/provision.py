@@ -20,7 +20,7 @@ from eas_gateway.commands.settings import store_device_information
 from eas_gateway.context import Context
 from eas_gateway.errors import CommandStatus
 from eas_gateway.xml import E, child_text
-from usm import devices
+from usm import devices, ids
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,8 @@ async def _wipe(ctx: Context, tree: etree._Element, kind: str) -> etree._Element
 
 
 def _key(text: str) -> int:
-    return int(text) if text.isdigit() and len(text) <= 10 else -1
+    value = ids.number(text, digits=10)
+    return -1 if value is None else value
 
 
 def _policy_document(data: etree._Element) -> None:

@@ -25,8 +25,8 @@ from eas_gateway.context import Context
 from eas_gateway.errors import CommandStatus
 from eas_gateway.items import compose
 from eas_gateway.xml import child_text
-from usm import collections, outgoing
-from usm.upstream import BodyRequest, Credentials, NotFound, SubmissionRefused, MailStore
+from usm import collections, ids, outgoing
+from usm.upstream import BodyRequest, Credentials, MailStore, NotFound, SubmissionRefused
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ def _parse(ctx: Context, body: etree._Element | bytes | None, kind: str) -> Requ
     if body is None or body.tag != C + kind:
         raise CommandStatus(INVALID_XML, f"{kind} request without a {kind} element")
     mime = body.find(C + "Mime")
-    client_id = child_text(body, C + "ClientId")
+    client_id = child_text(body, C + "ClientId") or ""
     if mime is None or not client_id:
         raise CommandStatus(INVALID_XML, f"{kind} request without Mime or ClientId")
     source = body.find(C + "Source")
@@ -153,7 +153,8 @@ async def _original_id(ctx: Context, request: Request) -> str:
     if request.long_id:
         raise CommandStatus(NOT_FOUND, f"{request.kind}: LongId {request.long_id!r} (Search results are not offered)")
     folder, item = request.folder_id or "", request.item_id or ""
-    number = collections.item_number(int(folder), item) if folder.isdigit() and len(folder) <= 9 else None
+    cid = ids.number(folder)
+    number = collections.item_number(cid, item) if cid is not None else None
     uid = None
     if number is not None:
         async with ctx.db.acquire() as conn:

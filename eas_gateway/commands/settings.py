@@ -19,7 +19,7 @@ applied.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from lxml import etree
 
@@ -114,8 +114,8 @@ def _render_oof(get: etree._Element, vacation: Vacation, body_type: str) -> None
     state = 0 if not vacation.enabled else 2 if vacation.start or vacation.end else 1
     E(get, S + "OofState", state)
     if state == 2:
-        E(get, S + "StartTime", _eas_date(vacation.start or datetime(1970, 1, 1, tzinfo=timezone.utc)))
-        E(get, S + "EndTime", _eas_date(vacation.end or datetime(2999, 12, 31, tzinfo=timezone.utc)))
+        E(get, S + "StartTime", _eas_date(vacation.start or datetime(1970, 1, 1, tzinfo=UTC)))
+        E(get, S + "EndTime", _eas_date(vacation.end or datetime(2999, 12, 31, tzinfo=UTC)))
     as_html = body_type.upper() == "HTML"
     reply = (vacation.html if as_html else vacation.text) or vacation.text or vacation.html or ""
     for audience in AUDIENCES:
@@ -130,11 +130,11 @@ def _date(text: str | None) -> datetime:
     if not text:
         raise ValueError("missing")
     value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _eas_date(value: datetime) -> str:
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
 async def _user_information(ctx: Context, answer: etree._Element) -> None:

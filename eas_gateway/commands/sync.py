@@ -29,13 +29,13 @@ from typing import Any
 from lxml import etree
 
 import wbxml
+from eas_gateway import classes
 from eas_gateway.context import Context
 from eas_gateway.errors import CommandStatus
-from eas_gateway import classes
 from eas_gateway.items.options import Options, OptionsError
 from eas_gateway.items.options import parse as parse_options
 from eas_gateway.xml import E, child_text
-from usm import collections, devices, folders, push, sync
+from usm import collections, devices, folders, ids, push, sync
 from usm.collections import CollectionState, Generation
 from usm.push import SUPERSEDED
 
@@ -58,6 +58,8 @@ VIRTUAL = "virtual:"
 class CollectionRequest:
     collection_id: int
     sync_key: int | None  # None: not a number (Status 3)
+    # From the cached request (empty or Partial Sync): the collection goes on at its current key.
+    at_current_key: bool = False
     window: int | None = None
     get_changes: bool | None = None
     options: list[etree._Element] = field(default_factory=list)
@@ -162,15 +164,17 @@ async def _states(ctx: Context, upstream_ids: dict[int, str]) -> dict[str, str]:
 
 def _from_cache(cached: dict[str, Any], given: dict[int, CollectionRequest]) -> SyncRequest:
     """The cached request, its collections at their current keys, with ``given`` ones in place."""
-    out = [given.pop(c["id"], None) or CollectionRequest(c["id"], sync_key=-1, window=c.get("window"))
+    out = [given.pop(c["id"]) if c["id"] in given else
+           CollectionRequest(c["id"], sync_key=None, window=c.get("window"), at_current_key=True)
            for c in cached["collections"]]
     return SyncRequest(out + list(given.values()), cached.get("wait"), cached.get("window"))
 
 
 def _collection_request(el: etree._Element) -> CollectionRequest:
-    collection_id = child_text(el, A + "CollectionId")
-    if collection_id is None or not collection_id.isdigit() or len(collection_id) > 9:
-        raise CommandStatus(PROTOCOL_ERROR, f"Sync Collection with CollectionId {collection_id!r}")
+    text = child_text(el, A + "CollectionId")
+    collection_id = ids.number(text)
+    if collection_id is None:
+        raise CommandStatus(PROTOCOL_ERROR, f"Sync Collection with CollectionId {text!r}")
     key = child_text(el, A + "SyncKey")
     if key is None:
         raise CommandStatus(PROTOCOL_ERROR, f"Sync Collection {collection_id} without SyncKey")
@@ -178,8 +182,8 @@ def _collection_request(el: etree._Element) -> CollectionRequest:
     get_changes = el.find(A + "GetChanges")
     supported = el.find(A + "Supported")
     return CollectionRequest(
-        collection_id=int(collection_id),
-        sync_key=int(key) if key.isdigit() and len(key) <= 9 else None,
+        collection_id=collection_id,
+        sync_key=ids.number(key),
         window=_number(window) if window is not None else None,
         get_changes=None if get_changes is None else (get_changes.text or "1").strip() != "0",
         options=el.findall(A + "Options"),
@@ -190,9 +194,10 @@ def _collection_request(el: etree._Element) -> CollectionRequest:
 
 
 def _number(text: str | None) -> int:
-    if text is None or not text.strip().isdigit() or len(text.strip()) > 9:
+    value = ids.number(text)
+    if value is None:
         raise CommandStatus(PROTOCOL_ERROR, f"Sync: {text!r} is not a number")
-    return int(text)
+    return value
 
 
 def _limit(wait: int) -> CommandStatus:
@@ -205,7 +210,7 @@ async def _collection(ctx: Context, request: SyncRequest, wanted: CollectionRequ
                       folder_id: str | None) -> tuple[etree._Element, bool]:
     """The Collection element of the response, and whether it tells the phone anything new."""
     device, cid = ctx.line.device_id, wanted.collection_id
-    key = state.sync_key if wanted.sync_key == -1 else wanted.sync_key  # -1: from the cache, at its current key
+    key = state.sync_key if wanted.at_current_key else wanted.sync_key
     cls = classes.of_folder(folder_id) if folder_id is not None else None
     if folder_id is None or cls is None:
         log.info("Sync: device %s asked for collection %d, which is no folder of %s", device, cid, ctx.user)

@@ -18,7 +18,7 @@ import email.policy
 import html
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.headerregistry import Address as HeaderAddress
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -83,7 +83,7 @@ def prepare(msg: EmailMessage, identities: list[Identity], *, reply_to: Original
     del msg["from"]
     msg["From"] = HeaderAddress(display_name=identity.name or "", addr_spec=identity.email)
     if "date" not in msg:
-        msg["Date"] = format_datetime(datetime.now(timezone.utc))
+        msg["Date"] = format_datetime(datetime.now(UTC))
     if "message-id" not in msg:
         msg["Message-ID"] = make_msgid(domain=identity.email.rpartition("@")[2] or None)
     original = reply_to or forward
@@ -206,8 +206,8 @@ def draft(data: etree._Element | None, element_bytes: Callable[[etree._Element],
             msg.set_content(text, subtype="html" if kind == "2" else "plain", charset="utf-8")
         else:
             _keep_body(msg, old)
-        for type, name, part_content in _kept_attachments(old, data):
-            _attach(msg, type, name, part_content)
+        for type, kept_name, part_content in _kept_attachments(old, data):
+            _attach(msg, type, kept_name, part_content)
         for add in data.iterfind(f"{AIRSYNCBASE}Attachments/{AIRSYNCBASE}Add"):
             raw = add.find(AIRSYNCBASE + "Content")
             if raw is None:
@@ -217,7 +217,7 @@ def draft(data: etree._Element | None, element_bytes: Callable[[etree._Element],
     else:
         raise ComposeError(INVALID_MIME, f"a draft with a body of Type {kind}")
     if "date" not in msg:
-        msg["Date"] = format_datetime(datetime.now(timezone.utc))
+        msg["Date"] = format_datetime(datetime.now(UTC))
     try:
         return msg.as_bytes(policy=email.policy.SMTP)
     except (ValueError, TypeError, LookupError) as exc:

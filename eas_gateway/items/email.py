@@ -12,7 +12,7 @@ import hashlib
 import html
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import quote, unquote
 
 import lxml.html
@@ -245,7 +245,7 @@ def html_to_text(markup: str) -> str:
     if not markup.strip():
         return ""
     try:
-        return lxml.html.fromstring(markup).text_content()
+        return str(lxml.html.fromstring(markup).text_content())
     except (etree.ParserError, ValueError):
         return re.sub(r"<[^>]*>", "", markup)
 
@@ -267,7 +267,7 @@ def _addresses(addresses: list[Address]) -> str:
 
 def eas_date(value: datetime) -> str:
     """MS-ASDTYPE 2.3: 2026-11-22T10:15:00.000Z."""
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
 def file_reference(blob_id: str, type: str, name: str | None) -> str:

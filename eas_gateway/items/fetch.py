@@ -8,7 +8,7 @@ import asyncio
 
 from eas_gateway.items import email
 from eas_gateway.items.options import Options
-from usm.upstream import Credentials, Message, NotFound, MailStore
+from usm.upstream import Credentials, MailStore, Message, NotFound
 
 PARALLEL_DOWNLOADS = 8
 

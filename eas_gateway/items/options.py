@@ -7,12 +7,13 @@ them once) as JSON.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from lxml import etree
 
 from eas_gateway.xml import child_text
+from usm import ids
 
 A = "{AirSync:}"
 B = "{AirSyncBase:}"
@@ -52,7 +53,7 @@ class Options:
         days = FILTER_DAYS.get(self.filter_type)
         if days is None:
             return None
-        return (now or datetime.now(timezone.utc)) - timedelta(days=days)
+        return (now or datetime.now(UTC)) - timedelta(days=days)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -90,9 +91,10 @@ def _int(el: etree._Element, tag: str, low: int, high: int) -> int | None:
     text = child_text(el, tag)
     if text is None:
         return None
-    if not text.strip().isdigit() or not low <= int(text) <= high:
+    value = ids.number(text, digits=10)
+    if value is None or not low <= value <= high:
         raise OptionsError(f"{etree.QName(tag).localname} {text!r} is not in {low}..{high}")
-    return int(text)
+    return value
 
 
 def parse(elements: list[etree._Element], *, item_class: str = "Email",

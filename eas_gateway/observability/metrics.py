@@ -33,7 +33,8 @@ class Metrics:
         self.pool_size = Gauge("eas_db_pool_connections", "Connections the database pool holds", registry=r)
         self.pool_idle = Gauge("eas_db_pool_idle_connections", "Of those, the ones not in use", registry=r)
 
-    def watch(self, *, held: Callable[[], float], pool_size: Callable[[], float], pool_idle: Callable[[], float]) -> None:
+    def watch(self, *, held: Callable[[], float], pool_size: Callable[[], float],
+              pool_idle: Callable[[], float]) -> None:
         """Gauges read when scraped."""
         self.held.set_function(held)
         self.pool_size.set_function(pool_size)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import asyncpg
 from lxml import etree
@@ -54,7 +54,7 @@ class Tracer:
         self._reload.set()
 
     def traced(self, user: str, device_id: str) -> bool:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         for key in ((user.lower(), device_id), (user.lower(), "")):
             until = self._targets.get(key)
             if until is not None and until > now:

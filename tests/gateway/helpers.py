@@ -23,6 +23,7 @@ from pyactivesync import Client
 import wbxml
 from tests.conftest import RADICALE_USERS, ROOT, RunningGateway
 
+
 def password(user: str) -> str:
     """Test users' passwords are their names (scripts/cyrus-upstream.sh)."""
     return user.split("@")[0]

@@ -16,8 +16,7 @@ from pyactivesync import Contact
 
 import wbxml
 from tests.conftest import RunningGateway
-from tests.gateway.helpers import Phone, collection, folder_sync, new_device_id, new_user, password, \
-    pyactivesync_client
+from tests.gateway.helpers import Phone, collection, folder_sync, new_device_id, new_user, password, pyactivesync_client
 from usm.upstream import Credentials
 from usm.upstream.dav import CONTACTS, DavUpstream
 

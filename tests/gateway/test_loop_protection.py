@@ -10,7 +10,6 @@ import logging
 from typing import Any
 
 import pytest
-
 from lxml import etree
 
 from eas_gateway.items import email

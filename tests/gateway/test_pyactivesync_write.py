@@ -13,8 +13,7 @@ import pytest
 from pyactivesync import EmailChange, FolderType
 
 from tests.conftest import RunningGateway
-from tests.gateway.helpers import (deliver, jmap, message, new_device_id, new_user, pyactivesync_client,
-                                   relayed)
+from tests.gateway.helpers import deliver, jmap, message, new_device_id, new_user, pyactivesync_client, relayed
 from tests.gateway.helpers import emails as upstream_emails
 
 pytestmark = [pytest.mark.postgres, pytest.mark.upstream]

@@ -55,7 +55,7 @@ def test_user_information_lists_the_identities(gateway: RunningGateway) -> None:
     for version in ("14.1", "12.1"):
         phone = Phone(gateway, user, version=version)
         tree = wbxml.decode(phone.post("Settings", _settings(
-            etree.fromstring(f'<S:UserInformation xmlns:S="Settings:"><S:Get/></S:UserInformation>'))).content)
+            etree.fromstring('<S:UserInformation xmlns:S="Settings:"><S:Get/></S:UserInformation>'))).content)
         assert tree.findtext(f"{S}UserInformation/{S}Status") == "1"
         assert [a.text for a in tree.iter(S + "SmtpAddress")] == [user]
         if version == "14.1":
@@ -113,10 +113,12 @@ def test_oof_set_and_get_map_to_vacation_response(gateway: RunningGateway) -> No
     with fake.cyrus, running_gateway(gateway.upstream, gateway.database_url, upstream=upstream) as gw:
         phone = Phone(gw, user)
         tree = wbxml.decode(phone.post("Settings", _settings(_oof_set(
-            2, "Bin im Urlaub – zurück am 3.", start="2026-12-20T00:00:00.000Z", end="2027-01-03T00:00:00.000Z"))).content)
+            2, "Bin im Urlaub – zurück am 3.", start="2026-12-20T00:00:00.000Z",
+            end="2027-01-03T00:00:00.000Z"))).content)
         assert tree.findtext(f"{S}Oof/{S}Status") == "1"
         assert fake.singleton["isEnabled"] is True and fake.singleton["textBody"] == "Bin im Urlaub – zurück am 3."
-        assert (fake.singleton["fromDate"], fake.singleton["toDate"]) == ("2026-12-20T00:00:00Z", "2027-01-03T00:00:00Z")
+        assert (fake.singleton["fromDate"], fake.singleton["toDate"]) == \
+            ("2026-12-20T00:00:00Z", "2027-01-03T00:00:00Z")
         get = wbxml.decode(phone.post("Settings", _settings(_oof_get())).content).find(f"{S}Oof/{S}Get")
         assert get.findtext(S + "OofState") == "2" and get.findtext(S + "StartTime") == "2026-12-20T00:00:00.000Z"
         assert {m.findtext(S + "ReplyMessage") for m in get.iter(S + "OofMessage")} == {"Bin im Urlaub – zurück am 3."}

@@ -8,7 +8,7 @@ from __future__ import annotations
 import email.policy
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -182,7 +182,7 @@ def test_body_preferences_truncation_all_or_none_html_and_mime(gateway: RunningG
 def test_filter_type_limits_by_date_and_a_new_filter_relists(gateway: RunningGateway) -> None:
     user = new_user(gateway)
     deliver(gateway, user, [message("recent", text="now")])
-    _import_old_message(gateway, user, "ancient", datetime.now(timezone.utc) - timedelta(days=40))
+    _import_old_message(gateway, user, "ancient", datetime.now(UTC) - timedelta(days=40))
     phone = Phone(gateway, user)
     key, adds = phone.sync_all(phone.inbox, options=options(filter_type=3))  # one week
     assert [a.findtext(f".//{M}Subject") for a in adds] == ["recent"]

@@ -105,7 +105,8 @@ def test_evolution_application_data_round_trips(case: str) -> None:
 
 def test_an_edit_keeps_what_eas_cannot_hold() -> None:
     card = ("BEGIN:VCARD\r\nVERSION:3.0\r\nUID:1\r\nFN:Jane Doe\r\nN:Doe;Jane;;;\r\n"
-            "TEL;TYPE=WORK:1\r\nTEL;TYPE=WORK:2\r\nTEL;TYPE=WORK:3 third\r\nTEL;TYPE=CELL:4\r\nTEL;TYPE=CELL:5 second\r\n"
+            "TEL;TYPE=WORK:1\r\nTEL;TYPE=WORK:2\r\nTEL;TYPE=WORK:3 third\r\n"
+            "TEL;TYPE=CELL:4\r\nTEL;TYPE=CELL:5 second\r\n"
             "URL:https://a/\r\nURL:https://b/\r\nIMPP:xmpp:a@x\r\nIMPP:xmpp:b@x\r\nIMPP:xmpp:c@x\r\nIMPP:xmpp:d@x\r\n"
             "X-SOMETHING;X-PARAM=1:kept\\, as is\r\nitem1.X-ABLABEL:label\r\nEND:VCARD\r\n")
     merged = contacts.merge(card, contacts.read_phone(phone_data(MobilePhoneNumber="44", JobTitle="Boss")), uid="1")

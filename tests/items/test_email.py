@@ -3,7 +3,7 @@ truncation at character boundaries, AllOrNone, conversions, odd text."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from lxml import etree
@@ -20,7 +20,7 @@ M = "{Email:}"
 def _message(**overrides: object) -> Message:
     values: dict[str, object] = dict(
         id="M1", blob_id="G1", thread_id="T1", folder_ids=frozenset({"inbox"}),
-        keywords=frozenset({"$seen", "$flagged", "work"}), received_at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc),
+        keywords=frozenset({"$seen", "$flagged", "work"}), received_at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
         size=100, subject="Grüße", sender=[Address('Bob "B" Smith', "bob@example.com")],
         to=[Address(None, "alice@example.com")], cc=[], reply_to=[], message_id="<x@y>", importance="high",
         text=BodyText("Grüße aus Köln", 16, False), html=None,

@@ -148,8 +148,9 @@ def test_hostile_or_broken_answers_are_upstream_errors(body: bytes) -> None:
 
 
 def test_collection_classes_from_components() -> None:
-    from usm.upstream.dav import _collection
     from lxml import etree
+
+    from usm.upstream.dav import _collection
 
     def props(xml: str) -> dict:  # type: ignore[type-arg]
         root = etree.fromstring(f'<p xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav">{xml}</p>')

@@ -43,8 +43,10 @@ def test_a_parent_cycle_does_not_hang() -> None:
 
 
 def test_diff() -> None:
-    known = {1: DeviceFolder(1, None, "Inbox", 2), 2: DeviceFolder(2, None, "Old", 12), 3: DeviceFolder(3, None, "X", 12)}
-    current = {1: DeviceFolder(1, None, "Inbox", 2), 2: DeviceFolder(2, None, "New", 12), 4: DeviceFolder(4, 2, "Y", 12)}
+    known = {1: DeviceFolder(1, None, "Inbox", 2), 2: DeviceFolder(2, None, "Old", 12),
+             3: DeviceFolder(3, None, "X", 12)}
+    current = {1: DeviceFolder(1, None, "Inbox", 2), 2: DeviceFolder(2, None, "New", 12),
+               4: DeviceFolder(4, 2, "Y", 12)}
     changes = hierarchy.diff(known, current)
     assert [f.server_id for f in changes.added] == [4]
     assert [f.display_name for f in changes.updated] == ["New"]

@@ -22,7 +22,8 @@ xml_text = st.text(
 )
 
 
-def trees(tags: list[str] = ALL_TAGS, *, raw: bool = True, text: st.SearchStrategy[str] = xml_text) -> st.SearchStrategy[etree._Element]:
+def trees(tags: list[str] = ALL_TAGS, *, raw: bool = True,
+          text: st.SearchStrategy[str] = xml_text) -> st.SearchStrategy[etree._Element]:
     """Random trees; with ``raw`` leaves may hold opaque or non-XML bytes."""
 
     def leaf_content(draw: st.DrawFn, el: etree._Element) -> None:

@@ -66,7 +66,8 @@ def test_names_and_tokens_from_the_specification() -> None:
 
 
 def test_alias_encodes_to_the_same_token() -> None:
-    assert TOKEN_OF_TAG["{Provision:}DeviceEncryptionEnabled"] == TOKEN_OF_TAG["{Provision:}RequireStorageCardEncryption"]
+    assert TOKEN_OF_TAG["{Provision:}DeviceEncryptionEnabled"] == \
+        TOKEN_OF_TAG["{Provision:}RequireStorageCardEncryption"]
 
 
 def test_binary_elements_exist() -> None:

@@ -49,7 +49,8 @@ def test_wbxml_vectors_decode_and_encode_back(path: Path) -> None:
         assert again == data
 
 
-WIRE_PAIRS = sorted((CORPUS / "pyactivesync-wire").glob("*.wbxml")) + sorted((CORPUS / "eas4tbsync-wire").glob("*.wbxml"))
+WIRE_PAIRS = sorted((CORPUS / "pyactivesync-wire").glob("*.wbxml")) + \
+    sorted((CORPUS / "eas4tbsync-wire").glob("*.wbxml"))
 
 
 @pytest.mark.parametrize("path", WIRE_PAIRS, ids=_id)
@@ -63,7 +64,8 @@ def _syncroton_xml() -> list[Path]:
     import json
 
     index = json.loads((CORPUS / "syncroton" / "requests" / "index.json").read_text())
-    return [CORPUS / "syncroton" / "requests" / e["file"] for e in index if e["well_formed"] and e["root"] != "Autodiscover"]
+    return [CORPUS / "syncroton" / "requests" / e["file"] for e in index
+            if e["well_formed"] and e["root"] != "Autodiscover"]
 
 
 def _from_syncroton(path: Path) -> etree._Element:

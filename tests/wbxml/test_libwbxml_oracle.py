@@ -117,7 +117,8 @@ def test_corpus_both_directions(path: Path) -> None:
 # ends with a visible character; whitespace inside is kept by both.
 _oracle_text = strategies.xml_text.map(lambda s: "x" + s + "x")
 _LIB_TAGS = [t for t in strategies.ALL_TAGS if not t.startswith("{Find:}")]
-_LIB_TAGS = [t for t in _LIB_TAGS if t not in {"{MeetingResponse:}ProposedStartTime", "{MeetingResponse:}ProposedEndTime",
+_LIB_TAGS = [t for t in _LIB_TAGS if t not in {"{MeetingResponse:}ProposedStartTime",
+                                               "{MeetingResponse:}ProposedEndTime",
                                                 "{Provision:}AccountOnlyRemoteWipe"}]
 
 

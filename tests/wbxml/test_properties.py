@@ -36,7 +36,8 @@ def test_round_trip_of_generated_trees_over_every_code_page(root: etree._Element
 
 
 def test_every_code_page_is_generated() -> None:
-    assert {etree.QName(t).namespace for t in strategies.ALL_TAGS} == {n + ":" for n in wbxml.codepages.NAMESPACES.values()}
+    namespaces = {n + ":" for n in wbxml.codepages.NAMESPACES.values()}
+    assert {etree.QName(t).namespace for t in strategies.ALL_TAGS} == namespaces
 
 
 @settings(max_examples=1500, deadline=None)

@@ -252,7 +252,11 @@ class Upstream(Protocol):
         """Check credentials with the upstream; raise AuthenticationFailed if refused."""
         ...
 
+    async def reachable(self) -> None:
+        """Raise UpstreamUnavailable unless the upstream answers (health checks; no credentials)."""
+        ...
 
+    async def aclose(self) -> None: ...
 
 
 class MailStore(Upstream, Protocol):

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime, timezone
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -224,7 +224,7 @@ class JMAPUpstream:
             raise UpstreamUnavailable(f"JMAP EventSource of {self.base_url} broke: {exc!r}") from exc
         raise UpstreamUnavailable(f"JMAP EventSource of {self.base_url} closed")
 
-    def mail(self, credentials: Credentials) -> "JMAPMail":
+    def mail(self, credentials: Credentials) -> JMAPMail:
         return JMAPMail(self, credentials)
 
     async def messages(self, credentials: Credentials, ids: list[str], body: BodyRequest) -> dict[str, Message]:
@@ -290,7 +290,7 @@ class JMAPUpstream:
             "blobId": blob_id, "mailboxIds": {folder_id: True}, "keywords": {k: True for k in keywords}}}}, "0"]])
         created = (result.get("created") or {}).get("m")
         if created:
-            return created["id"]
+            return str(created["id"])
         refused = (result.get("notCreated") or {}).get("m") or {}
         if refused.get("type") == "alreadyExists" and refused.get("existingId"):
             # The same bytes are stored already (RFC 8621 4.8): that email gets the folder and keywords.
@@ -298,7 +298,7 @@ class JMAPUpstream:
             patch = {f"mailboxIds/{folder_id}": True, **{f"keywords/{k}": True for k in keywords}}
             failed = await self.update_messages(credentials, {existing: patch})
             if not failed:
-                return existing
+                return str(existing)
         raise UpstreamError(f"JMAP Email/import refused the message: {refused}")
 
     async def find_by_keyword(self, credentials: Credentials, keyword: str) -> list[str]:
@@ -332,7 +332,7 @@ class JMAPUpstream:
         if not created:
             error = (result.get("notCreated") or {}).get("s") or {}
             raise SubmissionRefused(f"JMAP EmailSubmission refused: {error.get('type')}: {error.get('description')}")
-        return created["id"]
+        return str(created["id"])
 
     async def create_folder(self, credentials: Credentials, name: str, parent_id: str | None) -> str:
         [(_, result, _)] = await self.call(credentials, [["Mailbox/set", {"create": {"f": {
@@ -340,7 +340,7 @@ class JMAPUpstream:
         created = (result.get("created") or {}).get("f")
         if not created:
             raise _folder_error((result.get("notCreated") or {}).get("f"))
-        return created["id"]
+        return str(created["id"])
 
     async def update_folder(self, credentials: Credentials, folder_id: str, name: str, parent_id: str | None) -> None:
         [(_, result, _)] = await self.call(credentials, [["Mailbox/set", {"update": {folder_id: {
@@ -478,7 +478,7 @@ def _message(email: dict[str, Any], body: BodyRequest) -> Message:
 def _body(parts: list[dict[str, Any]] | None, values: dict[str, Any]) -> BodyText | None:
     texts, size, truncated = [], 0, False
     for part in parts or []:
-        value = values.get(part.get("partId"))
+        value = values.get(str(part.get("partId")))
         if value is None or not str(part.get("type", "")).startswith("text/"):
             continue
         texts.append(value["value"])
@@ -494,7 +494,8 @@ def _has_type(parts: list[dict[str, Any]] | None, type: str) -> bool:
 
 
 def _attachment(part: dict[str, Any]) -> Attachment:
-    return Attachment(blob_id=part["blobId"], name=part.get("name"), type=part.get("type") or "application/octet-stream",
+    return Attachment(blob_id=part["blobId"], name=part.get("name"),
+                      type=part.get("type") or "application/octet-stream",
                       size=int(part.get("size") or 0), content_id=(part.get("cid") or None),
                       inline=part.get("disposition") == "inline")
 
@@ -517,7 +518,7 @@ def _date(value: str) -> datetime:
 
 
 def _utc(value: datetime) -> str:
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _chunks(items: list[str], size: int) -> list[list[str]]:
