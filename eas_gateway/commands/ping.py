@@ -24,6 +24,7 @@ from eas_gateway.items.options import Options
 from eas_gateway.xml import E, child_text
 from usm import collections, devices, folders, hierarchy, ids, push, sync
 from usm.push import SUPERSEDED, TIMEOUT
+from usm.upstream import forget_hierarchy
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +112,7 @@ async def _request(ctx: Context, tree: etree._Element | None) -> tuple[int, list
 async def _hierarchy_changed(ctx: Context) -> bool:
     """Whether the device's next FolderSync would bring something (MS-ASCMD 2.2.3.177.11:
     Status 7 asks for it). Only asked when the upstream's folder state moved."""
+    forget_hierarchy()  # this request may have read it minutes ago
     upstream_folders = hierarchy.with_outbox(await ctx.upstream.folders(ctx.credentials))
     async with ctx.db.acquire() as conn:
         ids = await folders.server_ids(conn, ctx.user, [f.id for f in upstream_folders])

@@ -60,10 +60,13 @@ class SubmissionRefused(UpstreamError):
 
 @dataclass
 class WriteLog:
-    """What one request wrote upstream (set by the caller around a command)."""
+    """What one request wrote upstream (set by the caller around a command), and what
+    it read that stays true until it writes: the folder hierarchy, read once per
+    request however many role look-ups the command makes."""
 
     wrote: bool = False
     folders: bool = False
+    hierarchy: dict[str, list[Folder]] = field(default_factory=dict)
 
 
 _WRITES: contextvars.ContextVar[WriteLog | None] = contextvars.ContextVar("eas_upstream_writes", default=None)
@@ -88,6 +91,21 @@ def note_write(*, folders: bool = False) -> None:
     if log is not None:
         log.wrote = True
         log.folders = log.folders or folders
+        if folders:
+            log.hierarchy.clear()
+
+
+def forget_hierarchy() -> None:
+    """The hierarchy may have changed since this request read it (a held request woke)."""
+    log = _WRITES.get()
+    if log is not None:
+        log.hierarchy.clear()
+
+
+def request_hierarchy() -> dict[str, list[Folder]] | None:
+    """This request's cache of folder listings (by source), or None outside a request."""
+    log = _WRITES.get()
+    return log.hierarchy if log is not None else None
 
 
 @dataclass(frozen=True)

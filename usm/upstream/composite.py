@@ -29,6 +29,7 @@ from usm.upstream import (
     NotFound,
     UpstreamError,
     Vacation,
+    request_hierarchy,
 )
 from usm.upstream.dav import CALENDAR, CONTACTS, NOTES, TASKS, Collection, DavItems, DavUpstream
 
@@ -82,8 +83,14 @@ class QualifiedMail:
         return await self.store.authenticate(credentials)
 
     async def folders(self, credentials: Credentials) -> list[Folder]:
-        return [dataclasses.replace(f, id=_q(f.id), parent_id=_q(f.parent_id) if f.parent_id else None)
-                for f in await self.store.folders(credentials)]
+        cache = request_hierarchy()
+        if cache is not None and JMAP in cache:
+            return cache[JMAP]
+        found = [dataclasses.replace(f, id=_q(f.id), parent_id=_q(f.parent_id) if f.parent_id else None)
+                 for f in await self.store.folders(credentials)]
+        if cache is not None:
+            cache[JMAP] = found
+        return found
 
     def mail(self, credentials: Credentials) -> ItemSource:
         return _QualifiedItems(self.store.mail(credentials))
@@ -212,9 +219,15 @@ class Sources:
         the served classes, with exactly one default per class."""
         if self.dav is None or not self.kinds - {MAIL}:
             return await self.mailstore.folders(credentials)
+        cache = request_hierarchy()
+        if cache is not None and "dav" in cache:
+            return await self.mailstore.folders(credentials) + cache["dav"]
         mail, collections = await asyncio.gather(self.mailstore.folders(credentials),
                                                  self.collections(credentials))
-        return mail + collection_folders(collections)
+        dav = collection_folders(collections)
+        if cache is not None:
+            cache["dav"] = dav
+        return mail + dav
 
     async def collections(self, credentials: Credentials) -> list[Collection]:
         """The DAV collections of the served classes; an address book is made when the
