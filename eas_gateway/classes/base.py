@@ -126,3 +126,13 @@ class ItemClass(Protocol):
         """Apply the phone's commands; new items are numbered from ``first_item``.
         Nothing is committed here: the caller commits the Outcome with the generation."""
         ...
+
+    async def move(self, ctx: Context, moves: list[tuple[str, str, str]]) -> dict[str, tuple[str, str] | str]:
+        """MoveItems: (upstream id, source folder, destination folder) of this class each;
+        per upstream id its (new upstream id, version), or why not: NOT_THERE when the item
+        is not in the source (any more), else the upstream's reason. A retried move finds
+        its earlier result (nothing moved or copied twice)."""
+        ...
+
+
+NOT_THERE = "notFound"

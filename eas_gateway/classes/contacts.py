@@ -26,6 +26,7 @@ from eas_gateway.classes.base import (
     CONFLICT,
     CONVERSION_ERROR,
     NOT_FOUND,
+    NOT_THERE,
     OK,
     A,
     Found,
@@ -126,6 +127,34 @@ class ContactsClass:
                 E(element, A + "Status", OK)
                 element.append(found_data[uid])
         out.responses = responses if len(responses) else None
+        return out
+
+    async def move(self, ctx: Context, moves: list[tuple[str, str, str]]) -> dict[str, tuple[str, str] | str]:
+        """A card moves as a copy to the other address book (same object name, If-None-Match:
+        a retry finds the copy it made) and then the DELETE of the original (gone already on
+        a retry). CardDAV servers take the same UID in two address books (Cyrus and Radicale
+        both do), so the copy keeps the card exactly."""
+        dav = ctx.upstream.dav
+        assert dav is not None
+        out: dict[str, tuple[str, str] | str] = {}
+        for uid, source, destination in moves:
+            source_path, destination_path = ctx.upstream.dav_path(source), ctx.upstream.dav_path(destination)
+            new_path = destination_path + uid.rpartition("/")[2]
+            found = (await dav.multiget(ctx.credentials, source_path, CONTACTS, [uid])).get(uid) \
+                if uid.startswith(source_path) else None
+            if found is None:
+                # Gone from the source: moved there by an earlier try whose answer was lost?
+                copied = await dav.etags(ctx.credentials, destination_path, CONTACTS, [new_path])
+                out[uid] = (new_path, copied[new_path]) if new_path in copied else NOT_THERE
+                continue
+            try:
+                etag, _ = await dav.create(ctx.credentials, new_path, found.data, VCARD_TYPE)
+                await dav.delete(ctx.credentials, uid)
+            except WriteRefused as exc:
+                log.warning("MoveItems: the upstream refused to move card %s: %s", uid, exc)
+                out[uid] = str(exc)[:200]
+                continue
+            out[uid] = (new_path, etag)
         return out
 
     async def _adds(self, ctx: Context, collection_id: int, path: str, adds: list[tuple[str, etree._Element]],

@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING
 from lxml import etree
 
 from eas_gateway.classes import email_writes
-from eas_gateway.classes.base import A, Outcome, Rendered
+from eas_gateway.classes.base import NOT_THERE, A, Outcome, Rendered
 from eas_gateway.items import email, fetch
 from eas_gateway.items.options import Options
 from eas_gateway.xml import E
-from usm.upstream import BodyRequest, ItemSource
+from usm.upstream import BodyRequest, ItemSource, keywords_version
 
 if TYPE_CHECKING:
     from eas_gateway.context import Context
@@ -64,6 +64,22 @@ class EmailClass:
                 data = E(None, A + "ApplicationData")
                 email.application_data(data, message, options, float(ctx.version), mime.get(uid))
                 out[uid] = data
+        return out
+
+    async def move(self, ctx: Context, moves: list[tuple[str, str, str]]) -> dict[str, tuple[str, str] | str]:
+        current = await ctx.upstream.mailstore.messages(ctx.credentials, [m[0] for m in moves], BodyRequest())
+        out: dict[str, tuple[str, str] | str] = {}
+        patches = {}
+        for uid, source, destination in moves:
+            message = current.get(uid)
+            if message is None or source not in message.folder_ids:
+                out[uid] = NOT_THERE
+                continue
+            patches[uid] = {f"mailboxIds/{source}": None, f"mailboxIds/{destination}": True}
+        failed = await ctx.upstream.mailstore.update_messages(ctx.credentials, patches) if patches else {}
+        for uid in patches:
+            # A message keeps its id when it moves (JMAP): the version is its keywords.
+            out[uid] = failed[uid] if uid in failed else (uid, keywords_version(current[uid].keywords))
         return out
 
     async def apply(self, ctx: Context, collection_id: int, commands: etree._Element | None, options: Options,

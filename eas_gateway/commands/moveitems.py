@@ -1,4 +1,5 @@
-"""MoveItems (MS-ASCMD 2.2.1.12): move messages between mail folders.
+"""MoveItems (MS-ASCMD 2.2.1.12): move items between folders of one class (messages
+between mail folders, contacts between address books: eas_gateway.classes).
 
 Each Move is checked and answered on its own (Status per MS-ASCMD
 2.2.3.177.9): 1 the source folder or item is unknown (or the item is no
@@ -16,12 +17,13 @@ import logging
 
 from lxml import etree
 
+from eas_gateway import classes
+from eas_gateway.classes.base import NOT_THERE
 from eas_gateway.context import Context
 from eas_gateway.errors import CommandStatus
 from eas_gateway.xml import E, child_text
 from usm import collections, folders, ids
 from usm.hierarchy import OUTBOX_UPSTREAM_ID
-from usm.upstream import BodyRequest, keywords_version
 
 log = logging.getLogger(__name__)
 
@@ -65,25 +67,19 @@ async def handle(ctx: Context, tree: etree._Element | None) -> etree._Element:
                     statuses[index] = (BAD_SOURCE, None)
                 else:
                     wanted[index] = (src, number, dst, uid)
-    current = await ctx.upstream.mailstore.messages(ctx.credentials, [w[3] for w in wanted.values()], BodyRequest()) \
-        if wanted else {}
-    patches = {}
-    for index, (src, _, dst, uid) in list(wanted.items()):
-        message = current.get(uid)
-        if message is None or upstream_folders[src] not in message.folder_ids:
-            statuses[index] = (BAD_SOURCE, None)
-            del wanted[index]
-            continue
-        patches[uid] = {f"mailboxIds/{upstream_folders[src]}": None, f"mailboxIds/{upstream_folders[dst]}": True}
-    failed = await ctx.upstream.mailstore.update_messages(ctx.credentials, patches) if patches else {}
+    results = await _move(ctx, {index: (uid, upstream_folders[src], upstream_folders[dst])
+                                for index, (src, _, dst, uid) in wanted.items()}, statuses)
     async with ctx.db.acquire() as conn:
         for index, (src, number, dst, uid) in wanted.items():
-            if uid in failed:
-                log.warning("MoveItems: upstream refused to move %s: %s", uid, failed[uid])
-                statuses[index] = (BAD_SOURCE if failed[uid] == "notFound" else FAILED, None)
+            result = results.get(index)
+            if result is None:
                 continue
-            new = await collections.move_item(conn, ctx.user, ctx.line.device_id, src, number, dst, uid,
-                                              keywords_version(current[uid].keywords))
+            if isinstance(result, str):
+                log.warning("MoveItems: upstream refused to move %s: %s", uid, result)
+                statuses[index] = (BAD_SOURCE if result == NOT_THERE else FAILED, None)
+                continue
+            new_uid, version = result
+            new = await collections.move_item(conn, ctx.user, ctx.line.device_id, src, number, dst, new_uid, version)
             statuses[index] = (MOVED, collections.server_id(dst, new))
     root = E(None, MV + "MoveItems")
     for index, (message_id, _, _) in enumerate(moves):
@@ -96,3 +92,22 @@ async def handle(ctx: Context, tree: etree._Element | None) -> etree._Element:
         if new_id is not None:
             E(response, MV + "DstMsgId", new_id)
     return root
+
+
+async def _move(ctx: Context, wanted: dict[int, tuple[str, str, str]],
+                statuses: dict[int, tuple[int, str | None]]) -> dict[int, tuple[str, str] | str]:
+    """Each move by the class of its folders: (upstream id, source, destination) by index.
+    A move between folders of different classes is refused (Status 2)."""
+    by_class: dict[str, list[int]] = {}
+    for index, (_, source, destination) in wanted.items():
+        cls = classes.of_folder(source)
+        if cls is None or classes.of_folder(destination) is not cls:
+            statuses[index] = (BAD_DESTINATION, None)
+            continue
+        by_class.setdefault(cls.kind, []).append(index)
+    out: dict[int, tuple[str, str] | str] = {}
+    for kind, indexes in by_class.items():
+        moved = await classes.CLASSES[kind].move(ctx, [wanted[i] for i in indexes])
+        for index in indexes:
+            out[index] = moved.get(wanted[index][0], NOT_THERE)
+    return out

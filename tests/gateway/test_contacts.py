@@ -227,3 +227,79 @@ def test_a_second_address_book_made_upstream_appears_as_type_14(pim: RunningGate
     tree = wbxml.decode(phone.post("FolderSync", folder_sync(key)).content)
     added = [(a.findtext(F + "DisplayName"), a.findtext(F + "Type")) for a in tree.iter(F + "Add")]
     assert added == [("Team", "14")]
+
+
+def test_estimate_fetch_and_move_between_address_books(pim: RunningGateway) -> None:
+    user, phone, contacts, book = contacts_phone(pim)
+    run(_put(pim, user, book + "ada.vcf", CARD.format(uid=f"ada-{user}")))
+    key, _ = phone.sync_all(contacts)
+    run(_put(pim, user, book + "bob.vcf", CARD.format(uid=f"bob-{user}").replace("Ada", "Bob")))
+    G = "{GetItemEstimate:}"
+    estimate = etree.Element(G + "GetItemEstimate")
+    c = etree.SubElement(etree.SubElement(estimate, G + "Collections"), G + "Collection")
+    etree.SubElement(c, A + "SyncKey").text = key
+    etree.SubElement(c, G + "CollectionId").text = contacts
+    answer = wbxml.decode(phone.post("GetItemEstimate", estimate).content)
+    assert answer.findtext(f".//{G}Estimate") == "1"
+    key, adds = phone.sync_all(contacts)
+    server_id = next(a.findtext(A + "ServerId") for a in adds if fields(a).get("FirstName") == "Ada")
+
+    I = "{ItemOperations:}"
+    fetch = etree.Element(I + "ItemOperations")
+    f = etree.SubElement(fetch, I + "Fetch")
+    etree.SubElement(f, I + "Store").text = "Mailbox"
+    etree.SubElement(f, A + "CollectionId").text = contacts
+    etree.SubElement(f, A + "ServerId").text = server_id
+    answer = wbxml.decode(phone.post("ItemOperations", fetch).content)
+    assert answer.findtext(f".//{I}Fetch/{I}Status") == "1"
+    assert answer.findtext(f".//{I}Properties/{C}LastName") == "Lovelace"
+    assert answer.findtext(f".//{A}Class") == "Contacts"
+
+    async def make() -> str:
+        client, creds = dav(pim, user)
+        try:
+            return await client.make_collection(creds, CONTACTS, "Archive", "archive")
+        finally:
+            await client.aclose()
+    archive_path = run(make())
+    tree = wbxml.decode(phone.post("FolderSync", folder_sync("1")).content)
+    archive = next(a.findtext(F + "ServerId") for a in tree.iter(F + "Add")
+                   if a.findtext(F + "DisplayName") == "Archive")
+    archive_key, _ = phone.sync_all(archive)
+    M = "{Move:}"
+    move = etree.Element(M + "MoveItems")
+    m = etree.SubElement(move, M + "Move")
+    etree.SubElement(m, M + "SrcMsgId").text = server_id
+    etree.SubElement(m, M + "SrcFldId").text = contacts
+    etree.SubElement(m, M + "DstFldId").text = archive
+    first = wbxml.decode(phone.post("MoveItems", move).content)
+    assert first.findtext(f".//{M}Status") == "3"
+    again = wbxml.decode(phone.post("MoveItems", move).content)  # the answer was lost: the same answer
+    assert again.findtext(f".//{M}DstMsgId") == first.findtext(f".//{M}DstMsgId")
+    assert [p for p in run(_cards(pim, user, archive_path))] == [archive_path + "ada.vcf"]
+    assert book + "ada.vcf" not in run(_cards(pim, user, book))
+    # Neither folder sends the move back.
+    tree = phone.sync(collection(contacts, key))
+    assert not list(tree.iter(A + "Delete")) and not list(tree.iter(A + "Add"))
+    tree = phone.sync(collection(archive, archive_key))
+    assert not list(tree.iter(A + "Add"))
+    # A contact cannot move into a mail folder.
+    m.find(M + "SrcMsgId").text = first.findtext(f".//{M}DstMsgId")
+    m.find(M + "SrcFldId").text = archive
+    m.find(M + "DstFldId").text = phone.inbox
+    assert wbxml.decode(phone.post("MoveItems", move).content).findtext(f".//{M}Status") == "2"
+
+
+def test_a_dav_upstream_that_fails_gives_503_and_changes_nothing(cyrus: str, database_url: str) -> None:
+    from tests.conftest import running_gateway
+    from tests.gateway.helpers import post, provision
+
+    with running_gateway(cyrus, database_url, dav_upstream="http://127.0.0.1:9") as broken:
+        user = new_user(broken)
+        device = new_device_id()
+        key = provision(broken, device, user=user)
+        answer = post(broken, "FolderSync", folder_sync("0"), device_id=device, user=user, policy_key=key)
+        assert answer.status_code == 503 and answer.headers["Retry-After"]
+        again = post(broken, "FolderSync", folder_sync("1"), device_id=device, user=user, policy_key=key)
+        # Key 1 was never handed out: nothing was committed (Status 9: start over from 0).
+        assert wbxml.decode(again.content).findtext(F + "Status") == "9"
