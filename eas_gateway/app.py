@@ -52,7 +52,7 @@ from usm import database, devices, ids
 from usm.push import PushHub
 from usm.upstream import Credentials, MailStore, UpstreamError, recording_writes
 from usm.upstream.composite import Sources
-from usm.upstream.dav import DavUpstream
+from usm.upstream.dav import DavStore, DavUpstream
 from usm.upstream.jmap import JMAPUpstream
 
 log = logging.getLogger("eas_gateway.request")
@@ -70,10 +70,11 @@ LEGACY_HTTP_STATUS = {150: 404, 110: 500, 120: 500, 111: 503}
 class Gateway:
     """The services one gateway process holds."""
 
-    def __init__(self, settings: Settings, *, upstream: MailStore | None = None) -> None:
+    def __init__(self, settings: Settings, *, upstream: MailStore | None = None, dav: DavStore | None = None) -> None:
         self.settings = settings
         mail: MailStore = upstream or JMAPUpstream(settings.upstream)
-        dav = None if settings.dav_upstream == "none" else DavUpstream(settings.dav_upstream or settings.upstream)
+        if dav is None and settings.dav_upstream != "none":
+            dav = DavUpstream(settings.dav_upstream or settings.upstream)
         self.upstream = Sources(mail, dav, kinds=KINDS)
         self.auth = Authenticator(self.upstream, ttl=settings.auth_cache_seconds)
         self.db: asyncpg.Pool | None = None
@@ -82,7 +83,7 @@ class Gateway:
         self.metrics = Metrics()
         if isinstance(mail, JMAPUpstream):
             mail.observe = self.metrics.upstream
-        if dav is not None:
+        if isinstance(dav, DavUpstream):
             dav.observe = self.metrics.upstream
 
     async def start(self) -> None:
@@ -283,8 +284,9 @@ def _error_response(exc: EASError, line: ashttp.RequestLine | None) -> Response:
     return Response(str(exc) + "\n", status_code=exc.http_status, headers=headers, media_type="text/plain")
 
 
-def create_app(settings: Settings, *, upstream: MailStore | None = None) -> Starlette | ProxyHeadersMiddleware:
-    gateway = Gateway(settings, upstream=upstream)
+def create_app(settings: Settings, *, upstream: MailStore | None = None,
+               dav: DavStore | None = None) -> Starlette | ProxyHeadersMiddleware:
+    gateway = Gateway(settings, upstream=upstream, dav=dav)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:

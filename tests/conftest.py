@@ -162,10 +162,11 @@ def gateway_radicale(cyrus: str, radicale: str, database_url: str) -> Iterator[R
 
 
 @contextlib.contextmanager
-def running_gateway(cyrus: str, database_url: str, *, upstream: object = None,
+def running_gateway(cyrus: str, database_url: str, *, upstream: object = None, dav: object = None,
                     **settings: object) -> Iterator[RunningGateway]:
     """A gateway process's worth of service (own pool, own push hub) under uvicorn in a thread.
-    ``upstream``: a driver to use instead of the JMAP one (e.g. one that fails on purpose)."""
+    ``upstream``: a driver to use instead of the JMAP one (e.g. one that fails on purpose);
+    ``dav``: a DAV store instead of the server's (usm.upstream.memory.MemoryDav)."""
     import uvicorn
 
     from eas_gateway.app import create_app
@@ -173,7 +174,7 @@ def running_gateway(cyrus: str, database_url: str, *, upstream: object = None,
 
     port = free_port()
     config = Settings(upstream=cyrus, database_url=database_url, port=port, **settings)  # type: ignore[arg-type]
-    server = uvicorn.Server(uvicorn.Config(create_app(config, upstream=upstream),  # type: ignore[arg-type]
+    server = uvicorn.Server(uvicorn.Config(create_app(config, upstream=upstream, dav=dav),  # type: ignore[arg-type]
                                            host="127.0.0.1", port=port,
                                            log_level="warning", lifespan="on", timeout_graceful_shutdown=5,
                                            proxy_headers=False))  # as eas-gateway serve

@@ -31,7 +31,7 @@ from usm.upstream import (
     Vacation,
     request_hierarchy,
 )
-from usm.upstream.dav import CALENDAR, CONTACTS, NOTES, TASKS, Collection, DavItems, DavUpstream
+from usm.upstream.dav import CALENDAR, CONTACTS, NOTES, TASKS, Collection, DavItems, DavStore
 
 JMAP, CARDDAV, CALDAV, VIRTUAL = "jmap", "carddav", "caldav", "virtual"
 # A calendar collection may hold events, tasks and journal entries at once (Cyrus'
@@ -196,7 +196,7 @@ class Sources:
     calendars from DAV (when configured), each folder routed by its qualified id.
     ``kinds``: the item classes the gateway serves; other collections are not shown."""
 
-    def __init__(self, mail: MailStore, dav: DavUpstream | None, *, kinds: Iterable[str] = (MAIL, CONTACTS)) -> None:
+    def __init__(self, mail: MailStore, dav: DavStore | None, *, kinds: Iterable[str] = (MAIL, CONTACTS)) -> None:
         self.mailstore = QualifiedMail(mail)
         self.dav = dav
         self.kinds = frozenset(kinds)
@@ -231,11 +231,12 @@ class Sources:
 
     async def collections(self, credentials: Credentials) -> list[Collection]:
         """The DAV collections of the served classes; an address book is made when the
-        user has none (phones expect a Contacts folder; Radicale starts empty)."""
+        user has none they may write to (phones expect a Contacts folder and create new
+        contacts in it; Radicale starts empty; a read-only share is no default)."""
         if self.dav is None:
             return []
         found = [c for c in await self.dav.collections(credentials) if c.kind in self.kinds]
-        if CONTACTS in self.kinds and not any(c.kind == CONTACTS for c in found):
+        if CONTACTS in self.kinds and not any(c.kind == CONTACTS and c.writable for c in found):
             await self.dav.make_collection(credentials, CONTACTS, "Contacts", "contacts")
             found = [c for c in await self.dav.collections(credentials) if c.kind in self.kinds]
         return found

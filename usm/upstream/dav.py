@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote, unquote, urlsplit
 
 import httpx
@@ -90,6 +90,45 @@ class DavObject:
     path: str
     etag: str
     data: str
+
+
+class DavStore(Protocol):
+    """The DAV object capability: what the gateway does with collections and their objects.
+    DavUpstream speaks it to a server; usm.upstream.memory.MemoryDav keeps it in memory."""
+
+    async def homes(self, credentials: Credentials) -> Homes: ...
+
+    async def collections(self, credentials: Credentials) -> list[Collection]: ...
+
+    async def state(self, credentials: Credentials, collection: str) -> str: ...
+
+    async def listing(self, credentials: Credentials, collection: str) -> tuple[str, dict[str, str]]: ...
+
+    async def changes(self, credentials: Credentials, collection: str, token: str) -> Changes: ...
+
+    async def etags(self, credentials: Credentials, collection: str, kind: str,
+                    paths: list[str]) -> dict[str, str]: ...
+
+    async def multiget(self, credentials: Credentials, collection: str, kind: str,
+                       paths: list[str]) -> dict[str, DavObject]: ...
+
+    async def create(self, credentials: Credentials, path: str, data: str,
+                     content_type: str) -> tuple[str, bool]: ...
+
+    async def replace(self, credentials: Credentials, path: str, data: str, content_type: str,
+                      etag: str) -> str: ...
+
+    async def delete(self, credentials: Credentials, path: str, etag: str | None = None) -> None: ...
+
+    async def make_collection(self, credentials: Credentials, kind: str, name: str, segment: str) -> str: ...
+
+    async def rename_collection(self, credentials: Credentials, path: str, name: str) -> None: ...
+
+    async def delete_collection(self, credentials: Credentials, path: str) -> None: ...
+
+    async def reachable(self) -> None: ...
+
+    async def aclose(self) -> None: ...
 
 
 class DavUpstream:
@@ -475,7 +514,7 @@ class DavItems:
     """One DAV collection as a usm.upstream.ItemSource: ids are object paths,
     versions ETags, the state the collection's sync-token (or ctag)."""
 
-    def __init__(self, dav: DavUpstream, credentials: Credentials, collection: str, kind: str) -> None:
+    def __init__(self, dav: DavStore, credentials: Credentials, collection: str, kind: str) -> None:
         self.dav, self.credentials, self.collection, self.kind = dav, credentials, collection, kind
 
     async def state(self) -> str:

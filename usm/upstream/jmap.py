@@ -173,7 +173,9 @@ class JMAPUpstream:
             raise UpstreamError("JMAP response without methodResponses")
         for name, args, _ in answers:
             if name == "error":
-                if args.get("type") == "cannotCalculateChanges":
+                if args.get("type") == "cannotCalculateChanges" or (
+                        args.get("type") == "invalidArguments" and "sinceState" in (args.get("arguments") or ())):
+                    # Cyrus answers a state it never gave (the server was replaced) with invalidArguments.
                     raise StateTooOld(f"JMAP upstream cannot calculate changes: {args}")
                 raise UpstreamError(f"JMAP method error: {args}")
         return answers

@@ -1,0 +1,95 @@
+"""Contacts handlers on the in-memory DAV store (usm.upstream.memory): the cases
+a real server makes hard to stage — a shared address book the user may only read,
+a card changed upstream between the phone's look and its edit (the Conflict
+option), a card that cannot be converted (loop protection) — fast, with mail
+and sign-in still from Cyrus."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+from lxml import etree
+
+import wbxml
+from tests.conftest import RunningGateway, running_gateway
+from tests.gateway.helpers import Phone, collection, folder_sync, new_user, password
+from usm.upstream import Credentials
+from usm.upstream.dav import CONTACTS
+from usm.upstream.memory import MemoryDav
+
+pytestmark = [pytest.mark.postgres, pytest.mark.upstream]
+
+A, C, F = "{AirSync:}", "{Contacts:}", "{FolderHierarchy:}"
+CARD = "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:{uid}\r\nFN:{name}\r\nN:{name};;;;\r\nTITLE:{title}\r\nEND:VCARD\r\n"
+
+
+@pytest.fixture(scope="module")
+def memory(cyrus: str, database_url: str) -> Iterator[tuple[RunningGateway, MemoryDav]]:
+    store = MemoryDav()
+    with running_gateway(cyrus, database_url, poll_seconds=0.5, dav_poll_seconds=0.5, dav=store) as gw:
+        yield gw, store
+
+
+def run(coroutine):  # type: ignore[no-untyped-def]
+    return asyncio.run(coroutine)
+
+
+def _change(server_id: str, **values: str) -> etree._Element:
+    commands = etree.Element(A + "Commands")
+    change = etree.SubElement(commands, A + "Change")
+    etree.SubElement(change, A + "ServerId").text = server_id
+    data = etree.SubElement(change, A + "ApplicationData")
+    for name, value in values.items():
+        etree.SubElement(data, C + name).text = value
+    return commands
+
+
+def _statuses(tree: etree._Element) -> dict[str, str]:
+    return {r.findtext(A + "ServerId") or r.findtext(A + "ClientId") or "": r.findtext(A + "Status") or ""
+            for r in tree.iter(A + "Change", A + "Add", A + "Delete") if r.find(A + "Status") is not None}
+
+
+def test_a_shared_address_book_the_user_may_only_read(memory: tuple[RunningGateway, MemoryDav]) -> None:
+    gw, store = memory
+    user = new_user(gw)
+    creds = Credentials(user, password(user))
+    shared = run(store.make_collection(creds, CONTACTS, "Team (read only)", "team", writable=False))
+    store._mine(creds)[shared].writable = True  # the owner fills it
+    run(store.create(creds, shared + "a.vcf", CARD.format(uid="a", name="Ann", title="Lead"), "text/vcard"))
+    store._mine(creds)[shared].writable = False
+    phone = Phone(gw, user)
+    tree = wbxml.decode(phone.post("FolderSync", folder_sync("0")).content)
+    types = {a.findtext(F + "DisplayName"): a.findtext(F + "Type") for a in tree.iter(F + "Add")}
+    assert types["Team (read only)"] == "14" and types["Contacts"] == "9"  # the writable one is the default
+    team = phone.folders["Team (read only)"]
+    key, adds = phone.sync_all(team)
+    server_id = adds[0].findtext(A + "ServerId")
+    answer = phone.sync(collection(team, key, commands=_change(server_id, LastName="Changed")))
+    assert _statuses(answer) == {server_id: "6"}  # refused for this item, no 5xx
+    assert "Ann" in run(store.multiget(creds, shared, CONTACTS, [shared + "a.vcf"]))[shared + "a.vcf"].data
+
+
+@pytest.mark.parametrize("conflict, status, title", [(None, "7", "Upstream"), ("1", "7", "Upstream"),
+                                                     ("0", None, "Phone")])
+def test_the_conflict_option_decides_when_both_changed(memory: tuple[RunningGateway, MemoryDav],
+                                                       conflict: str | None, status: str | None, title: str) -> None:
+    gw, store = memory
+    user = new_user(gw)
+    creds = Credentials(user, password(user))
+    phone = Phone(gw, user)
+    book = next(p for p, c in store._mine(creds).items() if c.kind == CONTACTS)
+    path = book + "c.vcf"
+    etag, _ = run(store.create(creds, path, CARD.format(uid="c", name="Cy", title="First"), "text/vcard"))
+    options = None
+    if conflict is not None:
+        options = etree.Element(A + "Options")
+        etree.SubElement(options, A + "Conflict").text = conflict
+    tree = phone.sync(collection(phone.types["9"], "0", options=options))
+    tree = phone.sync(collection(phone.types["9"], tree.findtext(f".//{A}SyncKey")))
+    key, server_id = tree.findtext(f".//{A}SyncKey"), next(tree.iter(A + "Add")).findtext(A + "ServerId")
+    run(store.replace(creds, path, CARD.format(uid="c", name="Cy", title="Upstream"), "text/vcard", etag))
+    answer = phone.sync(collection(phone.types["9"], key, commands=_change(server_id, JobTitle="Phone")))
+    assert _statuses(answer).get(server_id) == status
+    assert f"TITLE:{title}" in run(store.multiget(creds, book, CONTACTS, [path]))[path].data
