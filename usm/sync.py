@@ -1,6 +1,6 @@
 """Making the next generation of a collection (ARCHITECTURE.md, "The sync model").
 
-The device has a set of items (usm.collections.items: upstream id -> version
+The device has a set of items (usm.sync_state.items: upstream id -> version
 sent). The upstream tells which ids may have changed since the state the
 collection last saw (``ItemSource.changes``) or, after a reset or when it
 cannot tell, lists the folder again. Those ids join the collection's pending
@@ -25,8 +25,8 @@ from typing import Any
 
 import asyncpg
 
-from usm import collections
-from usm.collections import CollectionState, Generation
+from usm import sync_state
+from usm.sync_state import CollectionState, Generation
 from usm.upstream import ItemSource, StateTooOld
 
 MAX_CHANGE_ROUNDS = 20  # Email/changes pages of 5,000 ids each; beyond that, list the folder again
@@ -83,10 +83,10 @@ async def plan(db: asyncpg.Pool, source: ItemSource, key: tuple[str, str, int], 
         except StateTooOld:
             upstream_state, listed = await source.listing(folder_id, since)
     async with db.acquire() as conn:
-        stored = [] if listed is not None else await collections.pending(conn, *key)
+        stored = [] if listed is not None else await sync_state.pending(conn, *key)
         if listed is None and not stored and not new_ids:
             return Plan(upstream_state)  # nothing changed: the item map is not even read
-        known = await collections.items(conn, *key)
+        known = await sync_state.items(conn, *key)
     for uid, now in (known_now or {}).items():
         if now is None:
             known.pop(uid, None)
@@ -154,7 +154,7 @@ async def has_changes(db: asyncpg.Pool, source: ItemSource, key: tuple[str, str,
     if state.sync_key == 0 or state.upstream_state is None:
         return True  # the device has yet to sync this folder
     async with db.acquire() as conn:
-        if await collections.pending_count(conn, *key) > 0:
+        if await sync_state.pending_count(conn, *key) > 0:
             return True
     if upstream_state is not None and upstream_state == state.upstream_state:
         return False

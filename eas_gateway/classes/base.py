@@ -18,7 +18,7 @@ from lxml import etree
 
 from eas_gateway.items.options import Options
 from eas_gateway.xml import E, child_text
-from usm import collections
+from usm import sync_state
 from usm.upstream import ItemSource
 
 if TYPE_CHECKING:
@@ -69,11 +69,11 @@ class PhoneCommands:
 async def read_commands(ctx: Context, collection_id: int, commands: etree._Element) -> PhoneCommands:
     """Sort the phone's commands and find the items their ServerIds name."""
     async with ctx.db.acquire() as conn:
-        known = await collections.items(conn, ctx.user, ctx.line.device_id, collection_id)
+        known = await sync_state.items(conn, ctx.user, ctx.line.device_id, collection_id)
     by_item = {number: (uid, version) for uid, (number, version) in known.items()}
 
     def lookup(server_id: str) -> Found | None:
-        number = collections.item_number(collection_id, server_id)
+        number = sync_state.item_number(collection_id, server_id)
         if number is None or number not in by_item:
             return None
         return (number, *by_item[number])

@@ -39,7 +39,7 @@ from eas_gateway.items import contacts
 from eas_gateway.items.options import PLAIN, Options
 from eas_gateway.items.vcard import VCardError
 from eas_gateway.xml import E
-from usm import collections, conflicts
+from usm import conflicts, sync_state
 from usm.upstream import ItemSource, NotFound, PreconditionFailed, WriteRefused
 from usm.upstream.dav import CONTACTS, DavObject
 
@@ -163,15 +163,15 @@ class ContactsClass:
         assert dav is not None
         device = ctx.line.device_id
         async with ctx.db.acquire() as conn:
-            known = await collections.client_ids(conn, ctx.user, device, collection_id, [c for c, _ in adds])
+            known = await sync_state.client_ids(conn, ctx.user, device, collection_id, [c for c, _ in adds])
         number = first_item
         for client_id, command in adds:
             element = E(responses, A + "Add")
             E(element, A + "ClientId", client_id)
             if client_id in known:
                 log.info("Sync: device %s added ClientId %r again; it is %s already", device, client_id,
-                         collections.server_id(collection_id, known[client_id]))
-                E(element, A + "ServerId", collections.server_id(collection_id, known[client_id]))
+                         sync_state.server_id(collection_id, known[client_id]))
+                E(element, A + "ServerId", sync_state.server_id(collection_id, known[client_id]))
                 E(element, A + "Status", OK)
                 continue
             if not client_id or len(client_id) > MAX_CLIENT_ID:
@@ -195,7 +195,7 @@ class ContactsClass:
                 log.info("Sync: contact ClientId %r of device %s was stored before the gateway recorded it",
                          client_id, device)
             out.added.append((client_id, number, f"{path}{name}.vcf", etag))
-            E(element, A + "ServerId", collections.server_id(collection_id, number))
+            E(element, A + "ServerId", sync_state.server_id(collection_id, number))
             E(element, A + "Status", OK)
             number += 1
 

@@ -19,7 +19,7 @@ Every command is idempotent upstream: the same request again (the phone
 retrying after a lost answer that was never committed) changes nothing twice.
 A command that fails gets its own Status in Responses; the rest of the batch
 goes on. Nothing here commits: the caller commits the outcome with the next
-generation (usm.collections.commit), so item map and SyncKey move together.
+generation (usm.sync_state.commit), so item map and SyncKey move together.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from eas_gateway.context import Context
 from eas_gateway.items import compose, email, fetch
 from eas_gateway.items.options import Options
 from eas_gateway.xml import E
-from usm import collections, conflicts, outgoing
+from usm import conflicts, outgoing, sync_state
 from usm.upstream import BodyRequest, keywords_version, version_keywords
 
 log = logging.getLogger(__name__)
@@ -81,15 +81,15 @@ async def _adds(ctx: Context, collection_id: int, adds: list[tuple[str, etree._E
     user, device = ctx.user, ctx.line.device_id
     drafts_id = await _drafts_folder(ctx)
     async with ctx.db.acquire() as conn:
-        known = await collections.client_ids(conn, user, device, collection_id, [c for c, _ in adds])
+        known = await sync_state.client_ids(conn, user, device, collection_id, [c for c, _ in adds])
     number = first_item
     for client_id, command in adds:
         answer = E(responses, A + "Add")
         E(answer, A + "ClientId", client_id)
         if client_id in known:
             log.info("Sync: device %s added ClientId %r again; it is %s already", device, client_id,
-                     collections.server_id(collection_id, known[client_id]))
-            E(answer, A + "ServerId", collections.server_id(collection_id, known[client_id]))
+                     sync_state.server_id(collection_id, known[client_id]))
+            E(answer, A + "ServerId", sync_state.server_id(collection_id, known[client_id]))
             E(answer, A + "Status", OK)
             continue
         if not client_id or len(client_id) > 64 or float(ctx.version) < 16.0 or folder_id != drafts_id:
@@ -129,7 +129,7 @@ async def _adds(ctx: Context, collection_id: int, adds: list[tuple[str, etree._E
                 continue
             keywords.discard("$draft")
         out.added.append((client_id, number, uid, keywords_version(keywords)))
-        E(answer, A + "ServerId", collections.server_id(collection_id, number))
+        E(answer, A + "ServerId", sync_state.server_id(collection_id, number))
         E(answer, A + "Status", OK)
         number += 1
 

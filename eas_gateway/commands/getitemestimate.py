@@ -16,7 +16,7 @@ from eas_gateway.errors import CommandStatus
 from eas_gateway.items.options import Options, OptionsError
 from eas_gateway.items.options import parse as parse_options
 from eas_gateway.xml import E, child_text
-from usm import collections, folders, ids, sync
+from usm import folders, ids, sync, sync_state
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ async def _estimate(ctx: Context, wanted: etree._Element, collection_id: str) ->
     key_text = child_text(wanted, A + "SyncKey")
     async with ctx.db.acquire() as conn:
         folder_id = (await folders.upstream_ids(conn, ctx.user, [cid])).get(cid)
-        state = (await collections.states(conn, ctx.user, device, [cid]))[cid]
+        state = (await sync_state.states(conn, ctx.user, device, [cid]))[cid]
     cls = classes.of_folder(folder_id) if folder_id is not None else None
     if folder_id is None or cls is None:
         log.info("GetItemEstimate: collection %s is no folder of %s", collection_id, ctx.user)

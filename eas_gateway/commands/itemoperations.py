@@ -22,7 +22,7 @@ from eas_gateway.items import email
 from eas_gateway.items.options import OptionsError
 from eas_gateway.items.options import parse as parse_options
 from eas_gateway.xml import E, child_text
-from usm import collections, folders, hierarchy, ids
+from usm import folders, hierarchy, ids, sync_state
 from usm.upstream import BodyRequest, FolderRefused, NotFound
 
 log = logging.getLogger(__name__)
@@ -121,10 +121,10 @@ async def _item(ctx: Context, request: etree._Element, collection_id: str, serve
         return
     uid = folder_id = None
     cid = ids.number(collection_id)
-    number = collections.item_number(cid, server_id) if cid is not None else None
+    number = sync_state.item_number(cid, server_id) if cid is not None else None
     if cid is not None and number is not None:
         async with ctx.db.acquire() as conn:
-            uid = await collections.item(conn, ctx.user, ctx.line.device_id, cid, number)
+            uid = await sync_state.item(conn, ctx.user, ctx.line.device_id, cid, number)
             folder_id = (await folders.upstream_ids(conn, ctx.user, [cid])).get(cid)
     cls = classes.of_folder(folder_id) if folder_id else None
     if cls is not None and folder_id is not None and uid is not None:

@@ -6,9 +6,9 @@ Each Move is checked and answered on its own (Status per MS-ASCMD
 longer in it), 2 the destination is unknown or not a real folder, 4 source
 and destination are the same, 5 the upstream refused, 3 moved. A moved item
 gets a new ServerId in the destination collection, recorded at once for
-this device (usm.collections.move_item), so neither folder's next Sync sends
+this device (usm.sync_state.move_item), so neither folder's next Sync sends
 the move back as a Delete or an Add. The same move again (the phone lost the
-answer) gets the same answer for a day (usm.collections.moved_to).
+answer) gets the same answer for a day (usm.sync_state.moved_to).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from eas_gateway.classes.base import NOT_THERE
 from eas_gateway.context import Context
 from eas_gateway.errors import CommandStatus
 from eas_gateway.xml import E, child_text
-from usm import collections, folders, ids
+from usm import folders, ids, sync_state
 from usm.hierarchy import OUTBOX_UPSTREAM_ID
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ async def handle(ctx: Context, tree: etree._Element | None) -> etree._Element:
         upstream_folders = await folders.upstream_ids(conn, ctx.user, sorted(numbers))
         for index, (message_id, source, destination) in enumerate(moves):
             src, dst = ids.number(source), ids.number(destination)
-            number = collections.item_number(src, message_id) if src is not None else None
+            number = sync_state.item_number(src, message_id) if src is not None else None
             if src not in upstream_folders or number is None:
                 statuses[index] = (BAD_SOURCE, None)
             elif dst not in upstream_folders or upstream_folders[dst] == OUTBOX_UPSTREAM_ID:
@@ -55,14 +55,14 @@ async def handle(ctx: Context, tree: etree._Element | None) -> etree._Element:
             elif src == dst:
                 statuses[index] = (SAME_FOLDER, None)
             else:
-                uid = await collections.item(conn, ctx.user, ctx.line.device_id, src, number)
-                earlier = await collections.moved_to(conn, ctx.user, ctx.line.device_id, src, number) \
+                uid = await sync_state.item(conn, ctx.user, ctx.line.device_id, src, number)
+                earlier = await sync_state.moved_to(conn, ctx.user, ctx.line.device_id, src, number) \
                     if uid is None else None
                 if earlier is not None and earlier[0] == dst:
                     # The same move again: its answer was lost. The same new ServerId, nothing moved twice.
                     log.info("MoveItems: device %s moved %s before; answering it again", ctx.line.device_id,
                              message_id)
-                    statuses[index] = (MOVED, collections.server_id(*earlier))
+                    statuses[index] = (MOVED, sync_state.server_id(*earlier))
                 elif uid is None:
                     statuses[index] = (BAD_SOURCE, None)
                 else:
@@ -79,8 +79,8 @@ async def handle(ctx: Context, tree: etree._Element | None) -> etree._Element:
                 statuses[index] = (BAD_SOURCE if result == NOT_THERE else FAILED, None)
                 continue
             new_uid, version = result
-            new = await collections.move_item(conn, ctx.user, ctx.line.device_id, src, number, dst, new_uid, version)
-            statuses[index] = (MOVED, collections.server_id(dst, new))
+            new = await sync_state.move_item(conn, ctx.user, ctx.line.device_id, src, number, dst, new_uid, version)
+            statuses[index] = (MOVED, sync_state.server_id(dst, new))
     root = E(None, MV + "MoveItems")
     for index, (message_id, _, _) in enumerate(moves):
         status, new_id = statuses[index]

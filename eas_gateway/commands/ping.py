@@ -22,7 +22,7 @@ from eas_gateway.context import Context
 from eas_gateway.errors import CommandStatus
 from eas_gateway.items.options import Options
 from eas_gateway.xml import E, child_text
-from usm import collections, devices, folders, hierarchy, ids, push, sync
+from usm import devices, folders, hierarchy, ids, push, sync, sync_state
 from usm.push import SUPERSEDED, TIMEOUT
 from usm.upstream import forget_hierarchy
 
@@ -129,7 +129,7 @@ async def _changed(ctx: Context, upstream_ids: dict[int, str], keys: dict[str, s
     async with ctx.db.acquire() as conn:
         if (await folders.state(conn, ctx.user, ctx.line.device_id)).sync_key == 0:
             return None
-        states = await collections.states(conn, ctx.user, ctx.line.device_id, ids)
+        states = await sync_state.states(conn, ctx.user, ctx.line.device_id, ids)
     changed = []
     for cid in ids:
         folder_id = upstream_ids[cid]

@@ -25,7 +25,7 @@ from eas_gateway.context import Context
 from eas_gateway.errors import CommandStatus
 from eas_gateway.items import compose
 from eas_gateway.xml import child_text
-from usm import collections, ids, outgoing
+from usm import ids, outgoing, sync_state
 from usm.upstream import BodyRequest, Credentials, MailStore, NotFound, SubmissionRefused
 
 log = logging.getLogger(__name__)
@@ -154,11 +154,11 @@ async def _original_id(ctx: Context, request: Request) -> str:
         raise CommandStatus(NOT_FOUND, f"{request.kind}: LongId {request.long_id!r} (Search results are not offered)")
     folder, item = request.folder_id or "", request.item_id or ""
     cid = ids.number(folder)
-    number = collections.item_number(cid, item) if cid is not None else None
+    number = sync_state.item_number(cid, item) if cid is not None else None
     uid = None
     if number is not None:
         async with ctx.db.acquire() as conn:
-            uid = await collections.item(conn, ctx.user, ctx.line.device_id, int(folder), number)
+            uid = await sync_state.item(conn, ctx.user, ctx.line.device_id, int(folder), number)
     if uid is None:
         raise CommandStatus(NOT_FOUND, f"{request.kind}: no item {item!r} in folder {folder!r} on this device")
     return uid

@@ -1,6 +1,6 @@
 """Sync (MS-ASCMD 2.2.1.21), read direction: server changes to the phone.
 
-Per collection the SyncKey decides (usm.collections, ARCHITECTURE.md):
+Per collection the SyncKey decides (usm.sync_state, ARCHITECTURE.md):
 - 0: start over; the answer is key 1 and no items;
 - the current key: the next generation (usm.sync.plan picks up to WindowSize
   Adds/Changes/Deletes; MoreAvailable if more wait), committed together with
@@ -35,9 +35,9 @@ from eas_gateway.errors import CommandStatus
 from eas_gateway.items.options import Options, OptionsError
 from eas_gateway.items.options import parse as parse_options
 from eas_gateway.xml import E, child_text
-from usm import collections, devices, folders, ids, push, sync
-from usm.collections import CollectionState, Generation
+from usm import devices, folders, ids, push, sync, sync_state
 from usm.push import SUPERSEDED
+from usm.sync_state import CollectionState, Generation
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ async def handle(ctx: Context, tree: etree._Element | None) -> etree._Element | 
         # after it wakes the wait below.
         seen = await _states(ctx, upstream_ids) if request.wait else None
         async with ctx.db.acquire() as conn:
-            states = await collections.states(conn, ctx.user, ctx.line.device_id, ids)
+            states = await sync_state.states(conn, ctx.user, ctx.line.device_id, ids)
         answers = []
         for wanted in request.collections:
             answers.append(await _collection(ctx, request, wanted, states[wanted.collection_id],
@@ -220,7 +220,7 @@ async def _collection(ctx: Context, request: SyncRequest, wanted: CollectionRequ
         return _element(wanted, 0, INVALID_KEY), True
     if key != 0 and key == state.sync_key - 1 and state.last_response is not None:
         async with ctx.db.acquire() as conn:
-            replays = await collections.count_replay(conn, ctx.user, device, cid)
+            replays = await sync_state.count_replay(conn, ctx.user, device, cid)
         if replays < REPLAY_LIMIT:
             log.info("Sync: device %s resent key %d of collection %d, replaying its answer", device, key, cid)
             return wbxml.decode(state.last_response), True
@@ -233,7 +233,7 @@ async def _collection(ctx: Context, request: SyncRequest, wanted: CollectionRequ
     if key != 0 and state.suspect is not None:
         # The phone asks with the current key: it took the answer that held the suspect alone.
         async with ctx.db.acquire() as conn:
-            await collections.forget_failures(conn, ctx.user, device, cid, state.suspect)
+            await sync_state.forget_failures(conn, ctx.user, device, cid, state.suspect)
     try:
         options = parse_options(wanted.options, item_class=cls.name, previous=Options.from_json(state.options))
         if wanted.supported is not None:
@@ -247,7 +247,7 @@ async def _collection(ctx: Context, request: SyncRequest, wanted: CollectionRequ
                                 options=options.to_json(), next_item=state.next_item,
                                 response=wbxml.encode(element), reset=True)
         async with ctx.db.acquire() as conn:
-            await collections.commit(conn, ctx.user, device, cid, expected_key=0, generation=generation)
+            await sync_state.commit(conn, ctx.user, device, cid, expected_key=0, generation=generation)
         return element, True
     mine = await cls.apply(ctx, cid, wanted.commands, options, folder_id,
                            deletes_as_moves=wanted.deletes_as_moves, first_item=state.next_item)
@@ -283,14 +283,14 @@ async def _collection(ctx: Context, request: SyncRequest, wanted: CollectionRequ
         commands = E(element, A + "Commands")
         for number, uid in added:
             add = E(commands, A + "Add")
-            E(add, A + "ServerId", collections.server_id(cid, number))
+            E(add, A + "ServerId", sync_state.server_id(cid, number))
             add.append(converted[uid])
         for number, uid in changes:
             change = E(commands, A + "Change")
-            E(change, A + "ServerId", collections.server_id(cid, number))
+            E(change, A + "ServerId", sync_state.server_id(cid, number))
             change.append(changed[uid])
         for number in plan.deletes:
-            E(E(commands, A + "Delete"), A + "ServerId", collections.server_id(cid, number))
+            E(E(commands, A + "Delete"), A + "ServerId", sync_state.server_id(cid, number))
     if mine.responses is not None:
         element.append(mine.responses)
     if new_key == key and plan.upstream_state == state.upstream_state and not plan.pending_done \
@@ -309,7 +309,7 @@ async def _collection(ctx: Context, request: SyncRequest, wanted: CollectionRequ
     generation.next_item = max(generation.next_item, first)
     generation.suspect = suspect if suspect in converted else None
     async with ctx.db.acquire() as conn:
-        committed = await collections.commit(conn, ctx.user, device, cid, expected_key=key, generation=generation)
+        committed = await sync_state.commit(conn, ctx.user, device, cid, expected_key=key, generation=generation)
     if not committed:
         log.warning("Sync: collection %d of device %s moved under a concurrent request", cid, device)
         return _element(wanted, key, SERVER_ERROR), True
@@ -322,10 +322,10 @@ async def _protect_from_loops(ctx: Context, cid: int, plan: sync.Plan, failed: d
     """Loop protection: items that failed to convert wait for the next Sync, or after
     MAX_ITEM_FAILURES are skipped (reported in the log and in item_failures for the admin)."""
     async with ctx.db.acquire() as conn:
-        skipped = await collections.record_failures(conn, ctx.user, ctx.line.device_id, cid, failed)
+        skipped = await sync_state.record_failures(conn, ctx.user, ctx.line.device_id, cid, failed)
     for uid in skipped:
         log.warning("Sync: item %s of collection %d skipped for device %s of %s after %d failed conversions: %s",
-                    uid, cid, ctx.line.device_id, ctx.user, collections.MAX_ITEM_FAILURES, failed[uid])
+                    uid, cid, ctx.line.device_id, ctx.user, sync_state.MAX_ITEM_FAILURES, failed[uid])
     _repend(plan, [uid for uid in failed if uid not in skipped])
 
 
@@ -341,7 +341,7 @@ async def _screen(ctx: Context, cid: int, plan: sync.Plan, uids: list[str]) -> t
     if not uids:
         return uids, None
     async with ctx.db.acquire() as conn:
-        known = await collections.failures(conn, ctx.user, ctx.line.device_id, cid, uids)
+        known = await sync_state.failures(conn, ctx.user, ctx.line.device_id, cid, uids)
     if not known:
         return uids, None
     uids = [uid for uid in uids if not known.get(uid)]
@@ -357,16 +357,16 @@ async def _screen(ctx: Context, cid: int, plan: sync.Plan, uids: list[str]) -> t
 
 async def _answer_not_taken(ctx: Context, cid: int, last_response: bytes) -> None:
     """The phone asked REPLAY_LIMIT times in a row for the answer it already got: it
-    cannot take it. Each item that answer added gets a failure (usm.collections.
+    cannot take it. Each item that answer added gets a failure (usm.sync_state.
     record_failures), and the phone starts the folder over (Status 3)."""
     tree = wbxml.decode(last_response)
-    numbers = [collections.item_number(cid, add.findtext(A + "ServerId") or "") for add in tree.iter(A + "Add")]
+    numbers = [sync_state.item_number(cid, add.findtext(A + "ServerId") or "") for add in tree.iter(A + "Add")]
     async with ctx.db.acquire() as conn:
-        by_number = {n: uid for uid, (n, _) in (await collections.items(conn, ctx.user, ctx.line.device_id,
+        by_number = {n: uid for uid, (n, _) in (await sync_state.items(conn, ctx.user, ctx.line.device_id,
                                                                          cid)).items()}
         uids = [by_number.get(n) for n in numbers if n]
         reason = f"the phone asked {REPLAY_LIMIT} times for the same answer: it could not take it"
-        skipped = await collections.record_failures(conn, ctx.user, ctx.line.device_id, cid,
+        skipped = await sync_state.record_failures(conn, ctx.user, ctx.line.device_id, cid,
                                                     {uid: reason for uid in uids if uid})
     log.warning("Sync: device %s of %s cannot take the answer for collection %d (%d items, %d now skipped); "
                 "the folder starts over", ctx.line.device_id, ctx.user, cid, len(uids), len(skipped))

@@ -334,7 +334,7 @@ def read_phone(data: etree._Element | None) -> PhoneContact:
             out.values[name] = _phone_date(text).isoformat() if text else None
         elif name in SIMPLE_FIELDS:
             if name in EMAILS and text:
-                text = parseaddr(text)[1] or text  # iOS sends "Name" <address>
+                text = (parseaddr(text)[1] or text).strip()  # iOS sends "Name" <address>
             out.values[name] = text or None
     return out
 

@@ -18,7 +18,7 @@ from tests.gateway.helpers import A, deliver, emails, jmap, message, new_user
 from tests.gateway.model_phone import E as M
 from tests.gateway.model_phone import ModelPhone
 from tests.gateway.test_admin import cli
-from usm.collections import MAX_ITEM_FAILURES
+from usm.sync_state import MAX_ITEM_FAILURES
 
 
 @pytest.fixture
