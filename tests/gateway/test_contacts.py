@@ -303,3 +303,72 @@ def test_a_dav_upstream_that_fails_gives_503_and_changes_nothing(cyrus: str, dat
         again = post(broken, "FolderSync", folder_sync("1"), device_id=device, user=user, policy_key=key)
         # Key 1 was never handed out: nothing was committed (Status 9: start over from 0).
         assert wbxml.decode(again.content).findtext(F + "Status") == "9"
+
+
+def test_an_address_book_made_upstream_wakes_a_ping_with_status_7(pim: RunningGateway) -> None:
+    user, phone, contacts, book = contacts_phone(pim)
+    phone.sync_all(contacts)
+    ping = etree.Element(P + "Ping")
+    etree.SubElement(ping, P + "HeartbeatInterval").text = "120"
+    folder = etree.SubElement(etree.SubElement(ping, P + "Folders"), P + "Folder")
+    etree.SubElement(folder, P + "Id").text = contacts
+    etree.SubElement(folder, P + "Class").text = "Contacts"
+
+    async def make() -> None:
+        client, creds = dav(pim, user)
+        try:
+            await client.make_collection(creds, CONTACTS, "Friends", "friends")
+        finally:
+            await client.aclose()
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        held = pool.submit(phone.post, "Ping", ping)
+        time.sleep(2)
+        assert not held.done()
+        run(make())
+        answer = wbxml.decode(held.result(timeout=30).content)
+    assert answer.findtext(P + "Status") == "7"
+
+
+def _folder_command(name: str, **values: str) -> etree._Element:
+    root = etree.Element(F + name)
+    for key, value in values.items():
+        etree.SubElement(root, F + key).text = value
+    return root
+
+
+def test_the_phone_makes_renames_and_deletes_an_address_book(pim: RunningGateway) -> None:
+    user, phone, contacts, book = contacts_phone(pim)
+    created = wbxml.decode(phone.post("FolderCreate", _folder_command(
+        "FolderCreate", SyncKey="1", ParentId="0", DisplayName="Clients", Type="14")).content)
+    assert created.findtext(F + "Status") == "1"
+    server_id, key = created.findtext(F + "ServerId"), created.findtext(F + "SyncKey")
+    # The same FolderCreate again (its answer was lost) is refused as existing, and makes nothing twice.
+    again = wbxml.decode(phone.post("FolderCreate", _folder_command(
+        "FolderCreate", SyncKey=key, ParentId="0", DisplayName="Clients", Type="14")).content)
+    assert again.findtext(F + "Status") == "2"
+
+    async def books() -> dict[str, str]:
+        client, creds = dav(pim, user)
+        try:
+            return {c.name: c.path for c in await client.collections(creds) if c.kind == CONTACTS}
+        finally:
+            await client.aclose()
+
+    assert list(run(books())).count("Clients") == 1
+    renamed = wbxml.decode(phone.post("FolderUpdate", _folder_command(
+        "FolderUpdate", SyncKey=key, ServerId=server_id, ParentId="0", DisplayName="Customers")).content)
+    assert renamed.findtext(F + "Status") == "1"
+    key = renamed.findtext(F + "SyncKey")
+    assert "Customers" in run(books()) and "Clients" not in run(books())
+    # Nothing of it comes back at the next FolderSync: the phone made it.
+    tree = wbxml.decode(phone.post("FolderSync", folder_sync(key)).content)
+    assert tree.findtext(F + "Status") == "1" and not list(tree.iter(F + "Add")) and not list(tree.iter(F + "Update"))
+    key = tree.findtext(F + "SyncKey")
+    refused = wbxml.decode(phone.post("FolderDelete", _folder_command(
+        "FolderDelete", SyncKey=key, ServerId=contacts)).content)
+    assert refused.findtext(F + "Status") == "3"  # the default address book stays
+    deleted = wbxml.decode(phone.post("FolderDelete", _folder_command(
+        "FolderDelete", SyncKey=key, ServerId=server_id)).content)
+    assert deleted.findtext(F + "Status") == "1"
+    assert "Customers" not in run(books())

@@ -93,3 +93,26 @@ def test_the_conflict_option_decides_when_both_changed(memory: tuple[RunningGate
     answer = phone.sync(collection(phone.types["9"], key, commands=_change(server_id, JobTitle="Phone")))
     assert _statuses(answer).get(server_id) == status
     assert f"TITLE:{title}" in run(store.multiget(creds, book, CONTACTS, [path]))[path].data
+
+
+def test_fields_declared_in_supported_and_left_out_are_cleared(memory: tuple[RunningGateway, MemoryDav]) -> None:
+    gw, store = memory
+    user = new_user(gw)
+    creds = Credentials(user, password(user))
+    phone = Phone(gw, user)
+    book = next(p for p, c in store._mine(creds).items() if c.kind == CONTACTS)
+    path = book + "g.vcf"
+    run(store.create(creds, path, CARD.format(uid="g", name="Gil", title="Chief").replace(
+        "END:VCARD", "NICKNAME:G\r\nTEL;TYPE=CELL:123\r\nEND:VCARD"), "text/vcard"))
+    start = collection(phone.types["9"], "0")
+    supported = etree.SubElement(start, A + "Supported")
+    for name in ("JobTitle", "LastName", "FirstName"):
+        etree.SubElement(supported, C + name)
+    tree = phone.sync(start)
+    tree = phone.sync(collection(phone.types["9"], tree.findtext(f".//{A}SyncKey")))
+    key, server_id = tree.findtext(f".//{A}SyncKey"), next(tree.iter(A + "Add")).findtext(A + "ServerId")
+    answer = phone.sync(collection(phone.types["9"], key, commands=_change(server_id, LastName="Gil")))
+    assert _statuses(answer).get(server_id) in (None, "1")
+    card = run(store.multiget(creds, book, CONTACTS, [path]))[path].data
+    assert "TITLE" not in card  # declared, left out: cleared
+    assert "NICKNAME:G" in card and "TEL;TYPE=CELL:123" in card  # not declared: kept
