@@ -224,6 +224,8 @@ class Changes:
     state: str
     ids: list[str]
     more: bool = False
+    # Versions the source told with the changes (DAV sync-collection gives ETags; None: gone).
+    versions: dict[str, str | None] = field(default_factory=dict)
 
 
 def keywords_version(keywords: dict[str, bool] | frozenset[str] | set[str]) -> str:

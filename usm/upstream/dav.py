@@ -290,8 +290,17 @@ class DavUpstream:
                                        ok=(207,))
         root = _parse(response)
         new = "sync:" + (root.findtext(f"{{{D}}}sync-token") or token)
-        ids = [unquote(urlsplit(h.text or "").path) for h in root.iterfind(f"{{{D}}}response/{{{D}}}href")]
-        return Changes(new, [i for i in dict.fromkeys(ids) if i and not i.endswith("/")])
+        versions: dict[str, str | None] = {}
+        for resp in root.iterfind(f"{{{D}}}response"):
+            path = unquote(urlsplit((resp.findtext(f"{{{D}}}href") or "").strip()).path)
+            if not path or path.endswith("/"):
+                continue
+            etag = None
+            for propstat in resp.iterfind(f"{{{D}}}propstat"):
+                if 200 <= _status_code(propstat.findtext(f"{{{D}}}status")) < 300:
+                    etag = (propstat.findtext(f"{{{D}}}prop/{{{D}}}getetag") or "").strip() or None
+            versions[path] = etag  # a response with a 404 status (or no ETag): removed
+        return Changes(new, list(versions), versions=versions)
 
     async def etags(self, credentials: Credentials, collection: str, kind: str, paths: list[str]) -> dict[str, str]:
         """ETags of the objects among ``paths`` that exist (a multiget of getetag)."""
@@ -516,17 +525,27 @@ class DavItems:
 
     def __init__(self, dav: DavStore, credentials: Credentials, collection: str, kind: str) -> None:
         self.dav, self.credentials, self.collection, self.kind = dav, credentials, collection, kind
+        # ETags the server told with a listing or with changes, for this object's life (one
+        # request): versions() asks only for the rest. None: the object is gone.
+        self._told: dict[str, str | None] = {}
 
     async def state(self) -> str:
         return await self.dav.state(self.credentials, self.collection)
 
     async def listing(self, folder_id: str, since: datetime | None) -> tuple[str, list[str]]:
         state, etags = await self.dav.listing(self.credentials, self.collection)
+        self._told = dict(etags)
         return state, sorted(etags)
 
     async def changes(self, state: str) -> Changes:
-        return await self.dav.changes(self.credentials, self.collection, state)
+        found = await self.dav.changes(self.credentials, self.collection, state)
+        self._told.update(found.versions)
+        return found
 
     async def versions(self, folder_id: str, ids: list[str], since: datetime | None) -> dict[str, str]:
         mine = [i for i in ids if i.startswith(self.collection)]
-        return await self.dav.etags(self.credentials, self.collection, self.kind, mine) if mine else {}
+        out = {i: v for i in mine if (v := self._told.get(i)) is not None}
+        ask = [i for i in mine if i not in self._told]
+        if ask:
+            out.update(await self.dav.etags(self.credentials, self.collection, self.kind, ask))
+        return out

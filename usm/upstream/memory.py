@@ -91,8 +91,9 @@ class MemoryDav:
         if kind != "sync" or not number.isascii() or not number.isdigit() or \
                 not c.created <= int(number) <= (c.log[-1][0] if c.log else c.created):
             raise StateTooOld(f"memory DAV: unknown sync-token {token!r}")
-        ids = [p for t, p in c.log if t > int(number)]
-        return Changes(await self.state(credentials, collection), list(dict.fromkeys(ids)))
+        ids = list(dict.fromkeys(p for t, p in c.log if t > int(number)))
+        return Changes(await self.state(credentials, collection), ids,
+                       versions={p: c.objects[p].etag if p in c.objects else None for p in ids})
 
     async def etags(self, credentials: Credentials, collection: str, kind: str, paths: list[str]) -> dict[str, str]:
         c = self._collection(credentials, collection)
