@@ -47,6 +47,7 @@ from usm.upstream.composite import Sources  # noqa: E402
 from usm.upstream.dav import CONTACTS, DavUpstream  # noqa: E402
 from usm.upstream.jmap import JMAPUpstream  # noqa: E402
 
+PARALLEL = 8
 CARD = ("BEGIN:VCARD\r\nVERSION:3.0\r\nUID:bench-{i}\r\nFN:Person {i}\r\nN:Person {i};First;;;\r\n"
         "ORG:Company {i};Dept\r\nEMAIL;TYPE=INTERNET:p{i}@example.org\r\nEMAIL;TYPE=INTERNET:q{i}@example.net\r\n"
         "TEL;TYPE=CELL:+1 555 {i:04d}\r\nTEL;TYPE=WORK:+1 556 {i:04d}\r\nTEL;TYPE=HOME:+1 557 {i:04d}\r\n"
@@ -170,20 +171,21 @@ async def main(args: argparse.Namespace, work: Path) -> None:
             calls += 1
         dav.observe = count
         creds = [Credentials(f"{n}@example.com", n) for n in users]
-        await asyncio.gather(*(sources.collections(c) for c in creds))  # discovery, cached as in the gateway
-        calls = 0
-        cpu, wall = time.process_time(), time.perf_counter()
-        sem = asyncio.Semaphore(20)
+        sem = asyncio.Semaphore(PARALLEL)  # Cyrus' httpd forks per connection: keep it to a few at a time
 
         async def poll(c: Credentials) -> None:
             async with sem:
                 await sources.collections(c)
+        await asyncio.gather(*(poll(c) for c in creds))  # discovery, cached as in the gateway
+        calls = 0
+        cpu, wall = time.process_time(), time.perf_counter()
         await asyncio.gather(*(poll(c) for c in creds))
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
         scale = args.users / sample
         print(f"{f'DAV poll round, {args.users:,} users: upstream requests':<52} {calls * scale:>12.0f}")
         print(f"{'  per second at EAS_DAV_POLL_SECONDS=20':<52} {calls * scale / 20:>12.1f}")
-        print(f"{'  gateway CPU s per round / wall s (20 parallel)':<52} {cpu * scale:>12.2f} {wall * scale:>12.2f}")
+        print(f"{f'  gateway CPU s per round / wall s ({PARALLEL} parallel)':<52} {cpu * scale:>12.2f} "
+              f"{wall * scale:>12.2f}")
         await sources.aclose()
     finally:
         for p in processes:

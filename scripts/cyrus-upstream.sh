@@ -26,6 +26,8 @@ if [[ $cmd == stop ]]; then
         pid=$(cat "$dir/master.pid")
         kill "$pid" 2>/dev/null || true
         for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        # A master that outlives 5 s would spin once its directory is removed: make sure it ends.
+        kill -9 "$pid" 2>/dev/null || true
         rm -f "$dir/master.pid"
     fi
     if [[ -f $dir/smtp-relay.pid ]]; then
