@@ -7,6 +7,7 @@ and sign-in still from Cyrus."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -15,6 +16,8 @@ from lxml import etree
 import wbxml
 from tests.conftest import RunningGateway, running_gateway
 from tests.gateway.helpers import Phone, collection, folder_sync, new_user, password
+from tests.gateway.test_admin import cli
+from usm.sync_state import MAX_ITEM_FAILURES
 from usm.upstream import Credentials
 from usm.upstream.dav import CONTACTS
 from usm.upstream.memory import MemoryDav
@@ -116,3 +119,25 @@ def test_fields_declared_in_supported_and_left_out_are_cleared(memory: tuple[Run
     card = run(store.multiget(creds, book, CONTACTS, [path]))[path].data
     assert "TITLE" not in card  # declared, left out: cleared
     assert "NICKNAME:G" in card and "TEL;TYPE=CELL:123" in card  # not declared: kept
+
+
+def test_a_card_that_fails_to_convert_is_skipped_and_reported(memory: tuple[RunningGateway, MemoryDav]) -> None:
+    gw, store = memory
+    user = new_user(gw)
+    creds = Credentials(user, password(user))
+    phone = Phone(gw, user)
+    book = next(p for p, c in store._mine(creds).items() if c.kind == CONTACTS)
+    run(store.create(creds, book + "ok.vcf", CARD.format(uid="ok", name="Fine", title="x"), "text/vcard"))
+    run(store.create(creds, book + "bad.vcf", "this is no vCard at all", "text/vcard"))
+    tree = phone.sync(collection(phone.types["9"], "0"))
+    key = tree.findtext(f".//{A}SyncKey")
+    names = []
+    for _ in range(MAX_ITEM_FAILURES + 2):
+        tree = phone.sync(collection(phone.types["9"], key))
+        assert tree.findtext(f".//{A}Status") == "1"
+        key = tree.findtext(f".//{A}SyncKey")
+        names += [a.findtext(f".//{C}LastName") for a in tree.iter(A + "Add")]
+    assert names == ["Fine"]  # the good card came; the bad one never blocked it
+    [failure] = json.loads(cli(gw, "device", user, phone.device, "--json").stdout)["item_failures"]
+    assert failure["upstream_id"] == book + "bad.vcf" and failure["skipped"]
+    assert "VCardError" in failure["last_error"]
