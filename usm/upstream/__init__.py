@@ -1,8 +1,14 @@
 """Upstream drivers: the groupware servers the gateway translates EAS to.
 
-Every driver implements ``Upstream`` and passes the same contract tests.
-Errors from a driver are ``UpstreamError`` subclasses; foreign exceptions
-(httpx, JSON) are wrapped where they occur, with ``raise ... from``.
+Every source implements ``Upstream`` (sign-in, health) and its capability:
+``MailStore`` (jmap.py) or ``dav.DavStore`` (dav.py; memory.py in tests);
+composite.py makes one upstream of them. What the sync engine reads of any of
+them is an ``ItemSource``, and every ItemSource passes the same contract suite
+(tests/usm/test_item_sources.py: JMAP on Cyrus, DAV on Cyrus and Radicale, the
+memory store). Errors from a driver are ``UpstreamError`` subclasses; foreign
+exceptions (httpx, JSON, XML) are wrapped where they occur, with ``raise ... from``.
+A driver reports every write it sends (``note_write``), so that a request that
+changed the user's data wakes the user's held requests, whatever it called.
 """
 
 from __future__ import annotations
