@@ -45,15 +45,14 @@ MAX_NAME = 256
 async def handle_create(ctx: Context, tree: etree._Element | None) -> etree._Element:
     key, fields = _parse(tree, "FolderCreate", ("ParentId", "DisplayName", "Type"))
     name, folder_type = _name(fields["DisplayName"]), fields["Type"]
-    kind = hierarchy.TYPE_CLASSES.get(ids.number(folder_type, digits=3) or 0)
-    if kind is None or (kind[0] != "mail" and kind[0] not in ctx.upstream.kinds) or kind[1] and kind[0] != "mail" \
-            or (kind[0] == "mail" and int(folder_type) not in MAIL_TYPES):
+    kind = _creatable(ctx, ids.number(folder_type, digits=3))
+    if kind is None:
         log.warning("FolderCreate: device %s asked for a folder of Type %s, which is not offered",
                     ctx.line.device_id, folder_type)
         raise CommandStatus(MALFORMED, f"FolderCreate of Type {folder_type}: not a folder type offered")
     upstream, by_server_id = await _hierarchy(ctx, key)
-    if kind[0] != "mail":
-        return await _create_collection(ctx, key, kind[0], name, upstream, by_server_id)
+    if kind != "mail":
+        return await _create_collection(ctx, key, kind, name, upstream, by_server_id)
     parent = _parent(fields["ParentId"], by_server_id)
     if _sibling(upstream, parent, name, None):
         raise CommandStatus(EXISTS, f"FolderCreate: a folder {name!r} exists there already")
@@ -112,6 +111,17 @@ async def handle_delete(ctx: Context, tree: etree._Element | None) -> etree._Ele
     if new_key is None:
         raise CommandStatus(INVALID_KEY, "FolderDelete: the hierarchy moved under a concurrent request")
     return _answer("FolderDelete", new_key)
+
+
+def _creatable(ctx: Context, folder_type: int | None) -> str | None:
+    """The class of a folder a phone may create with this Type: mail (1 generic, 12), or a
+    served class's user folder (13 calendar, 14 contacts, 15 tasks, 17 notes); never a default."""
+    if folder_type in MAIL_TYPES:
+        return "mail"
+    kind, default = hierarchy.TYPE_CLASSES.get(folder_type or 0, ("", True))
+    if default or ctx.upstream.dav is None or kind not in ctx.upstream.kinds:
+        return None
+    return kind
 
 
 async def _delete_mail_folder(ctx: Context, folder: Folder, upstream: list[Folder]) -> list[Folder]:
