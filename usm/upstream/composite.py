@@ -235,10 +235,10 @@ class Sources:
         contacts in it; Radicale starts empty; a read-only share is no default)."""
         if self.dav is None:
             return []
-        found = [c for c in await self.dav.collections(credentials) if c.kind in self.kinds]
+        found = [c for c in await self.dav.collections(credentials, self.kinds) if c.kind in self.kinds]
         if CONTACTS in self.kinds and not any(c.kind == CONTACTS and c.writable for c in found):
             await self.dav.make_collection(credentials, CONTACTS, "Contacts", "contacts")
-            found = [c for c in await self.dav.collections(credentials) if c.kind in self.kinds]
+            found = [c for c in await self.dav.collections(credentials, self.kinds) if c.kind in self.kinds]
         return found
 
     def items(self, credentials: Credentials, folder_id: str) -> ItemSource:

@@ -98,7 +98,8 @@ class DavStore(Protocol):
 
     async def homes(self, credentials: Credentials) -> Homes: ...
 
-    async def collections(self, credentials: Credentials) -> list[Collection]: ...
+    async def collections(self, credentials: Credentials,
+                          kinds: frozenset[str] | None = None) -> list[Collection]: ...
 
     async def state(self, credentials: Credentials, collection: str) -> str: ...
 
@@ -248,11 +249,15 @@ class DavUpstream:
                 break
         raise UpstreamError(f"DAV upstream {self.base_url} names no current-user-principal")
 
-    async def collections(self, credentials: Credentials) -> list[Collection]:
-        """The user's address books and calendars: one PROPFIND Depth 1 per home."""
+    async def collections(self, credentials: Credentials,
+                          kinds: frozenset[str] | None = None) -> list[Collection]:
+        """The user's address books and calendars: one PROPFIND Depth 1 per home (only the
+        homes that hold ``kinds``: a poll for contacts alone does not read the calendars)."""
         homes = await self.homes(credentials)
+        wanted = [homes.addressbooks if kinds is None or CONTACTS in kinds else None,
+                  homes.calendars if kinds is None or kinds & {CALENDAR, TASKS, NOTES} else None]
         out: list[Collection] = []
-        for home in dict.fromkeys(h for h in (homes.addressbooks, homes.calendars) if h):
+        for home in dict.fromkeys(h for h in wanted if h):
             answer = await self._propfind(credentials, home, 1, COLLECTION_PROPS)
             for path, props in answer:
                 collection = _collection(path, props, home)

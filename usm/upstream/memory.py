@@ -71,10 +71,12 @@ class MemoryDav:
         home = self.home(credentials.user)
         return Homes(home, home, home)
 
-    async def collections(self, credentials: Credentials) -> list[Collection]:
+    async def collections(self, credentials: Credentials,
+                          kinds: frozenset[str] | None = None) -> list[Collection]:
         home = self.home(credentials.user)
         return [Collection(path, c.kind, c.name, await self.state(credentials, path), None, COMPONENTS[c.kind],
-                           c.writable, home) for path, c in sorted(self._mine(credentials).items())]
+                           c.writable, home) for path, c in sorted(self._mine(credentials).items())
+                if kinds is None or c.kind in kinds]
 
     async def state(self, credentials: Credentials, collection: str) -> str:
         c = self._collection(credentials, collection)
