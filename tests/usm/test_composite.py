@@ -124,3 +124,29 @@ def test_folders_are_routed_by_their_source() -> None:
     with pytest.raises(UpstreamError):
         sources.items(CREDS, "elsewhere:x")
     run(dav.aclose())
+
+
+@pytest.mark.parametrize("status", [404, 405, 400, 501])
+def test_a_server_without_dav_means_mail_alone_and_an_outage_is_an_error(status: int) -> None:
+    import httpx
+
+    from usm.upstream import UpstreamUnavailable
+    from usm.upstream.dav import DavNotOffered
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(status, text="no DAV here")
+
+    async def go() -> None:
+        dav = DavUpstream("http://jmap-only.test", transport=httpx.MockTransport(handler))
+        with pytest.raises(DavNotOffered):
+            await dav.collections(CREDS)
+        sources = Sources(FakeMail(), dav)  # type: ignore[arg-type]
+        assert [f.kind for f in await sources.folders(CREDS)] == ["mail", "mail"]
+        await dav.aclose()
+
+        def down(request: httpx.Request) -> httpx.Response:
+            return httpx.Response(503)
+        broken = Sources(FakeMail(), DavUpstream("http://x.test", transport=httpx.MockTransport(down)))  # type: ignore[arg-type]
+        with pytest.raises(UpstreamUnavailable):  # folders must not vanish in an outage
+            await broken.folders(CREDS)
+    run(go())

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
@@ -31,7 +32,9 @@ from usm.upstream import (
     Vacation,
     request_hierarchy,
 )
-from usm.upstream.dav import CALENDAR, CONTACTS, NOTES, TASKS, Collection, DavItems, DavStore
+from usm.upstream.dav import CALENDAR, CONTACTS, NOTES, TASKS, Collection, DavItems, DavNotOffered, DavStore
+
+log = logging.getLogger(__name__)
 
 JMAP, CARDDAV, CALDAV, VIRTUAL = "jmap", "carddav", "caldav", "virtual"
 # A calendar collection may hold events, tasks and journal entries at once (Cyrus'
@@ -235,7 +238,12 @@ class Sources:
         contacts in it; Radicale starts empty; a read-only share is no default)."""
         if self.dav is None:
             return []
-        found = [c for c in await self.dav.collections(credentials, self.kinds) if c.kind in self.kinds]
+        try:
+            found = [c for c in await self.dav.collections(credentials, self.kinds) if c.kind in self.kinds]
+        except DavNotOffered as exc:
+            # A JMAP-only upstream: mail alone, not a 503 forever. (An outage is another error.)
+            log.warning("no contacts or calendars for %s: %s", credentials.user, exc)
+            return []
         if CONTACTS in self.kinds and not any(c.kind == CONTACTS and c.writable for c in found):
             await self.dav.make_collection(credentials, CONTACTS, "Contacts", "contacts")
             found = [c for c in await self.dav.collections(credentials, self.kinds) if c.kind in self.kinds]

@@ -59,6 +59,11 @@ _SAFE = "/:@!$&'()*+,;=-._~"
 CONTACTS, CALENDAR, TASKS, NOTES = "contacts", "calendar", "tasks", "notes"
 
 
+class DavNotOffered(UpstreamError):
+    """The server answers, but offers no CalDAV/CardDAV to this user (a JMAP-only server):
+    the gateway serves mail alone, as opposed to an outage (UpstreamUnavailable)."""
+
+
 @dataclass(frozen=True)
 class Collection:
     """One DAV collection of the user (own or shared)."""
@@ -187,7 +192,7 @@ class DavUpstream:
             raise NotFound(f"DAV upstream: {where}: not found")
         if status == 403 and "valid-sync-token" in response.text:
             raise StateTooOld(f"DAV upstream refused the sync-token for {where}")
-        if status in (403, 405, 409, 415):
+        if status in (403, 405, 409, 415, 501):  # 501: the server does not do this method
             raise WriteRefused(f"DAV upstream refused {where}: {status} {response.text[:200]}")
         if status >= 500:
             raise UpstreamUnavailable(f"DAV upstream answered {status} for {where}")
@@ -221,7 +226,7 @@ class DavUpstream:
         homes = Homes(principal, _href_in(props.get((CAL, "calendar-home-set"))),
                       _href_in(props.get((CARD, "addressbook-home-set"))))
         if homes.calendars is None and homes.addressbooks is None:
-            raise UpstreamError(f"DAV upstream {self.base_url}: principal {principal} has no calendar or"
+            raise DavNotOffered(f"DAV upstream {self.base_url}: principal {principal} has no calendar or"
                                 " address book home")
         if len(self._homes) > 100_000:
             self._homes.clear()
@@ -238,6 +243,10 @@ class DavUpstream:
                         ok=(207, 301, 302, 303, 307, 308))
                 except (NotFound, WriteRefused):
                     break
+                except UpstreamError as exc:
+                    if isinstance(exc, (UpstreamUnavailable, AuthenticationFailed)):
+                        raise
+                    break  # 400 and the like: this is no DAV resource
                 if response.status_code != 207:
                     location = response.headers.get("location", "")
                     path = urlsplit(str(httpx.URL(self.url(path)).join(location))).path
@@ -247,7 +256,7 @@ class DavUpstream:
                     if found:
                         return found
                 break
-        raise UpstreamError(f"DAV upstream {self.base_url} names no current-user-principal")
+        raise DavNotOffered(f"DAV upstream {self.base_url} names no current-user-principal")
 
     async def collections(self, credentials: Credentials,
                           kinds: frozenset[str] | None = None) -> list[Collection]:
