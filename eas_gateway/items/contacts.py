@@ -122,6 +122,10 @@ TEXTS: dict[str, tuple[str, tuple[str, ...]]] = {
     "YomiFirstName": ("X-PHONETIC-FIRST-NAME", ("X-PHONETIC-FIRST-NAME",)),
     "YomiLastName": ("X-PHONETIC-LAST-NAME", ("X-PHONETIC-LAST-NAME",)),
     "YomiCompanyName": ("X-PHONETIC-ORG", ("X-PHONETIC-ORG",)),
+    # Contacts2 fields no vCard property holds; kept so that nothing a phone sets is lost.
+    "CustomerId": ("X-CUSTOMER-ID", ("X-CUSTOMER-ID",)),
+    "GovernmentId": ("X-GOVERNMENT-ID", ("X-GOVERNMENT-ID",)),
+    "AccountName": ("X-ACCOUNT-NAME", ("X-ACCOUNT-NAME",)),
 }
 DATES: dict[str, tuple[str, tuple[str, ...]]] = {
     "Birthday": ("BDAY", ("BDAY",)),
@@ -129,13 +133,15 @@ DATES: dict[str, tuple[str, tuple[str, ...]]] = {
                                       "X-KADDRESSBOOK-X-ANNIVERSARY")),
 }
 # Field -> its namespace (everything else is Contacts).
-CONTACTS2 = {"IMAddress", "IMAddress2", "IMAddress3", "ManagerName", "CompanyMainPhone", "NickName", "MMS"}
+CONTACTS2 = {"IMAddress", "IMAddress2", "IMAddress3", "ManagerName", "CompanyMainPhone", "NickName", "MMS",
+             "CustomerId", "GovernmentId", "AccountName"}
 # Every field the phone may send, in the order MS-ASCNTC lists them; Body, Picture,
 # Categories and Children are handled on their own.
 SIMPLE_FIELDS = [*COMPONENTS, *TEXTS, *DATES, *SLOTS, *ADDRESSES]
 LIST_FIELDS = {"Categories": "Category", "Children": "Child"}
-KNOWN = set(SIMPLE_FIELDS) | set(LIST_FIELDS) | {"Picture", "Body", "Alias", "WeightedRank", "CustomerId",
-                                                   "GovernmentId", "AccountName"}
+# Alias and WeightedRank are the server's to say (WeightedRank: MS-ASCNTC 2.2.2.64, only in recipient
+# information cache answers): accepted from a phone, not stored.
+KNOWN = set(SIMPLE_FIELDS) | set(LIST_FIELDS) | {"Picture", "Body", "Alias", "WeightedRank"}
 
 
 def _slot_lines(card: Card, prop: str, category: str) -> list[Line]:
