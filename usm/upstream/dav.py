@@ -145,8 +145,9 @@ class DavUpstream:
         self.base_url = base_url.rstrip("/")
         self._origin = httpx.URL(self.base_url)
         self._http = httpx.AsyncClient(transport=transport, timeout=timeout, follow_redirects=False)
-        self._homes: dict[str, tuple[Homes, float]] = {}
+        self._homes: dict[str, tuple[Homes | DavNotOffered, float]] = {}
         self.homes_ttl = 3600.0
+        self.not_offered_ttl = 600.0
         # Told of every HTTP call: (operation, seconds, failed). The gateway counts them (/metrics).
         self.observe: Callable[[str, float, bool], None] | None = None
 
@@ -218,7 +219,17 @@ class DavUpstream:
     async def homes(self, credentials: Credentials) -> Homes:
         cached = self._homes.get(credentials.user)
         if cached and cached[1] > time.monotonic():
+            if isinstance(cached[0], DavNotOffered):
+                raise cached[0]
             return cached[0]
+        try:
+            return await self._discover(credentials)
+        except DavNotOffered as exc:
+            # Asked again in a while, not at every poll of every user's watcher.
+            self._homes[credentials.user] = (exc, time.monotonic() + self.not_offered_ttl)
+            raise
+
+    async def _discover(self, credentials: Credentials) -> Homes:
         principal = await self._principal(credentials)
         answer = await self._propfind(credentials, principal, 0, [(CAL, "calendar-home-set"),
                                                                   (CARD, "addressbook-home-set")])
