@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 A = "{AirSync:}"
 # MS-ASCMD 2.2.3.177.17 Sync Status values for single commands.
-OK, CONVERSION_ERROR, CONFLICT, NOT_FOUND, OBJECT_NOT_FOUND = 1, 6, 7, 8, 8
+OK, CONVERSION_ERROR, CONFLICT, NOT_FOUND = 1, 6, 7, 8
 
 
 @dataclass

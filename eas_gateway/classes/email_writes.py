@@ -30,7 +30,7 @@ from lxml import etree
 
 import wbxml
 from eas_gateway.classes import email_drafts as drafts
-from eas_gateway.classes.base import Outcome, read_commands
+from eas_gateway.classes.base import CONVERSION_ERROR, NOT_FOUND, OK, Outcome, read_commands
 from eas_gateway.context import Context
 from eas_gateway.items import compose, email, fetch
 from eas_gateway.items.options import Options
@@ -41,8 +41,6 @@ from usm.upstream import BodyRequest, keywords_version, version_keywords
 log = logging.getLogger(__name__)
 
 A = "{AirSync:}"
-# MS-ASCMD 2.2.3.177.17 Sync Status values for single commands.
-OK, CONVERSION_ERROR, NOT_FOUND = 1, 6, 8
 
 
 async def apply(ctx: Context, collection_id: int, commands: etree._Element | None, options: Options,
