@@ -65,6 +65,11 @@ REMOTE_WIPE_REQUESTED, DEVICE_NOT_PROVISIONED, INVALID_POLICY_KEY = 140, 142, 14
 # MailSubmissionFailed), 111 ServerErrorRetryLater 503; the rest (malformed
 # request or message, no recipient) 400.
 LEGACY_HTTP_STATUS = {150: 404, 110: 500, 120: 500, 111: 503}
+# What the database (or the pool in front of it) raises when it is down or restarting:
+# refused or lost connections, "the database system is starting up / shutting down", a
+# pool that cannot hand out a connection in time.
+DATABASE_DOWN = (asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
+                 asyncpg.exceptions.OperatorInterventionError, ConnectionError, TimeoutError)
 
 
 class Gateway:
@@ -126,6 +131,18 @@ class Gateway:
             status = f"{exc.http_status}" if not isinstance(exc, CommandStatus) else f"eas-{exc.status}"
             detail = f" {type(exc).__name__}: {exc}"
             return _error_response(exc, line)
+        except DATABASE_DOWN as exc:
+            # The database (or its pool) is unreachable: phones retry after a 503, and nothing was
+            # committed (every write commits at the end of its command).
+            status, detail = "503", f" database unavailable: {type(exc).__name__}: {exc}"
+            log.warning("database unavailable for %s: %r", request.url.path, exc)
+            return Response("database unavailable, retry later\n", status_code=503,
+                            headers={"Retry-After": "30"}, media_type="text/plain")
+        except Exception as exc:
+            # A bug: answered as what it is, logged with its traceback, counted as a 500.
+            status, detail = "500", f" {type(exc).__name__}: {exc}"
+            log.exception("unexpected error in %s", line.command if line else request.url.path)
+            return Response("internal error\n", status_code=500, media_type="text/plain")
         finally:
             seconds = time.monotonic() - started
             command = line.command if line and line.command in COMMANDS else "-"

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
+from usm.listener import Listener
 from usm.upstream import Credentials, UpstreamError
 from usm.upstream.composite import KIND_SOURCES, Sources, qualify
 
@@ -63,15 +64,18 @@ class PushHub:
         self._watchers: dict[str, asyncio.Task[None]] = {}
         self._credentials: dict[str, Credentials] = {}
         self._states: dict[str, dict[str, str]] = {}
-        self._listener: asyncpg.Connection | None = None
+        self._listener = Listener(pool, CHANNEL, self._notified, on_back=self._listening_again)
 
     @property
     def waiting(self) -> int:
         return sum(len(w) for w in self._waiters.values())
 
     async def start(self) -> None:
-        self._listener = await self.pool.acquire()
-        await self._listener.add_listener(CHANNEL, self._notified)
+        await self._listener.start()
+
+    def _listening_again(self) -> None:
+        for user in list(self._waiters):
+            self._wake(user)  # notifications sent while the database was away are lost: look again
 
     async def stop(self) -> None:
         for task in self._watchers.values():
@@ -79,11 +83,7 @@ class PushHub:
         for task in list(self._watchers.values()):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if self._listener is not None:
-            with contextlib.suppress(asyncpg.PostgresError, OSError):
-                await self._listener.remove_listener(CHANNEL, self._notified)
-            await self.pool.release(self._listener)
-            self._listener = None
+        await self._listener.stop()
 
     async def states(self, user: str, credentials: Credentials, keys: set[str]) -> dict[str, str]:
         """The user's upstream states named by ``keys`` (see the module docstring): as

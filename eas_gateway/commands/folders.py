@@ -77,7 +77,8 @@ async def handle_update(ctx: Context, tree: etree._Element | None) -> etree._Ele
     if folder.role:
         raise CommandStatus(SPECIAL, f"FolderUpdate: {folder.name!r} is a role folder ({folder.role})")
     if folder.kind != "mail":
-        return await _rename_collection(ctx, key, folder, name, int(fields["ServerId"]), upstream, by_server_id)
+        return await _rename_collection(ctx, key, folder, name, ids.number(fields["ServerId"]) or 0, upstream,
+                                        by_server_id)
     parent = _parent(fields["ParentId"], by_server_id)
     if parent == folder.id or parent in {f.id for f in hierarchy.descendants(upstream, folder.id)}:
         raise CommandStatus(NO_PARENT, "FolderUpdate: a folder cannot move under itself")
@@ -91,7 +92,7 @@ async def handle_update(ctx: Context, tree: etree._Element | None) -> etree._Ele
         raise CommandStatus(MALFORMED, f"FolderUpdate refused by the upstream: {exc}") from exc
     async with ctx.db.acquire() as conn:
         new_key = await _record(ctx, conn, key, Folder(folder.id, name, parent, folder.role),
-                                int(fields["ServerId"]), by_server_id)
+                                ids.number(fields["ServerId"]) or 0, by_server_id)
     return _answer("FolderUpdate", new_key)
 
 

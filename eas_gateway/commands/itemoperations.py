@@ -33,7 +33,7 @@ B = "{AirSyncBase:}"
 # MS-ASCMD 2.2.3.177.7 ItemOperations Status values.
 OK, PROTOCOL_ERROR, SERVER_ERROR, NOT_FOUND, BAD_RANGE, UNKNOWN_STORE = 1, 2, 3, 6, 8, 9
 BAD_ATTACHMENT = 15
-RANGE = re.compile(r"^(\d{1,10})-(\d{1,10})$")
+RANGE = re.compile(r"^([0-9]{1,10})-([0-9]{1,10})$")  # ASCII digits only: the d class of re takes "١"
 
 
 async def handle(ctx: Context, tree: etree._Element | None) -> etree._Element:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from datetime import UTC, datetime
 
 FIELDS = ("user", "device", "command", "version", "status", "ms", "client")
@@ -28,6 +29,31 @@ class JSONFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]")
+
+
+def escape(text: str) -> str:
+    """Control characters (newlines above all) as escapes: text a client chose — a user
+    name, a DeviceId, an exception's message — can never start a log line of its own."""
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode(), text)
+
+
+class TextFormatter(logging.Formatter):
+    """One line per record, whatever the message holds; a traceback's lines are indented
+    so that none of them looks like a record."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = escape(record.message)
+        return super().formatMessage(record)
+
+    def formatException(self, ei: object) -> str:
+        text = super().formatException(ei)  # type: ignore[arg-type]
+        return "\n".join("    " + escape(line) for line in text.splitlines())
+
+
 def configure(level: str, fmt: str) -> None:
     if fmt not in FORMATS:
         raise SystemExit(f"log format {fmt!r} is not one of {', '.join(FORMATS)}")
@@ -35,7 +61,7 @@ def configure(level: str, fmt: str) -> None:
     if fmt == "json":
         handler.setFormatter(JSONFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+        handler.setFormatter(TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -19,6 +19,7 @@ from lxml import etree
 
 import wbxml
 from usm import admin
+from usm.listener import Listener
 
 log = logging.getLogger("eas_gateway.trace")
 CHANNEL = "eas_gateway_trace"
@@ -29,13 +30,12 @@ class Tracer:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
         self._targets: dict[tuple[str, str], datetime] = {}
-        self._listener: asyncpg.Connection | None = None
+        self._listener = Listener(pool, CHANNEL, self._notified, on_back=self._notified)
         self._task: asyncio.Task[None] | None = None
         self._reload = asyncio.Event()
 
     async def start(self) -> None:
-        self._listener = await self.pool.acquire()
-        await self._listener.add_listener(CHANNEL, self._notified)
+        await self._listener.start()
         await self._load()
         self._task = asyncio.create_task(self._keep_loading(), name="protocol trace targets")
 
@@ -44,11 +44,7 @@ class Tracer:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        if self._listener is not None:
-            with contextlib.suppress(asyncpg.PostgresError, OSError):
-                await self._listener.remove_listener(CHANNEL, self._notified)
-            await self.pool.release(self._listener)
-            self._listener = None
+        await self._listener.stop()
 
     def _notified(self, *_: object) -> None:
         self._reload.set()
