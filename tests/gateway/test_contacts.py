@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 from lxml import etree
-from pyactivesync import Contact
+from pyactivesync import Contact, ContactChange
 
 import wbxml
 from tests.conftest import RunningGateway
@@ -125,14 +125,13 @@ def test_the_phone_creates_edits_and_deletes_contacts_exactly_once(pim: RunningG
                  etag=_etag(pim, user, book, path)))
         key = client.sync_folder(folder.id, made.sync_key).sync_key  # takes the upstream edit
         changed = client.apply_contact_changes(folder.id, key, [
-            __import__("pyactivesync").ContactChange(made.server_id, Contact(first_name="Grace", last_name="Hopper",
-                                                                             job_title="Rear Admiral"))])
+            ContactChange(made.server_id, Contact(first_name="Grace", last_name="Hopper", job_title="Rear Admiral"))])
         assert changed.statuses == {made.server_id: "1"}
         text = run(_cards(pim, user, book))[path]
         assert "TITLE:Rear Admiral" in text
         assert "X-CUSTOM-THING:keep me" in text and "second mobile" in text and "grace@example.org" in text
         gone = client.apply_contact_changes(folder.id, changed.sync_key, [
-            __import__("pyactivesync").ContactChange(made.server_id, delete=True)])
+            ContactChange(made.server_id, delete=True)])
         assert gone.statuses == {made.server_id: "1"}
         assert run(_cards(pim, user, book)) == {}
 
