@@ -25,13 +25,18 @@ A = "{AirSync:}"
 # MS-ASCMD 2.2.3.177.6 GetItemEstimate Status values.
 OK, INVALID_COLLECTION, NOT_PRIMED, INVALID_KEY = 1, 2, 3, 4
 EVERYTHING = 10**9
+MAX_COLLECTIONS = 1000  # as Sync (commands.sync.MAX_COLLECTIONS)
 
 
 async def handle(ctx: Context, tree: etree._Element | None) -> etree._Element:
     if tree is None or tree.tag != G + "GetItemEstimate":
         raise CommandStatus(INVALID_COLLECTION, "GetItemEstimate request without a GetItemEstimate element")
+    wanted_collections = tree.findall(f"{G}Collections/{G}Collection")
+    if len(wanted_collections) > MAX_COLLECTIONS:
+        raise CommandStatus(INVALID_COLLECTION, f"GetItemEstimate of {len(wanted_collections)} collections"
+                                                f" (at most {MAX_COLLECTIONS})")
     root = E(None, G + "GetItemEstimate")
-    for wanted in tree.iterfind(f"{G}Collections/{G}Collection"):
+    for wanted in wanted_collections:
         response = E(root, G + "Response")
         collection_id = child_text(wanted, G + "CollectionId") or ""
         status, estimate = await _estimate(ctx, wanted, collection_id)

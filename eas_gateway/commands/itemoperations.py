@@ -33,12 +33,16 @@ B = "{AirSyncBase:}"
 # MS-ASCMD 2.2.3.177.7 ItemOperations Status values.
 OK, PROTOCOL_ERROR, SERVER_ERROR, NOT_FOUND, BAD_RANGE, UNKNOWN_STORE = 1, 2, 3, 6, 8, 9
 BAD_ATTACHMENT = 15
+# Phones fetch an attachment or a few items at a time; a request of thousands stalls everyone else.
+MAX_OPERATIONS = 100
 RANGE = re.compile(r"^([0-9]{1,10})-([0-9]{1,10})$")  # ASCII digits only: the d class of re takes "١"
 
 
 async def handle(ctx: Context, tree: etree._Element | None) -> etree._Element:
     if tree is None or tree.tag != I + "ItemOperations":
         raise CommandStatus(PROTOCOL_ERROR, "ItemOperations request without an ItemOperations element")
+    if len(tree) > MAX_OPERATIONS:
+        raise CommandStatus(PROTOCOL_ERROR, f"ItemOperations with {len(tree)} operations (at most {MAX_OPERATIONS})")
     root = E(None, I + "ItemOperations")
     E(root, I + "Status", OK)
     response = E(root, I + "Response")

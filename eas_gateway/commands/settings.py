@@ -35,11 +35,15 @@ S = "{Settings:}"
 # MS-ASCMD 2.2.3.177.14 Settings Status values.
 OK, PROTOCOL_ERROR, UNAVAILABLE, INVALID = 1, 2, 4, 5
 AUDIENCES = ("AppliesToInternal", "AppliesToExternalKnown", "AppliesToExternalUnknown")
+# Settings has five kinds of part (MS-ASCMD 2.2.1.18): more than a few is no phone.
+MAX_PARTS = 10
 
 
 async def handle(ctx: Context, tree: etree._Element | None) -> etree._Element:
     if tree is None or tree.tag != S + "Settings":
         raise CommandStatus(PROTOCOL_ERROR, "Settings request without a Settings element")
+    if len(tree) > MAX_PARTS:
+        raise CommandStatus(PROTOCOL_ERROR, f"Settings with {len(tree)} parts (at most {MAX_PARTS})")
     response = E(None, S + "Settings")
     E(response, S + "Status", OK)
     for part in tree:

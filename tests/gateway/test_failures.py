@@ -15,11 +15,12 @@ from typing import Any
 
 import httpx
 import pytest
+from lxml import etree
 
 import wbxml
 from eas_gateway.observability.logs import TextFormatter
 from tests.conftest import SERVER_URL, free_port, running_gateway
-from tests.gateway.helpers import Phone, collection, folder_sync, new_user, password
+from tests.gateway.helpers import Phone, collection, folder_sync, new_device_id, new_user, password, provision
 from usm.upstream.jmap import JMAPUpstream
 
 pytestmark = [pytest.mark.postgres, pytest.mark.upstream]
@@ -150,3 +151,66 @@ def test_a_newline_in_a_user_name_cannot_forge_a_log_line(gateway: Any, caplog: 
     lines = [formatter.format(r) for r in caplog.records]
     assert lines and all("\n" not in line.split("\n    ")[0] for line in lines)
     assert any("evil\\n2026" in line for line in lines)  # the name is in the log, escaped
+
+
+def _hostile(name: str, count: int) -> etree._Element:
+    if name == "Settings":
+        root = etree.Element("{Settings:}Settings")
+        for _ in range(count):
+            etree.SubElement(root, "{Settings:}DevicePassword")
+    elif name == "ItemOperations":
+        root = etree.Element("{ItemOperations:}ItemOperations")
+        for _ in range(count):
+            fetch = etree.SubElement(root, "{ItemOperations:}Fetch")
+            etree.SubElement(fetch, "{ItemOperations:}Store").text = "Mailbox"
+    else:
+        root = etree.Element("{GetItemEstimate:}GetItemEstimate")
+        holder = etree.SubElement(root, "{GetItemEstimate:}Collections")
+        for i in range(count):
+            c = etree.SubElement(holder, "{GetItemEstimate:}Collection")
+            etree.SubElement(c, "{AirSync:}SyncKey").text = "1"
+            etree.SubElement(c, "{GetItemEstimate:}CollectionId").text = str(i)
+    return root
+
+
+@pytest.mark.parametrize("command, count, answer", [
+    ("Settings", 300_000, 413),  # beyond the element limit: refused before any part is looked at
+    ("Settings", 50, "{Settings:}Status"),
+    ("ItemOperations", 5_000, "{ItemOperations:}Status"),
+    ("GetItemEstimate", 3_000, "{GetItemEstimate:}Status"),
+])
+def test_a_hostile_request_does_not_stall_a_phones_sync(gateway: Any, command: str, count: int,
+                                                        answer: int | str) -> None:
+    user = new_user(gateway)
+    phone = Phone(gateway, user)
+    key = phone.sync(collection(phone.inbox, "0")).findtext(".//{AirSync:}SyncKey") or ""
+
+    def sync_ms() -> float:
+        started = time.perf_counter()
+        phone.sync(collection(phone.inbox, key))
+        return (time.perf_counter() - started) * 1e3
+
+    baseline = sorted(sync_ms() for _ in range(7))[3]
+    body = wbxml.encode(_hostile(command, count))
+    evil = new_device_id()
+    evil_key = provision(gateway, evil, user=user)  # a provisioned phone gone wrong
+    answers: list[httpx.Response] = []
+
+    def attack() -> None:
+        for _ in range(3):
+            answers.append(httpx.post(gateway.endpoint, params={"Cmd": command, "User": user, "DeviceId": evil,
+                                                                 "DeviceType": "Evil"},
+                                      headers={"MS-ASProtocolVersion": "14.1", "X-MS-PolicyKey": evil_key,
+                                               "Content-Type": "application/vnd.ms-sync.wbxml"},
+                                      content=body, auth=(user, password(user)), timeout=60))
+
+    attacker = threading.Thread(target=attack)
+    attacker.start()
+    during = sorted(sync_ms() for _ in range(7))[3]
+    attacker.join(60)
+    assert during <= baseline + 100, (baseline, during)
+    first = answers[0]
+    if answer == 413:
+        assert first.status_code == 413
+    else:
+        assert first.status_code == 200 and wbxml.decode(first.content).findtext(str(answer)) == "2"
