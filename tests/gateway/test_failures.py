@@ -214,3 +214,14 @@ def test_a_hostile_request_does_not_stall_a_phones_sync(gateway: Any, command: s
         assert first.status_code == 413
     else:
         assert first.status_code == 200 and wbxml.decode(first.content).findtext(str(answer)) == "2"
+
+
+def test_a_folder_name_the_upstream_refuses_is_a_folder_status(gateway: Any) -> None:
+    user = new_user(gateway)
+    phone = Phone(gateway, user)
+    F = "{FolderHierarchy:}"
+    root = etree.Element(F + "FolderCreate")
+    for name, value in (("SyncKey", "1"), ("ParentId", "0"), ("DisplayName", "a/b"), ("Type", "12")):
+        etree.SubElement(root, F + name).text = value
+    answer = phone.post("FolderCreate", root)  # asserts HTTP 200: no 503 that phones retry forever
+    assert wbxml.decode(answer.content).findtext(F + "Status") in ("1", "10")

@@ -386,9 +386,10 @@ def _folder_error(error: dict[str, Any] | None) -> UpstreamError:
     kind, description = error.get("type"), error.get("description") or ""
     if kind == "notFound":
         return NotFound(f"folder not found upstream: {description}")
-    if kind and kind != "serverFail":
-        return FolderRefused(str(kind), description)
-    return UpstreamError(f"JMAP Mailbox/set failed: {kind}: {description}")
+    # A SetError refuses this one folder (RFC 8620 5.3); the method itself worked, so it is no
+    # outage even when its type is serverFail (Cyrus says so for an invalid name such as "a/b").
+    # An outage fails the whole method, which call() raises as such.
+    return FolderRefused(str(kind or "serverFail"), description)
 
 
 GET_CHUNK = 500
