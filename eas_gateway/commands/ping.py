@@ -12,6 +12,7 @@ A coroutine waiting in usm.push.PushHub (no thread, no process). It answers
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
@@ -52,6 +53,17 @@ async def handle(ctx: Context, tree: etree._Element | None) -> etree._Element:
     # The user's states as this process's watcher last saw them, if there is one:
     # a change after that poll is found by the check below or wakes the wait.
     keys = push.keys_for(ctx.upstream, list(upstream_ids.values()), hierarchy=True)
+    try:
+        return await asyncio.wait_for(_hold(ctx, upstream_ids, keys, deadline), timeout=interval)
+    except TimeoutError:
+        # The heartbeat ended while the upstream was still being asked (it hangs): the phone
+        # gets its answer on time, not after the upstream's own timeout.
+        log.info("Ping of device %s: the heartbeat ended during an upstream check", ctx.line.device_id)
+        return _answer(EXPIRED)
+
+
+async def _hold(ctx: Context, upstream_ids: dict[int, str], keys: dict[str, str],
+                deadline: float) -> etree._Element:
     seen = await ctx.push.states(ctx.user, ctx.credentials, set(keys.values()))
     while True:
         changed = await _changed(ctx, upstream_ids, keys, seen)
@@ -72,10 +84,12 @@ async def handle(ctx: Context, tree: etree._Element | None) -> etree._Element:
         if reason == SUPERSEDED:
             log.info("Ping of device %s ended by a newer request of the same device", ctx.line.device_id)
             return _answer(EXPIRED)
+        if reason == TIMEOUT:
+            return _answer(EXPIRED)  # nothing woke it: no need to ask the upstream once more
         now = await ctx.push.states(ctx.user, ctx.credentials, set(keys.values()))
         hierarchy_moved = any(now.get(k) != seen.get(k) for k in ("folders", "dav-folders") if k in keys)
         seen = now
-        if reason != TIMEOUT and hierarchy_moved and await _hierarchy_changed(ctx):
+        if hierarchy_moved and await _hierarchy_changed(ctx):
             log.info("Ping: the folders of %s changed; device %s is asked for a FolderSync", ctx.user,
                      ctx.line.device_id)
             return _answer(HIERARCHY)

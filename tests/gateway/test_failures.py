@@ -225,3 +225,34 @@ def test_a_folder_name_the_upstream_refuses_is_a_folder_status(gateway: Any) -> 
         etree.SubElement(root, F + name).text = value
     answer = phone.post("FolderCreate", root)  # asserts HTTP 200: no 503 that phones retry forever
     assert wbxml.decode(answer.content).findtext(F + "Status") in ("1", "10")
+
+
+class _HangingUpstream(JMAPUpstream):
+    hang = False
+
+    async def call(self, credentials: Any, calls: Any) -> Any:
+        if self.hang:
+            await asyncio.sleep(600)
+        return await super().call(credentials, calls)
+
+
+def test_a_hung_upstream_answers_a_held_ping_at_its_heartbeat(cyrus: str, database_url: str) -> None:
+    upstream = _HangingUpstream(cyrus)
+    with running_gateway(cyrus, database_url, upstream=upstream, heartbeat_min=5, poll_seconds=1,
+                         dav_upstream="none") as gw:
+        user = new_user(gw)
+        phone = Phone(gw, user)
+        key = phone.sync(collection(phone.inbox, "0")).findtext(".//{AirSync:}SyncKey") or ""
+        phone.sync(collection(phone.inbox, key))
+        P = "{Ping:}"
+        ping = etree.Element(P + "Ping")
+        etree.SubElement(ping, P + "HeartbeatInterval").text = "5"
+        folder = etree.SubElement(etree.SubElement(ping, P + "Folders"), P + "Folder")
+        etree.SubElement(folder, P + "Id").text = phone.inbox
+        etree.SubElement(folder, P + "Class").text = "Email"
+        upstream.hang = True
+        started = time.monotonic()
+        answer = wbxml.decode(phone.post("Ping", ping).content)
+        took = time.monotonic() - started
+        upstream.hang = False
+    assert answer.findtext(P + "Status") == "1" and took < 8, took
