@@ -87,6 +87,7 @@ class Gateway:
         self.upstream = Sources(mail, dav, kinds=KINDS)
         self.auth = Authenticator(self.upstream, ttl=settings.auth_cache_seconds)
         self.db: asyncpg.Pool | None = None
+        self.embedded: database.Embedded | None = None
         self.push: PushHub | None = None
         self.tracer: Tracer | None = None
         self.metrics = Metrics()
@@ -96,7 +97,11 @@ class Gateway:
             dav.observe = self.metrics.upstream
 
     async def start(self) -> None:
-        url = self.settings.database_url or database.embedded_url(self.settings.state_dir)
+        url = self.settings.database_url
+        if not url:
+            # The embedded PostgreSQL stops with the gateway (released in stop()).
+            self.embedded = await asyncio.to_thread(database.embedded, self.settings.state_dir)
+            url = self.embedded.url
         self.db = await database.connect(url)
         self.push = PushHub(self.db, self.upstream, poll_seconds=self.settings.poll_seconds,
                             dav_poll_seconds=self.settings.dav_poll_seconds)
@@ -118,6 +123,9 @@ class Gateway:
                 log.warning("database pool did not close within 10 s; terminating its connections")
                 self.db.terminate()
         await self.upstream.aclose()
+        if self.embedded is not None:
+            await asyncio.to_thread(self.embedded.release)
+            log.info("embedded PostgreSQL released (stopped unless another process holds it)")
 
     async def options(self, request: Request) -> Response:
         await self._credentials(request)

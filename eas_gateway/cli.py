@@ -47,17 +47,16 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def _serve(settings: Settings) -> None:
-    import uvicorn
-
     from eas_gateway.app import create_app
+    from eas_gateway.server import serve
 
     # Pings hold a request for up to 3540 s (MS-ASCMD 2.2.3.79): no keep-alive cut-off below that.
-    # On shutdown, hanging Pings are not waited for beyond 10 s: the phone re-pings (another node).
+    # On shutdown, held Pings are answered at once (eas_gateway.server); other requests get 10 s.
     # Forwarding headers are handled by the app itself (EAS_TRUSTED_PROXIES), not by uvicorn's
     # default, which would believe 127.0.0.1.
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, timeout_keep_alive=3600,
-                timeout_graceful_shutdown=10, log_level=settings.log_level.lower(), access_log=False,
-                proxy_headers=False, log_config=None)
+    serve(create_app(settings), host=settings.host, port=settings.port, timeout_keep_alive=3600,
+          timeout_graceful_shutdown=10, log_level=settings.log_level.lower(), access_log=False,
+          proxy_headers=False, log_config=None)
 
 
 async def _upgrade(settings: Settings) -> None:

@@ -171,13 +171,14 @@ def running_gateway(cyrus: str, database_url: str, *, upstream: object = None, d
 
     from eas_gateway.app import create_app
     from eas_gateway.config import Settings
+    from eas_gateway.server import GatewayServer, gateway_of
 
     port = free_port()
     config = Settings(upstream=cyrus, database_url=database_url, port=port, **settings)  # type: ignore[arg-type]
-    server = uvicorn.Server(uvicorn.Config(create_app(config, upstream=upstream, dav=dav),  # type: ignore[arg-type]
-                                           host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="on", timeout_graceful_shutdown=5,
-                                           proxy_headers=False))  # as eas-gateway serve
+    app = create_app(config, upstream=upstream, dav=dav)  # type: ignore[arg-type]
+    server = GatewayServer(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on",
+                                          timeout_graceful_shutdown=5, proxy_headers=False),  # as eas-gateway serve
+                           gateway_of(app))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 60

@@ -11,6 +11,7 @@ import logging
 import re
 import warnings
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 
@@ -27,7 +28,25 @@ class DatabaseError(RuntimeError):
 
 
 def embedded_url(state_dir: Path) -> str:
-    """Start (or reuse) the embedded PostgreSQL in ``state_dir/pgdata``; its URL."""
+    """Start (or reuse) the embedded PostgreSQL in ``state_dir/pgdata``; its URL. It keeps
+    running after this process (tests and the admin CLI share it)."""
+    return embedded(state_dir, stop=False).url
+
+
+class Embedded:
+    """An embedded PostgreSQL this process holds (pgserver counts the processes holding it)."""
+
+    def __init__(self, server: Any, url: str) -> None:
+        self._server, self.url = server, url
+
+    def release(self) -> None:
+        """Let go of it: stopped unless another process still holds it."""
+        self._server.cleanup()
+
+
+def embedded(state_dir: Path, *, stop: bool = True) -> Embedded:
+    """Start (or reuse) the embedded PostgreSQL in ``state_dir/pgdata``. With ``stop`` it stops
+    when this process releases it (the gateway does so when it stops) or exits."""
     with warnings.catch_warnings():
         # pgserver asks platformdirs for a runtime dir it does not use here;
         # without XDG_RUNTIME_DIR (services, containers) that only warns.
@@ -38,10 +57,11 @@ def embedded_url(state_dir: Path) -> str:
         state_dir.mkdir(parents=True, exist_ok=True)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            server = pgserver.get_server(state_dir / "pgdata", cleanup_mode=None)  # type: ignore[attr-defined]
+            server = pgserver.get_server(state_dir / "pgdata",  # type: ignore[attr-defined]
+                                         cleanup_mode="stop" if stop else None)
     except Exception as exc:  # pgserver raises bare Exceptions with initdb/pg_ctl output
         raise DatabaseError(f"embedded PostgreSQL in {state_dir / 'pgdata'} did not start: {exc}") from exc
-    return str(server.get_uri())
+    return Embedded(server, str(server.get_uri()))
 
 
 def migrations(sql_dir: Path = SQL_DIR) -> list[tuple[int, Path]]:

@@ -17,6 +17,8 @@ device, credentials, timeout)``; it returns why it woke:
 - ``SUPERSEDED``: a newer hanging request of the same device started, on this
   node or another (NOTIFY again): one hanging request per device.
 - ``TIMEOUT``.
+- ``SHUTDOWN``: the process is stopping (``release_all``): every held request is
+  answered now, as at the end of its heartbeat, and any new one at once.
 
 Credentials are held in memory only, while the user has waiting requests.
 """
@@ -40,7 +42,7 @@ from usm.upstream.composite import KIND_SOURCES, Sources, qualify
 log = logging.getLogger(__name__)
 
 CHANNEL = "eas_gateway_push"
-CHANGED, SUPERSEDED, TIMEOUT = "changed", "superseded", "timeout"
+CHANGED, SUPERSEDED, TIMEOUT, SHUTDOWN = "changed", "superseded", "timeout", "shutdown"
 
 
 @dataclass(eq=False)
@@ -65,6 +67,7 @@ class PushHub:
         self._credentials: dict[str, Credentials] = {}
         self._states: dict[str, dict[str, str]] = {}
         self._listener = Listener(pool, CHANNEL, self._notified, on_back=self._listening_again)
+        self._closing = False
 
     @property
     def waiting(self) -> int:
@@ -72,6 +75,16 @@ class PushHub:
 
     async def start(self) -> None:
         await self._listener.start()
+
+    def release_all(self) -> None:
+        """The process stops: answer every held request now (Status 1, an empty waiting-Sync
+        answer) instead of letting the server cut them off; later ones are not held."""
+        self._closing = True
+        for waiters in list(self._waiters.values()):
+            for waiter in list(waiters):
+                if not waiter.event.is_set():
+                    waiter.reason = SHUTDOWN
+                    waiter.event.set()
 
     def _listening_again(self) -> None:
         for user in list(self._waiters):
@@ -110,6 +123,8 @@ class PushHub:
                    seen: dict[str, str]) -> str:
         """Wait until one of the user's upstream states differs from ``seen`` (what the
         caller has looked at), a newer request of the device starts, or ``timeout``."""
+        if self._closing:
+            return SHUTDOWN
         waiter = _Waiter(device_id, uuid.uuid4().hex, dict(seen))
         self._supersede(user, device_id, waiter.token)
         self._waiters.setdefault(user, set()).add(waiter)

@@ -24,7 +24,7 @@ from eas_gateway.errors import CommandStatus
 from eas_gateway.items.options import Options
 from eas_gateway.xml import E, child_text
 from usm import devices, folders, hierarchy, ids, push, sync, sync_state
-from usm.push import SUPERSEDED, TIMEOUT
+from usm.push import SHUTDOWN, SUPERSEDED, TIMEOUT
 from usm.upstream import forget_hierarchy
 
 log = logging.getLogger(__name__)
@@ -81,8 +81,9 @@ async def _hold(ctx: Context, upstream_ids: dict[int, str], keys: dict[str, str]
         if remaining <= 0:
             return _answer(EXPIRED)
         reason = await ctx.push.wait(ctx.user, ctx.line.device_id, ctx.credentials, remaining, seen=seen)
-        if reason == SUPERSEDED:
-            log.info("Ping of device %s ended by a newer request of the same device", ctx.line.device_id)
+        if reason in (SUPERSEDED, SHUTDOWN):
+            log.info("Ping of device %s ended: %s", ctx.line.device_id,
+                     "a newer request of the same device" if reason == SUPERSEDED else "the gateway stops")
             return _answer(EXPIRED)
         if reason == TIMEOUT:
             return _answer(EXPIRED)  # nothing woke it: no need to ask the upstream once more

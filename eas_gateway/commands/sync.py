@@ -36,7 +36,7 @@ from eas_gateway.items.options import Options, OptionsError
 from eas_gateway.items.options import parse as parse_options
 from eas_gateway.xml import E, child_text
 from usm import devices, folders, ids, push, sync, sync_state
-from usm.push import SUPERSEDED
+from usm.push import SHUTDOWN, SUPERSEDED
 from usm.sync_state import CollectionState, Generation
 
 log = logging.getLogger(__name__)
@@ -106,8 +106,9 @@ async def handle(ctx: Context, tree: etree._Element | None) -> etree._Element | 
             break
         reason = await ctx.push.wait(ctx.user, ctx.line.device_id, ctx.credentials,
                                      deadline - time.monotonic(), seen=seen or {})
-        if reason == SUPERSEDED:
-            log.info("waiting Sync of device %s ended by a newer request", ctx.line.device_id)
+        if reason in (SUPERSEDED, SHUTDOWN):
+            log.info("waiting Sync of device %s ended: %s", ctx.line.device_id,
+                     "a newer request" if reason == SUPERSEDED else "the gateway stops")
             break
     if request.wait and not news:
         return b""  # the wait ended without changes (MS-ASCMD 3.1.5.4)
