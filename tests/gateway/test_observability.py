@@ -3,6 +3,7 @@ time, /healthz, /metrics, and forwarded client addresses from trusted proxies on
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -120,3 +121,30 @@ def test_forwarded_client_address_is_believed_only_from_trusted_proxies(
                             "X-Forwarded-Proto": "https"}, auth=("alice@example.com", "alice"), timeout=30)
     [record] = request_records(caplog, device)
     assert record.client == expected
+
+
+def test_healthz_tells_a_stranger_what_fails_but_not_how(database_url: str) -> None:
+    from eas_gateway.app import create_app
+    from eas_gateway.config import Settings
+    from eas_gateway.server import gateway_of
+
+    app = create_app(Settings(upstream=f"http://127.0.0.1:{free_port()}", database_url=database_url,
+                              dav_upstream="none"))
+    gateway = gateway_of(app)
+
+    async def ask(client: str) -> httpx.Response:
+        transport = httpx.ASGITransport(app=app, client=(client, 4000))  # type: ignore[arg-type]
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
+            return await http.get("/healthz")
+
+    async def go() -> tuple[httpx.Response, httpx.Response]:
+        await gateway.start()
+        try:
+            return await ask("203.0.113.9"), await ask("127.0.0.1")
+        finally:
+            await gateway.stop()
+
+    stranger, local = asyncio.run(go())
+    assert (stranger.status_code, stranger.json()) == (503, {"status": "failing", "database": "ok",
+                                                             "upstream": "failing"})
+    assert "unreachable" in local.json()["upstream"]  # this machine gets the reason
