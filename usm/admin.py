@@ -8,6 +8,7 @@ session cannot disagree about what a reset is.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -131,3 +132,14 @@ async def traces(conn: asyncpg.Connection) -> list[dict[str, Any]]:
     rows = await conn.fetch("SELECT user_name, device_id, until FROM protocol_trace WHERE until > now()"
                             " ORDER BY user_name, device_id")
     return [dict(r) for r in rows]
+
+
+async def end_session(conn: asyncpg.Connection, session_id: str, expires_at: datetime) -> None:
+    """The admin page's session ``session_id`` is over (signed out) on every node."""
+    await conn.execute("DELETE FROM admin_sessions_ended WHERE expires_at < now()")
+    await conn.execute("INSERT INTO admin_sessions_ended (session_id, expires_at) VALUES ($1, $2)"
+                       " ON CONFLICT DO NOTHING", session_id, expires_at)
+
+
+async def session_ended(conn: asyncpg.Connection, session_id: str) -> bool:
+    return bool(await conn.fetchval("SELECT true FROM admin_sessions_ended WHERE session_id = $1", session_id))

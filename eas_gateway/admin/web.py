@@ -3,19 +3,27 @@
 Its own authentication: one password (EAS_ADMIN_PASSWORD; empty turns the
 page off, 404). A login sets a signed session cookie (a JWT, HS256, key
 derived from the password, so it holds on every node and dies when the
-password changes), HttpOnly and SameSite=Strict; every change is a POST that
-carries the session's CSRF token. Each action is a call of usm.admin, the
-same as `eas-gateway admin` and sql/admin/*.sql, and is logged with who did it.
+password changes), HttpOnly, SameSite=Strict, Secure whenever the request came
+over TLS (also through a trusted proxy); every change is a POST that carries the
+session's CSRF token. Signing out (a POST with that token too) ends the session
+on every node (usm.admin.end_session): a copied cookie is worthless afterwards.
+Sign-in failures from an address slow its further attempts down (growing waits)
+rather than locking it out: the right password, typed by a colleague behind the
+same address, still gets in, and a guesser gets one try per wait. Each action is
+a call of usm.admin, the same as `eas-gateway admin` and sql/admin/*.sql, and is
+logged with who did it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from html import escape
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlencode
@@ -45,11 +53,12 @@ ACTIONS: dict[str, tuple[str, Callable[[Any, str, str], Awaitable[Any]]]] = {
 
 
 class Throttle:
-    """Sign-in failures per client address (this node's memory): after ``limit``
-    within ``window`` seconds, that address is refused until the window has passed."""
+    """Sign-in failures per client address (this node's memory): after ``limit`` within
+    ``window`` seconds, each further attempt from that address waits first, twice as long
+    per failure (up to ``longest`` seconds), and is then checked like any other."""
 
-    def __init__(self, limit: int = 5, window: float = 300.0) -> None:
-        self.limit, self.window = limit, window
+    def __init__(self, limit: int = 5, window: float = 300.0, longest: float = 30.0) -> None:
+        self.limit, self.window, self.longest = limit, window, longest
         self._failures: dict[str, list[float]] = {}
 
     def failed(self, client: str) -> None:
@@ -57,20 +66,22 @@ class Throttle:
             self._failures.clear()
         self._failures.setdefault(client, []).append(time.monotonic())
 
-    def blocked(self, client: str) -> bool:
+    def wait(self, client: str) -> float:
+        """Seconds the next attempt from ``client`` waits (0: none)."""
         recent = [t for t in self._failures.get(client, []) if t > time.monotonic() - self.window]
         if recent:
             self._failures[client] = recent
         else:
             self._failures.pop(client, None)
-        return len(recent) >= self.limit
+        over = len(recent) - self.limit
+        return 0.0 if over < 0 else min(float(2 ** over), self.longest)
 
 
 def routes(gateway: Gateway) -> list[Route]:
     throttle = Throttle()
 
     async def page(request: Request) -> Response:
-        session = _session(gateway, request)
+        session = await _session(gateway, request)
         if session is None:
             return RedirectResponse("/admin/login", status_code=303)
         return await _devices_page(gateway, request, session)
@@ -81,17 +92,22 @@ def routes(gateway: Gateway) -> list[Route]:
         if request.method == "GET":
             return _html("Sign in", _LOGIN_FORM)
         client = request.client.host if request.client else "-"
-        if throttle.blocked(client):
-            log.warning("admin page: sign-in from %s refused: too many failures", client)
-            return _html("Sign in", '<p class="error">Too many failed attempts; try again later.</p>', status=429)
+        wait = throttle.wait(client)
+        if wait:
+            log.warning("admin page: sign-in from %s after many failures: waiting %.0f s first", client, wait)
+            await asyncio.sleep(wait)
         form = await _form(request)
         if form is None or not hmac.compare_digest(form.get("password", "").encode(),
                                                     gateway.settings.admin_password.encode()):
             throttle.failed(client)
             log.warning("admin page: failed sign-in from %s", client)
+            if wait:
+                return _html("Sign in", '<p class="error">Wrong password; wait before the next try.</p>',
+                             status=429, headers={"Retry-After": str(int(throttle.wait(client)))})
             return _html("Sign in", '<p class="error">Wrong password.</p>' + _LOGIN_FORM, status=401)
         token = jwt.encode({"sub": "admin", "exp": int(time.time()) + SESSION_SECONDS,
-                            "csrf": secrets.token_urlsafe(16)}, _key(gateway), algorithm="HS256")
+                            "jti": secrets.token_urlsafe(16), "csrf": secrets.token_urlsafe(16)},
+                           _key(gateway), algorithm="HS256")
         log.info("admin page: signed in from %s", request.client.host if request.client else "-")
         response = RedirectResponse("/admin", status_code=303)
         response.set_cookie(COOKIE, token, max_age=SESSION_SECONDS, httponly=True, samesite="strict",
@@ -99,12 +115,21 @@ def routes(gateway: Gateway) -> list[Route]:
         return response
 
     async def logout(request: Request) -> Response:
+        session = await _session(gateway, request)
+        form = await _form(request)
+        if session is None or form is None or not hmac.compare_digest(form.get("csrf", ""), session["csrf"]):
+            log.warning("admin page: refused a sign-out without a valid session and CSRF token")
+            return Response("Forbidden\n", status_code=403)
+        assert gateway.db is not None
+        async with gateway.db.acquire() as conn:
+            await admin.end_session(conn, session["jti"], datetime.fromtimestamp(session["exp"], UTC))
+        log.info("admin page: signed out")
         response = RedirectResponse("/admin/login", status_code=303)
         response.delete_cookie(COOKIE, path="/admin")
         return response
 
     async def act(request: Request) -> Response:
-        session = _session(gateway, request)
+        session = await _session(gateway, request)
         form = await _form(request)
         if session is None or form is None or not hmac.compare_digest(form.get("csrf", ""), session["csrf"]):
             log.warning("admin page: refused a POST without a valid session and CSRF token")
@@ -145,7 +170,8 @@ async def _devices_page(gateway: Gateway, request: Request, session: dict[str, A
                     "<th>Policy</th><th>Wipe</th><th>Folders synced</th><th></th></tr>")
         body += [_device_row(d, session["csrf"]) for d in devices]
         body.append("</table>")
-    body.append('<form method="post" action="/admin/logout"><button>Sign out</button></form>')
+    body.append('<form method="post" action="/admin/logout">'
+                f'<input type="hidden" name="csrf" value="{escape(session["csrf"])}"><button>Sign out</button></form>')
     return _html(f"Devices{' of ' + user if user else ''}", "\n".join(body))
 
 
@@ -169,15 +195,21 @@ def _device_row(d: dict[str, Any], csrf: str) -> str:
     return ("<tr>" + "".join(f"<td>{escape(str(c))}</td>" for c in cells) + f"<td>{buttons}</td></tr>")
 
 
-def _session(gateway: Gateway, request: Request) -> dict[str, Any] | None:
+async def _session(gateway: Gateway, request: Request) -> dict[str, Any] | None:
     token = request.cookies.get(COOKIE)
     if not gateway.settings.admin_password or not token:
         return None
     try:
-        claims = jwt.decode(token, _key(gateway), algorithms=["HS256"], options={"require": ["exp", "sub"]})
+        claims = jwt.decode(token, _key(gateway), algorithms=["HS256"], options={"require": ["exp", "sub", "jti"]})
     except jwt.InvalidTokenError:
         return None
-    return claims if claims.get("sub") == "admin" and isinstance(claims.get("csrf"), str) else None
+    if claims.get("sub") != "admin" or not isinstance(claims.get("csrf"), str) or not isinstance(claims["jti"], str):
+        return None
+    assert gateway.db is not None
+    async with gateway.db.acquire() as conn:
+        if await admin.session_ended(conn, claims["jti"]):
+            return None  # signed out: on every node
+    return claims
 
 
 def _key(gateway: Gateway) -> bytes:
@@ -210,11 +242,12 @@ _SCRIPT = ("document.querySelectorAll('form[data-confirm]').forEach(f=>f.addEven
            "if(!confirm(e.submitter.textContent+' ?'))e.preventDefault();}));")
 
 
-def _html(title: str, body: str, status: int = 200) -> HTMLResponse:
+def _html(title: str, body: str, status: int = 200, headers: dict[str, str] | None = None) -> HTMLResponse:
     page = (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{escape(title)} — eas-gateway</title>"
             f"<style>{_STYLE}</style></head><body><h1>{escape(title)}</h1>{body}<script>{_SCRIPT}</script>"
             "</body></html>")
     # The page is never framed (clickjacking) and loads nothing from elsewhere.
     return HTMLResponse(page, status_code=status, headers={
         "X-Frame-Options": "DENY", "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
-        "script-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'", "Cache-Control": "no-store"})
+        "script-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'", "Cache-Control": "no-store",
+        **(headers or {})})

@@ -4,7 +4,9 @@ chromedriver, driven by Selenium): sign in, find a user's devices, reset one
 
 from __future__ import annotations
 
+import re
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -136,9 +138,29 @@ def test_changes_need_a_session_and_its_csrf_token(admin_gateway: RunningGateway
     assert httpx.get(gateway.url + "/admin/login").status_code == 404
 
 
-def test_sign_in_is_refused_after_five_failures(admin_gateway: RunningGateway) -> None:
+def test_sign_in_failures_slow_guessing_down_but_never_lock_the_right_password_out(
+        admin_gateway: RunningGateway) -> None:
+    with httpx.Client(base_url=admin_gateway.url, timeout=60) as client:
+        codes = [client.post("/admin/login", data={"password": f"guess {n}"}).status_code for n in range(5)]
+        assert codes == [401] * 5
+        started = time.monotonic()
+        sixth = client.post("/admin/login", data={"password": "guess 6"})
+        assert sixth.status_code == 429 and int(sixth.headers["retry-after"]) >= 2
+        assert time.monotonic() - started >= 1  # it waited before it even looked
+        started = time.monotonic()
+        # A colleague behind the same address, with the right password: it waits, then gets in.
+        assert client.post("/admin/login", data={"password": PASSWORD}).status_code == 303
+        assert time.monotonic() - started >= 2
+
+
+def test_signing_out_ends_the_session_on_every_node(admin_gateway: RunningGateway) -> None:
     with httpx.Client(base_url=admin_gateway.url) as client:
-        codes = [client.post("/admin/login", data={"password": f"guess {n}"}).status_code for n in range(6)]
-        assert codes == [401] * 5 + [429]
-        # Even the right password waits now.
-        assert client.post("/admin/login", data={"password": PASSWORD}).status_code == 429
+        client.post("/admin/login", data={"password": PASSWORD})
+        cookie = client.cookies.get("eas_admin", path="/admin")
+        page = client.get("/admin")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+        assert client.post("/admin/logout", data={}).status_code == 403  # no CSRF token: no sign-out
+        assert client.post("/admin/logout", data={"csrf": csrf}).status_code == 303
+    # The cookie, copied before the sign-out, opens nothing any more (on this or another node).
+    copied = httpx.get(admin_gateway.url + "/admin", cookies={"eas_admin": cookie or ""})
+    assert copied.status_code == 303 and copied.headers["location"] == "/admin/login"
