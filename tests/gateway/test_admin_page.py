@@ -164,3 +164,13 @@ def test_signing_out_ends_the_session_on_every_node(admin_gateway: RunningGatewa
     # The cookie, copied before the sign-out, opens nothing any more (on this or another node).
     copied = httpx.get(admin_gateway.url + "/admin", cookies={"eas_admin": cookie or ""})
     assert copied.status_code == 303 and copied.headers["location"] == "/admin/login"
+
+
+def test_the_cookie_is_secure_when_the_request_came_over_tls(gateway: RunningGateway) -> None:
+    with running_gateway(gateway.upstream, gateway.database_url, admin_password=PASSWORD,
+                         trusted_proxies="127.0.0.1") as gw:
+        via_tls = httpx.post(gw.url + "/admin/login", data={"password": PASSWORD},
+                             headers={"X-Forwarded-Proto": "https", "X-Forwarded-For": "198.51.100.7"})
+        plain = httpx.post(gw.url + "/admin/login", data={"password": PASSWORD})
+    assert "secure" in via_tls.headers["set-cookie"].lower()
+    assert "secure" not in plain.headers["set-cookie"].lower()
