@@ -56,7 +56,8 @@ def _serve(settings: Settings) -> None:
     # default, which would believe 127.0.0.1.
     serve(create_app(settings), host=settings.host, port=settings.port, timeout_keep_alive=3600,
           timeout_graceful_shutdown=10, log_level=settings.log_level.lower(), access_log=False,
-          proxy_headers=False, log_config=None)
+          proxy_headers=False, log_config=None, head_seconds=settings.header_timeout,
+          limit_concurrency=settings.max_connections or None)
 
 
 async def _upgrade(settings: Settings) -> None:

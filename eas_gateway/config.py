@@ -43,6 +43,11 @@ class Settings:
     domains: str = ""
     # Password of the admin web page (/admin, user "admin"); empty: the page is off.
     admin_password: str = ""
+    # Seconds a client has to send a complete request head (slowloris and silent sockets are
+    # closed after that), and connections plus requests in progress at most (held Pings count;
+    # beyond it new ones get 503). The systemd unit's LimitNOFILE must be above the latter.
+    header_timeout: float = 30.0
+    max_connections: int = 60000
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> Settings:

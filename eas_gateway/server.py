@@ -9,12 +9,62 @@ the phone simply pings again, on this node once it is back or on another.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import socket
 from typing import Any
 
 import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from eas_gateway.app import Gateway
+
+log = logging.getLogger(__name__)
+# A request's head (request line and headers) must be complete this long after the connection
+# opens or the previous answer went out; a client that trickles it (slowloris) or says nothing
+# is cut off. Idle keep-alive connections after an answer keep uvicorn's timeout_keep_alive.
+HEAD_SECONDS = 30.0
+
+
+class HeadTimeoutProtocol(H11Protocol):
+    """uvicorn's h11 protocol with a time limit on reading a request's head."""
+
+    head_seconds = HEAD_SECONDS
+    _head_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._start_head_timer()
+
+    def data_received(self, data: bytes) -> None:
+        if self._head_timer is None and self.cycle is None:
+            self._start_head_timer()  # the first bytes of the next request on a kept-alive connection
+        super().data_received(data)
+        if self.cycle is not None and self._head_timer is not None:
+            self._head_timer.cancel()  # the head is complete: the request runs as long as it must
+            self._head_timer = None
+
+    def on_response_complete(self) -> None:
+        done = self.cycle
+        super().on_response_complete()
+        if self.cycle is done:  # (a pipelined request may have started a new cycle already)
+            self.cycle = None  # type: ignore[assignment]  # no request in progress until the next head
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+        super().connection_lost(exc)
+
+    def _start_head_timer(self) -> None:
+        self._head_timer = self.loop.call_later(self.head_seconds, self._head_timed_out)
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self.cycle is None and not self.transport.is_closing():
+            log.info("closing a connection from %s: no complete request head within %.0f s",
+                     self.client[0] if self.client else "-", self.head_seconds)
+            self.transport.close()
 
 
 def gateway_of(app: Any) -> Gateway:
@@ -36,7 +86,11 @@ class GatewayServer(uvicorn.Server):
         await super().shutdown(sockets)
 
 
-def serve(app: Any, **config: Any) -> None:
-    """Run ``app`` until SIGTERM/SIGINT (uvicorn.run, with the shutdown above)."""
-    server = GatewayServer(uvicorn.Config(app, **config), gateway_of(app))
+def protocol(head_seconds: float) -> type[HeadTimeoutProtocol]:
+    return type("HeadTimeoutProtocol", (HeadTimeoutProtocol,), {"head_seconds": head_seconds})
+
+
+def serve(app: Any, *, head_seconds: float = HEAD_SECONDS, **config: Any) -> None:
+    """Run ``app`` until SIGTERM/SIGINT (uvicorn.run, with the shutdown and the head timeout above)."""
+    server = GatewayServer(uvicorn.Config(app, http=protocol(head_seconds), **config), gateway_of(app))
     server.run()

@@ -171,13 +171,15 @@ def running_gateway(cyrus: str, database_url: str, *, upstream: object = None, d
 
     from eas_gateway.app import create_app
     from eas_gateway.config import Settings
-    from eas_gateway.server import GatewayServer, gateway_of
+    from eas_gateway.server import GatewayServer, gateway_of, protocol
 
     port = free_port()
     config = Settings(upstream=cyrus, database_url=database_url, port=port, **settings)  # type: ignore[arg-type]
     app = create_app(config, upstream=upstream, dav=dav)  # type: ignore[arg-type]
     server = GatewayServer(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on",
-                                          timeout_graceful_shutdown=5, proxy_headers=False),  # as eas-gateway serve
+                                          timeout_graceful_shutdown=5, proxy_headers=False,  # as eas-gateway serve
+                                          http=protocol(config.header_timeout),
+                                          limit_concurrency=config.max_connections or None),
                            gateway_of(app))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
