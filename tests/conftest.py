@@ -102,24 +102,25 @@ level = warning
     shutil.rmtree(state, ignore_errors=True)
 
 
-def _fresh_server_database() -> str:
+def fresh_server_database(name: str = TEST_DATABASE) -> str:
+    """An empty database ``name`` on the machine's PostgreSQL server; its URL."""
     async def create() -> None:
         conn = await asyncpg.connect(SERVER_URL)
         try:
-            await conn.execute(f"DROP DATABASE IF EXISTS {TEST_DATABASE} WITH (FORCE)")
-            await conn.execute(f"CREATE DATABASE {TEST_DATABASE}")
+            await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            await conn.execute(f"CREATE DATABASE {name}")
         finally:
             await conn.close()
 
     asyncio.run(create())
-    return SERVER_URL.rsplit("/", 1)[0] + "/" + TEST_DATABASE
+    return SERVER_URL.rsplit("/", 1)[0] + "/" + name
 
 
 @pytest.fixture(scope="session", params=["embedded", "server"])
 def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
     """An empty database: embedded PostgreSQL (pgserver), or the machine's server."""
     if request.param == "server":
-        return _fresh_server_database()
+        return fresh_server_database()
     from usm.database import embedded_url
 
     return embedded_url(tmp_path_factory.mktemp("embedded-pg"))

@@ -97,6 +97,19 @@ async def read_commands(ctx: Context, collection_id: int, commands: etree._Eleme
     return out
 
 
+def added_before(element: etree._Element, ctx: Context, collection_id: int, client_id: str,
+                 known: dict[str, int]) -> bool:
+    """A phone's Add whose ClientId is committed already (it resent the request): answered
+    with the ServerId it got then, and True; else False, answering nothing."""
+    if client_id not in known:
+        return False
+    server_id = sync_state.server_id(collection_id, known[client_id])
+    log.info("Sync: device %s added ClientId %r again; it is %s already", ctx.line.device_id, client_id, server_id)
+    E(element, A + "ServerId", server_id)
+    E(element, A + "Status", OK)
+    return True
+
+
 def answer(responses: etree._Element, name: str, server_id: str, status: int) -> None:
     element = E(responses, A + name)
     E(element, A + "ServerId", server_id)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING
 
 from lxml import etree
@@ -39,6 +40,7 @@ from eas_gateway.classes.base import (
     Found,
     Outcome,
     Rendered,
+    added_before,
     answer,
     read_commands,
 )
@@ -56,22 +58,22 @@ log = logging.getLogger(__name__)
 MAX_CLIENT_ID = 64  # MS-ASCMD 2.2.3.28.1: ClientId is at most 64 characters
 
 
-class DavClass:
+class DavClass(ABC):
     kind: str
     name: str
     content_type: str
     extension: str
     conversion_errors: tuple[type[Exception], ...] = ()
 
+    @abstractmethod
     def to_phone(self, ctx: Context, text: str, options: Options) -> etree._Element:
         """The ApplicationData of one stored object."""
-        raise NotImplementedError
 
+    @abstractmethod
     def from_phone(self, ctx: Context, stored: str | None, data: etree._Element | None, options: Options, *,
                    uid: str) -> str:
         """The object with the phone's ApplicationData in it (``stored`` None: a new one
         whose UID is ``uid``); raises one of ``conversion_errors`` for what cannot be stored."""
-        raise NotImplementedError
 
     def source(self, ctx: Context, folder_id: str) -> ItemSource:
         return ctx.upstream.items(ctx.credentials, folder_id)
@@ -180,11 +182,7 @@ class DavClass:
         for client_id, command in adds:
             element = E(responses, A + "Add")
             E(element, A + "ClientId", client_id)
-            if client_id in known:
-                log.info("Sync: device %s added ClientId %r again; it is %s already", device, client_id,
-                         sync_state.server_id(collection_id, known[client_id]))
-                E(element, A + "ServerId", sync_state.server_id(collection_id, known[client_id]))
-                E(element, A + "Status", OK)
+            if added_before(element, ctx, collection_id, client_id, known):
                 continue
             if not client_id or len(client_id) > MAX_CLIENT_ID:
                 log.info("Sync: device %s added a %s item with ClientId %r", device, self.name, client_id)

@@ -30,7 +30,7 @@ from lxml import etree
 
 import wbxml
 from eas_gateway.classes import email_drafts as drafts
-from eas_gateway.classes.base import CONVERSION_ERROR, NOT_FOUND, OK, Outcome, read_commands
+from eas_gateway.classes.base import CONVERSION_ERROR, NOT_FOUND, OK, Outcome, added_before, read_commands
 from eas_gateway.context import Context
 from eas_gateway.items import compose, email, fetch
 from eas_gateway.items.options import Options
@@ -84,11 +84,7 @@ async def _adds(ctx: Context, collection_id: int, adds: list[tuple[str, etree._E
     for client_id, command in adds:
         answer = E(responses, A + "Add")
         E(answer, A + "ClientId", client_id)
-        if client_id in known:
-            log.info("Sync: device %s added ClientId %r again; it is %s already", device, client_id,
-                     sync_state.server_id(collection_id, known[client_id]))
-            E(answer, A + "ServerId", sync_state.server_id(collection_id, known[client_id]))
-            E(answer, A + "Status", OK)
+        if added_before(answer, ctx, collection_id, client_id, known):
             continue
         if not client_id or len(client_id) > 64 or float(ctx.version) < 16.0 or folder_id != drafts_id:
             log.warning("Sync: device %s added ClientId %r to collection %d: only drafts, in Drafts, from 16.0",

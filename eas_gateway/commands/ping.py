@@ -54,7 +54,8 @@ async def handle(ctx: Context, tree: etree._Element | None) -> etree._Element:
     # a change after that poll is found by the check below or wakes the wait.
     keys = push.keys_for(ctx.upstream, list(upstream_ids.values()), hierarchy=True)
     try:
-        return await asyncio.wait_for(_hold(ctx, upstream_ids, keys, deadline), timeout=interval)
+        async with asyncio.timeout(interval):  # bounds the upstream checks too; no extra task per Ping
+            return await _hold(ctx, upstream_ids, keys, deadline)
     except TimeoutError:
         # The heartbeat ended while the upstream was still being asked (it hangs): the phone
         # gets its answer on time, not after the upstream's own timeout.

@@ -24,7 +24,7 @@ from typing import Any
 from icalendar import Calendar
 from lxml import etree
 
-from eas_gateway.items import recurrence, timezone
+from eas_gateway.items import body, recurrence, timezone
 from eas_gateway.xml import E
 
 C, B = "{Calendar:}", "{AirSyncBase:}"
@@ -151,19 +151,6 @@ def _attendees(event: Any) -> list[Any]:
     return value if isinstance(value, list) else [value] if value is not None else []
 
 
-def _body(parent: etree._Element, text: str, truncation: int | None) -> None:
-    data = text.replace("\r\n", "\n").replace("\n", "\r\n")
-    raw = data.encode()
-    body = E(parent, B + "Body")
-    E(body, B + "Type", 1)
-    E(body, B + "EstimatedDataSize", len(raw))
-    if truncation is not None and len(raw) > truncation:
-        E(body, B + "Truncated", 1)
-        data = raw[:truncation].decode(errors="ignore")
-    if data:
-        E(body, B + "Data", data)
-
-
 def _fields(parent: etree._Element, event: Any, shown: Shown, *, start: datetime, end: datetime,
             all_day: bool, master: Any = None) -> None:
     """The fields every item and exception has; with ``master``, only those that differ."""
@@ -174,7 +161,7 @@ def _fields(parent: etree._Element, event: Any, shown: Shown, *, start: datetime
                                      not isinstance(master["DTSTART"].dt, datetime)):
         E(parent, C + "AllDayEvent", int(all_day))
     if "DESCRIPTION" in event and differs("DESCRIPTION"):
-        _body(parent, _text(event, "DESCRIPTION") or "", shown.truncation)
+        body.plain(parent, _text(event, "DESCRIPTION") or "", shown.truncation)
     if master is None or _busy(event) != _busy(master):
         E(parent, C + "BusyStatus", _busy(event))
     if master is None and "ORGANIZER" in event:

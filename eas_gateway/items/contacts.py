@@ -34,7 +34,7 @@ from email.utils import parseaddr
 
 from lxml import etree
 
-from eas_gateway.items import vcard
+from eas_gateway.items import body, vcard
 from eas_gateway.items.vcard import Card, Line
 from eas_gateway.xml import E
 
@@ -280,22 +280,9 @@ def application_data(parent: etree._Element, contact: Contact, *, version: float
     if contact.picture and len(contact.picture) <= MAX_PICTURE:
         E(parent, C + "Picture", contact.picture)
     if version >= 12.0:
-        _body(parent, contact.body or "", truncation)
+        body.plain(parent, contact.body or "", truncation)
     elif contact.body:
         E(parent, C + "Body", contact.body)
-
-
-def _body(parent: etree._Element, text: str, truncation: int | None) -> None:
-    data = text.replace("\r\n", "\n").replace("\n", "\r\n")
-    raw = data.encode()
-    body = E(parent, B + "Body")
-    E(body, B + "Type", 1)
-    E(body, B + "EstimatedDataSize", len(raw))
-    if truncation is not None and len(raw) > truncation:
-        E(body, B + "Truncated", 1)
-        data = raw[:truncation].decode(errors="ignore")
-    if data:
-        E(body, B + "Data", data)
 
 
 # -- from the phone ------------------------------------------------------------

@@ -19,7 +19,8 @@ import lxml.html
 from lxml import etree
 
 import wbxml
-from eas_gateway.items.options import HTML, MIME, PLAIN, BodyPreference, Options
+from eas_gateway.items.body import data as body_data
+from eas_gateway.items.options import HTML, MIME, PLAIN, Options
 from eas_gateway.xml import E
 from usm.upstream import Address, BodyRequest, Message
 
@@ -186,40 +187,17 @@ def body(parent: etree._Element, message: Message, options: Options, version: fl
     el = E(parent, B + "Body")
     if chosen.type == MIME and mime is not None:
         E(el, B + "Type", MIME)
-        _data(el, chosen, mime, len(mime), complete=True, raw=True)
+        body_data(el, chosen, mime, len(mime), complete=True, raw=True)
     else:
         kind = HTML if chosen.type == HTML else PLAIN
         text, complete, upstream_size = _representation(message, kind)
         encoded = text.encode()
         E(el, B + "Type", kind)
-        _data(el, chosen, encoded, len(encoded) if complete else max(len(encoded), upstream_size),
+        body_data(el, chosen, encoded, len(encoded) if complete else max(len(encoded), upstream_size),
               complete=complete)
     preview = options.preview()
     if preview and version >= 14.0:
         E(el, B + "Preview", _one_line(_representation(message, PLAIN)[0])[:preview])
-
-
-def _data(el: etree._Element, chosen: BodyPreference, data: bytes, size: int, *, complete: bool,
-          raw: bool = False) -> None:
-    """EstimatedDataSize, Truncated and Data of a Body. ``complete``: ``data`` is
-    the whole body (else the upstream cut it, at no less than the limit + 1)."""
-    limit = chosen.truncation
-    cut = not complete or (limit is not None and len(data) > limit)
-    E(el, B + "EstimatedDataSize", size)
-    if cut:
-        E(el, B + "Truncated", 1)
-        if chosen.all_or_none:
-            return
-        if limit is not None:
-            data = data[:limit] if raw else data[:limit].decode("utf-8", "ignore").encode()
-    if not data:
-        return
-    if not raw:
-        E(el, B + "Data", data.decode())
-    elif b"\0" in data:
-        wbxml.set_opaque(E(el, B + "Data"), data)
-    else:
-        wbxml.set_string_bytes(E(el, B + "Data"), data)
 
 
 def _representation(message: Message, kind: int) -> tuple[str, bool, int]:

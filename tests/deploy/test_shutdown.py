@@ -14,23 +14,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from lxml import etree
 
 import wbxml
 from tests.conftest import RunningGateway, free_port
-from tests.gateway.helpers import Phone, collection, new_user
+from tests.gateway.helpers import Phone, collection, new_user, ping_request
 
 pytestmark = [pytest.mark.postgres, pytest.mark.upstream]
 P = "{Ping:}"
-
-
-def _ping(folder: str) -> etree._Element:
-    root = etree.Element(P + "Ping")
-    etree.SubElement(root, P + "HeartbeatInterval").text = "600"
-    f = etree.SubElement(etree.SubElement(root, P + "Folders"), P + "Folder")
-    etree.SubElement(f, P + "Id").text = folder
-    etree.SubElement(f, P + "Class").text = "Email"
-    return root
 
 
 def _alive(pid: int) -> bool:
@@ -70,7 +60,7 @@ def test_held_pings_are_answered_and_the_embedded_database_stops(cyrus: str, tmp
 
         def hold(phone: Phone) -> None:
             try:
-                answers.append(phone.post("Ping", _ping(phone.inbox)))
+                answers.append(phone.post("Ping", ping_request(phone.inbox, 600)))
             except BaseException as exc:  # the assertion below says what went wrong
                 answers.append(exc)
 

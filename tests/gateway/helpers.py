@@ -108,6 +108,16 @@ def provision(gw: RunningGateway, device_id: str, user: str = "alice@example.com
     return final
 
 
+def ping_request(folder_id: str, interval: int, folder_class: str = "Email") -> etree._Element:
+    """A Ping on one folder."""
+    root = etree.Element("{Ping:}Ping")
+    etree.SubElement(root, "{Ping:}HeartbeatInterval").text = str(interval)
+    folder = etree.SubElement(etree.SubElement(root, "{Ping:}Folders"), "{Ping:}Folder")
+    etree.SubElement(folder, "{Ping:}Id").text = folder_id
+    etree.SubElement(folder, "{Ping:}Class").text = folder_class
+    return root
+
+
 def folder_sync(key: str) -> etree._Element:
     root = etree.Element("{FolderHierarchy:}FolderSync")
     etree.SubElement(root, "{FolderHierarchy:}SyncKey").text = key

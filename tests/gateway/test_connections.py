@@ -11,11 +11,10 @@ from typing import Any
 
 import httpx
 import pytest
-from lxml import etree
 
 import wbxml
 from tests.conftest import RunningGateway, running_gateway
-from tests.gateway.helpers import Phone, collection, new_user
+from tests.gateway.helpers import Phone, collection, new_user, ping_request
 
 pytestmark = [pytest.mark.postgres, pytest.mark.upstream]
 
@@ -62,11 +61,7 @@ def test_a_held_ping_is_not_cut_off(quick: RunningGateway) -> None:
     key = phone.sync(collection(phone.inbox, "0")).findtext(".//{AirSync:}SyncKey") or ""
     phone.sync(collection(phone.inbox, key))
     P = "{Ping:}"
-    ping = etree.Element(P + "Ping")
-    etree.SubElement(ping, P + "HeartbeatInterval").text = "3"
-    folder = etree.SubElement(etree.SubElement(ping, P + "Folders"), P + "Folder")
-    etree.SubElement(folder, P + "Id").text = phone.inbox
-    etree.SubElement(folder, P + "Class").text = "Email"
+    ping = ping_request(phone.inbox, 3, "Email")
     started = time.monotonic()
     answer = wbxml.decode(phone.post("Ping", ping).content)
     assert answer.findtext(P + "Status") == "1" and time.monotonic() - started >= 2.5  # held past the 1 s limit

@@ -16,7 +16,16 @@ from pyactivesync import Contact, ContactChange
 
 import wbxml
 from tests.conftest import RunningGateway
-from tests.gateway.helpers import Phone, collection, folder_sync, new_device_id, new_user, password, pyactivesync_client
+from tests.gateway.helpers import (
+    Phone,
+    collection,
+    folder_sync,
+    new_device_id,
+    new_user,
+    password,
+    ping_request,
+    pyactivesync_client,
+)
 from usm.upstream import Credentials
 from usm.upstream.dav import CONTACTS, DavUpstream
 
@@ -188,11 +197,7 @@ def test_an_upstream_edit_wakes_a_ping_on_the_contacts_folder_and_arrives_as_a_c
     etag = run(_put(pim, user, book + "ada.vcf", CARD.format(uid=f"ada-{user}")))
     key, adds = phone.sync_all(contacts)
     assert len(adds) == 1
-    ping = etree.Element(P + "Ping")
-    etree.SubElement(ping, P + "HeartbeatInterval").text = "120"
-    folder = etree.SubElement(etree.SubElement(ping, P + "Folders"), P + "Folder")
-    etree.SubElement(folder, P + "Id").text = contacts
-    etree.SubElement(folder, P + "Class").text = "Contacts"
+    ping = ping_request(contacts, 120, "Contacts")
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         held = pool.submit(phone.post, "Ping", ping)
         time.sleep(2)
@@ -307,11 +312,7 @@ def test_a_dav_upstream_that_fails_gives_503_and_changes_nothing(cyrus: str, dat
 def test_an_address_book_made_upstream_wakes_a_ping_with_status_7(pim: RunningGateway) -> None:
     user, phone, contacts, book = contacts_phone(pim)
     phone.sync_all(contacts)
-    ping = etree.Element(P + "Ping")
-    etree.SubElement(ping, P + "HeartbeatInterval").text = "120"
-    folder = etree.SubElement(etree.SubElement(ping, P + "Folders"), P + "Folder")
-    etree.SubElement(folder, P + "Id").text = contacts
-    etree.SubElement(folder, P + "Class").text = "Contacts"
+    ping = ping_request(contacts, 120, "Contacts")
 
     async def make() -> None:
         client, creds = dav(pim, user)

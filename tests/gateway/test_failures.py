@@ -20,7 +20,16 @@ from lxml import etree
 import wbxml
 from eas_gateway.observability.logs import TextFormatter
 from tests.conftest import SERVER_URL, free_port, running_gateway
-from tests.gateway.helpers import Phone, collection, folder_sync, new_device_id, new_user, password, provision
+from tests.gateway.helpers import (
+    Phone,
+    collection,
+    folder_sync,
+    new_device_id,
+    new_user,
+    password,
+    ping_request,
+    provision,
+)
 from usm.upstream.jmap import JMAPUpstream
 
 pytestmark = [pytest.mark.postgres, pytest.mark.upstream]
@@ -245,11 +254,7 @@ def test_a_hung_upstream_answers_a_held_ping_at_its_heartbeat(cyrus: str, databa
         key = phone.sync(collection(phone.inbox, "0")).findtext(".//{AirSync:}SyncKey") or ""
         phone.sync(collection(phone.inbox, key))
         P = "{Ping:}"
-        ping = etree.Element(P + "Ping")
-        etree.SubElement(ping, P + "HeartbeatInterval").text = "5"
-        folder = etree.SubElement(etree.SubElement(ping, P + "Folders"), P + "Folder")
-        etree.SubElement(folder, P + "Id").text = phone.inbox
-        etree.SubElement(folder, P + "Class").text = "Email"
+        ping = ping_request(phone.inbox, 5, "Email")
         upstream.hang = True
         started = time.monotonic()
         answer = wbxml.decode(phone.post("Ping", ping).content)

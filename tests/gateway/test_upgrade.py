@@ -11,25 +11,13 @@ import asyncpg
 import pytest
 
 import wbxml
-from tests.conftest import SERVER_URL, running_gateway
+from tests.conftest import fresh_server_database, running_gateway
 from tests.gateway.helpers import A, Phone, collection, deliver, folder_sync, message, new_user
 
 pytestmark = [pytest.mark.postgres, pytest.mark.upstream]
 
 F = "{FolderHierarchy:}"
 DATABASE = "eas_gateway_upgrade_test"
-
-
-def _fresh_database() -> str:
-    async def create() -> None:
-        conn = await asyncpg.connect(SERVER_URL)
-        try:
-            await conn.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
-            await conn.execute(f"CREATE DATABASE {DATABASE}")
-        finally:
-            await conn.close()
-    asyncio.run(create())
-    return SERVER_URL.rsplit("/", 1)[0] + "/" + DATABASE
 
 
 def _as_before_011(url: str) -> list[str]:
@@ -48,7 +36,7 @@ def _as_before_011(url: str) -> list[str]:
 
 
 def test_a_migrated_database_serves_the_same_phone_without_a_resync(cyrus: str) -> None:
-    url = _fresh_database()
+    url = fresh_server_database(DATABASE)
     with running_gateway(cyrus, url, poll_seconds=0.5, dav_upstream="none") as before:
         user = new_user(before)
         deliver(before, user, [message(f"Before {i}", text="x") for i in range(3)])
