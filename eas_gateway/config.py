@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, fields
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,9 @@ class Settings:
     # beyond it new ones get 503). The systemd unit's LimitNOFILE must be above the latter.
     header_timeout: float = 30.0
     max_connections: int = 60000
+    # The users' time zone (IANA name): phones below EAS 16.0 get all-day events as its
+    # local midnight, and floating times and blobs that match no zone are read in it.
+    time_zone: str = "UTC"
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> Settings:
@@ -59,7 +63,12 @@ class Settings:
             if raw is not None:
                 values[f.name] = _convert(f.name, raw, f.type)
         values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)  # type: ignore[arg-type]
+        settings = cls(**values)  # type: ignore[arg-type]
+        try:
+            ZoneInfo(settings.time_zone)
+        except (ValueError, ZoneInfoNotFoundError) as exc:
+            raise SystemExit(f"EAS_TIME_ZONE={settings.time_zone!r} is no IANA time zone") from exc
+        return settings
 
 
 def _convert(name: str, raw: str, annotation: object) -> object:

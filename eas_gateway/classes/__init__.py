@@ -7,11 +7,12 @@
 from __future__ import annotations
 
 from eas_gateway.classes.base import ItemClass
+from eas_gateway.classes.calendar import CalendarClass
 from eas_gateway.classes.contacts import ContactsClass
 from eas_gateway.classes.email import EmailClass
 from usm.upstream.composite import kind_of
 
-CLASSES: dict[str, ItemClass] = {c.kind: c for c in (EmailClass(), ContactsClass())}
+CLASSES: dict[str, ItemClass] = {c.kind: c for c in (EmailClass(), ContactsClass(), CalendarClass())}
 # The folder kinds the gateway serves (FolderSync shows no other collections).
 KINDS = frozenset(CLASSES)
 # By EAS class name (Ping's and GetItemEstimate's Class, MS-ASCMD 2.2.3.27).

@@ -1,4 +1,4 @@
-"""Item classes whose items are DAV objects (contacts now; calendars, tasks, notes next).
+"""Item classes whose items are DAV objects: contacts, calendars, tasks, notes.
 
 ``DavClass`` does what every such class does the same way; a subclass says how one
 object is shown to a phone (``to_phone``) and how a phone's ApplicationData goes into
@@ -16,8 +16,7 @@ Reading: objects by multiget. Writing:
   upstream since the phone saw it, the Conflict option decides (server wins by
   default: Status 7, and the next Sync brings the server's version).
 - Delete: DELETE; an object already gone is no failure.
-- Move (MoveItems): a copy under the same object name (If-None-Match: a retry finds
-  it), then the DELETE of the original.
+- Move (MoveItems): WebDAV MOVE under the same object name (a retry finds it moved).
 A share that does not allow the write is refused per item (Status 6), never 5xx.
 """
 
@@ -143,30 +142,25 @@ class DavClass(ABC):
         return out
 
     async def move(self, ctx: Context, moves: list[tuple[str, str, str]]) -> dict[str, tuple[str, str] | str]:
-        """An object moves as a copy to the other collection (same object name, If-None-Match:
-        a retry finds the copy it made) and then the DELETE of the original (gone already on
-        a retry). CardDAV servers take the same UID in two address books (Cyrus and Radicale
-        both do), so the copy keeps the card exactly. (CalDAV servers may not: Cyrus wants a
-        UID unique across a user's calendars; the calendar class will need its own move.)"""
+        """An object moves by WebDAV MOVE under the same object name: whole, UID included
+        (CalDAV servers want a UID once per user, so no copy can be made first). On a
+        retry whose answer was lost the object is at the destination already."""
         dav = ctx.upstream.dav
         assert dav is not None
         out: dict[str, tuple[str, str] | str] = {}
         for uid, source, destination in moves:
             source_path, destination_path = ctx.upstream.dav_path(source), ctx.upstream.dav_path(destination)
             new_path = destination_path + uid.rpartition("/")[2]
-            found = (await dav.multiget(ctx.credentials, source_path, self.kind, [uid])).get(uid) \
-                if uid.startswith(source_path) else None
-            if found is None:
+            try:
+                etag = await dav.move(ctx.credentials, uid, new_path) if uid.startswith(source_path) else None
+            except (WriteRefused, PreconditionFailed) as exc:
+                log.warning("MoveItems: the upstream refused to move %s: %s", uid, exc)
+                out[uid] = str(exc)[:200]
+                continue
+            if etag is None:
                 # Gone from the source: moved there by an earlier try whose answer was lost?
                 copied = await dav.etags(ctx.credentials, destination_path, self.kind, [new_path])
                 out[uid] = (new_path, copied[new_path]) if new_path in copied else NOT_THERE
-                continue
-            try:
-                etag, _ = await dav.create(ctx.credentials, new_path, found.data, self.content_type)
-                await dav.delete(ctx.credentials, uid)
-            except WriteRefused as exc:
-                log.warning("MoveItems: the upstream refused to move %s: %s", uid, exc)
-                out[uid] = str(exc)[:200]
                 continue
             out[uid] = (new_path, etag)
         return out
@@ -250,7 +244,9 @@ class DavClass(ABC):
             return NOT_FOUND
         number, uid, _ = found
         try:
-            await dav.delete(ctx.credentials, uid)
+            # Schedule-Reply: F: a phone's Delete sends no reply to an organizer (a phone that
+            # declines says so with MeetingResponse); an organizer's own delete still cancels.
+            await dav.delete(ctx.credentials, uid, schedule_reply=False)
         except WriteRefused as exc:
             log.warning("Sync: the upstream refused to delete %s: %s", uid, exc)
             return CONVERSION_ERROR

@@ -23,7 +23,7 @@ from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 
 from dateutil.rrule import rrulestr
-from icalendar import Alarm, Calendar, Event, vRecur
+from icalendar import Alarm, Calendar, Event, vCalAddress, vRecur
 from lxml import etree
 
 from eas_gateway.items import recurrence, timezone
@@ -32,6 +32,8 @@ from eas_gateway.items.calendar import BUSY, C, Shown
 A, B = "{AirSync:}", "{AirSyncBase:}"
 BUSY_NAMES = {v: k for k, v in BUSY.items()}
 SENSITIVITY_NAMES = {0: "PUBLIC", 1: "PRIVATE", 2: "PRIVATE", 3: "CONFIDENTIAL"}
+# MS-ASCAL AttendeeType -> (ROLE, CUTYPE): 1 required, 2 optional, 3 resource.
+ATTENDEE_ROLES = {1: ("REQ-PARTICIPANT", None), 2: ("OPT-PARTICIPANT", None), 3: ("NON-PARTICIPANT", "RESOURCE")}
 
 
 class EventError(ValueError):
@@ -48,6 +50,8 @@ class PhoneEvent:
     recurrence: recurrence.Recurrence | None
     recurrence_sent: bool
     exceptions: list[dict[str, Any]]
+    # (email, name, AttendeeType) of each Attendee; None: the phone sent no Attendees.
+    attendees: list[tuple[str, str, int]] | None = None
 
 
 def _number(text: str | None, name: str) -> int | None:
@@ -89,8 +93,10 @@ def read_phone(data: etree._Element | None) -> PhoneEvent:
             out.recurrence = _recurrence(element)
         elif name == "Exceptions":
             out.exceptions = [_exception(e) for e in element.iterfind(C + "Exception")]
-        elif name in ("Attendees", "Body"):
-            continue  # the organizer's attendee list is the upstream's (meetings: issue 14)
+        elif name == "Attendees":
+            out.attendees = [_attendee(a) for a in element.iterfind(C + "Attendee")]
+        elif name == "Body":
+            continue  # Calendar:Body is EAS 2.5's; 12.0 and later send AirSyncBase:Body
         else:
             out.values[name] = element.text or ""
     return out
@@ -108,6 +114,16 @@ def _recurrence(element: etree._Element) -> recurrence.Recurrence:
                                  day_of_month=number("DayOfMonth"), week_of_month=number("WeekOfMonth"),
                                  month_of_year=number("MonthOfYear"), first_day_of_week=number("FirstDayOfWeek"),
                                  calendar_type=number("CalendarType"))
+
+
+def _attendee(element: etree._Element) -> tuple[str, str, int]:
+    email = (element.findtext(C + "Email") or "").strip()
+    if "@" not in email or any(c in email for c in "\r\n<>\"") or len(email) > 320:
+        raise EventError(f"Attendee Email {email!r} is no address")
+    kind = _number(element.findtext(C + "AttendeeType"), "AttendeeType") or 1
+    if kind not in ATTENDEE_ROLES:
+        raise EventError(f"AttendeeType {kind}")
+    return email, (element.findtext(C + "Name") or "").strip(), kind
 
 
 def _exception(element: etree._Element) -> dict[str, Any]:
@@ -150,6 +166,8 @@ def merge(stored: str | None, phone: PhoneEvent, shown: Shown, *, uid: str, now:
     _times(master, phone.values, zone, shown)
     _set_fields(master, phone.values, phone.body, phone.categories)
     _set_recurrence(master, phone, zone)
+    if phone.attendees is not None:
+        _set_attendees(master, phone.attendees, shown)
     if old_start is not None and isinstance(old_start, datetime) and "DTSTART" in master and \
             isinstance(master["DTSTART"].dt, datetime):
         _move_overrides(calendar, master, master["DTSTART"].dt - _aware(old_start, zone))
@@ -160,7 +178,40 @@ def merge(stored: str | None, phone: PhoneEvent, shown: Shown, *, uid: str, now:
         sequence = int(master.get("SEQUENCE", 0)) + 1
         _replace(master, "SEQUENCE", sequence)
     calendar.add_missing_timezones()
-    return str(calendar.to_ical().decode())
+    return _serialize(calendar, stored or "")
+
+
+class _Verbatim:
+    """A property value written as it was read (icalendar writes a rule's parts in its
+    own order; the stored text keeps the writer's)."""
+
+    def __init__(self, raw: str, params: Any) -> None:
+        self.raw, self.params = raw, params
+
+    def to_ical(self) -> bytes:
+        return self.raw.encode()
+
+
+def _serialize(calendar: Any, stored: str) -> str:
+    """The object as text, unchanged parts as they were: properties in their order, and
+    each recurrence rule the phone did not change in the words of the stored text."""
+    raw_rules: dict[bytes, str] = {}
+    for line in stored.replace("\r\n", "\n").replace("\n ", "").replace("\n\t", "").split("\n"):
+        name, _, value = line.partition(":")
+        if name.split(";")[0].upper() in ("RRULE", "EXRULE") and value:
+            try:
+                raw_rules[vRecur.from_ical(value).to_ical()] = value
+            except ValueError:
+                continue
+    for component in calendar.walk():
+        for name in ("RRULE", "EXRULE"):
+            values = component.get(name)
+            if values is None:
+                continue
+            kept = [_Verbatim(raw_rules[v.to_ical()], v.params) if v.to_ical() in raw_rules else v
+                    for v in (values if isinstance(values, list) else [values])]
+            component[name] = kept if isinstance(values, list) else kept[0]
+    return str(calendar.to_ical(sorted=False).decode())
 
 
 def _aware(value: datetime, zone: tzinfo) -> datetime:
@@ -244,6 +295,50 @@ def _set_fields(master: Any, values: dict[str, str], body: str | None, categorie
         _replace(master, "X-MICROSOFT-CDO-BUSYSTATUS", BUSY_NAMES[busy])
     if "Reminder" in values:
         _set_reminder(master, _number(values["Reminder"], "Reminder"))
+
+
+def _set_attendees(master: Any, attendees: list[tuple[str, str, int]], shown: Shown) -> None:
+    """The organizer's list of attendees, as the phone has it. An attendee already there
+    keeps its property as it is (PARTSTAT, SCHEDULE-STATUS, who schedules it); a new one
+    is invited (NEEDS-ACTION, RSVP). Below EAS 16.0 the phone mails invitations itself
+    (MS-ASCAL: SendMail), so a new attendee is marked SCHEDULE-AGENT=CLIENT and the CalDAV
+    server sends nothing for it (RFC 6638 7.1); from 16.0 the server sends them. A copy
+    the user was invited to is the organizer's list: a phone's Attendees do not change it."""
+    organizer = master.get("ORGANIZER")
+    if organizer is not None and _address(organizer) not in shown.user_addresses:
+        return
+    existing = {_address(a): a for a in _as_list(master.get("ATTENDEE"))}
+    if "ATTENDEE" in master:
+        del master["ATTENDEE"]
+    kept = [a for address, a in existing.items()
+            if address in shown.user_addresses and address not in {e.lower() for e, _, _ in attendees}]
+    for prop in kept:  # the organizer's own ATTENDEE line (its PARTSTAT) stays
+        master.add("ATTENDEE", prop)
+    for email, name, kind in attendees:
+        prop = existing.get(email.lower())
+        if prop is None:
+            prop = vCalAddress("mailto:" + email)
+            if name and name != email:
+                prop.params["CN"] = name
+            role, cutype = ATTENDEE_ROLES[kind]
+            prop.params["ROLE"] = role
+            if cutype:
+                prop.params["CUTYPE"] = cutype
+            prop.params["PARTSTAT"] = "NEEDS-ACTION"
+            prop.params["RSVP"] = "TRUE"
+            if shown.version < 16.0:
+                prop.params["SCHEDULE-AGENT"] = "CLIENT"
+        master.add("ATTENDEE", prop)
+    if attendees and organizer is None and shown.user_addresses:
+        master.add("ORGANIZER", vCalAddress("mailto:" + min(shown.user_addresses)))
+
+
+def _address(value: Any) -> str:
+    return str(value).removeprefix("mailto:").removeprefix("MAILTO:").strip().lower()
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value] if value is not None else []
 
 
 def _set_reminder(master: Any, minutes: int | None) -> None:
@@ -340,15 +435,19 @@ def _set_exceptions(calendar: Any, master: Any, exceptions: list[dict[str, Any]]
     occurrences = _occurrences(master, zone)
     overrides = {c["RECURRENCE-ID"].dt: c for c in calendar.subcomponents
                  if c.name == "VEVENT" and "RECURRENCE-ID" in c and isinstance(c["RECURRENCE-ID"].dt, datetime)}
+    existing = master.get("EXDATE")
+    known = {d.dt for item in (existing if isinstance(existing, list) else [existing] if existing else [])
+             for d in item.dts}
     for exception in exceptions:
-        original = _nearest(_time(exception["ExceptionStartTime"], "ExceptionStartTime").astimezone(zone),
-                            occurrences)
+        said = _time(exception["ExceptionStartTime"], "ExceptionStartTime").astimezone(zone)
+        # An exception the phone was shown comes back as it was (even one upstream put off
+        # the rule's occurrences); any other names the nearest occurrence.
+        exact = next((when for when in (*known, *overrides) if isinstance(when, datetime) and when == said), None)
+        original = exact if exact is not None else _nearest(said, occurrences)
         if exception.get("Deleted", "0").strip() == "1":
-            existing = master.get("EXDATE")
-            known = {d.dt for item in (existing if isinstance(existing, list) else [existing] if existing else [])
-                     for d in item.dts}
             if original not in known:
                 master.add("EXDATE", original)
+                known.add(original)
             override = next((c for when, c in overrides.items() if when == original), None)
             if override is not None:
                 calendar.subcomponents.remove(override)

@@ -77,7 +77,7 @@ def test_refusals_change_nothing(gateway: RunningGateway) -> None:
     cases = [
         ("FolderCreate", dict(SyncKey="1", ParentId="0", DisplayName="Archive", Type="12"), "2"),
         ("FolderCreate", dict(SyncKey="1", ParentId="987654", DisplayName="x", Type="12"), "5"),
-        ("FolderCreate", dict(SyncKey="1", ParentId="0", DisplayName="Calendar 2", Type="13"), "10"),
+        ("FolderCreate", dict(SyncKey="1", ParentId="0", DisplayName="Journal", Type="16"), "10"),  # no class
         ("FolderCreate", dict(SyncKey="7", ParentId="0", DisplayName="x", Type="12"), "9"),
         ("FolderUpdate", dict(SyncKey="1", ServerId=inbox, ParentId="0", DisplayName="Posteingang"), "3"),
         ("FolderUpdate", dict(SyncKey="1", ServerId="987654", ParentId="0", DisplayName="x"), "4"),

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from usm.upstream import Credentials, PreconditionFailed, StateTooOld, UpstreamError, recording_writes
-from usm.upstream.dav import CALENDAR, CONTACTS, TASKS, DavItems, DavUpstream
+from usm.upstream.dav import CALENDAR, CONTACTS, NOTES, TASKS, DavItems, DavUpstream
 
 pytestmark = pytest.mark.upstream
 
@@ -150,7 +150,7 @@ def test_hostile_or_broken_answers_are_upstream_errors(body: bytes) -> None:
 def test_collection_classes_from_components() -> None:
     from lxml import etree
 
-    from usm.upstream.dav import _collection
+    from usm.upstream.dav import _collections
 
     def props(xml: str) -> dict:  # type: ignore[type-arg]
         root = etree.fromstring(f'<p xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav">{xml}</p>')
@@ -158,10 +158,13 @@ def test_collection_classes_from_components() -> None:
 
     calendar = '<d:resourcetype><d:collection/><c:calendar/></d:resourcetype>'
     comps = '<c:supported-calendar-component-set>{}</c:supported-calendar-component-set>'
-    assert _collection("/h/a/", props(calendar), "/h/").kind == CALENDAR  # type: ignore[union-attr]
+    # No component set: every component (RFC 4791 5.2.3), each its own folder class.
+    assert [c.kind for c in _collections("/h/a/", props(calendar), "/h/")] == [CALENDAR, TASKS, NOTES]
     todo = props(calendar + comps.format('<c:comp name="VTODO"/>'))
-    assert _collection("/h/b/", todo, "/h/").kind == TASKS  # type: ignore[union-attr]
-    assert _collection("/h/", todo, "/h/") is None  # the home itself
+    assert [c.kind for c in _collections("/h/b/", todo, "/h/")] == [TASKS]
+    both = props(calendar + comps.format('<c:comp name="VEVENT"/><c:comp name="VTODO"/><c:comp name="VFREEBUSY"/>'))
+    assert [c.kind for c in _collections("/h/b/", both, "/h/")] == [CALENDAR, TASKS]
+    assert _collections("/h/", todo, "/h/") == []  # the home itself
     read_only = props(calendar + '<d:current-user-privilege-set><d:privilege><d:read/></d:privilege>'
                                  '</d:current-user-privilege-set>')
-    assert not _collection("/h/c/", read_only, "/h/").writable  # type: ignore[union-attr]
+    assert not any(c.writable for c in _collections("/h/c/", read_only, "/h/"))

@@ -23,6 +23,7 @@ from usm.upstream import (
     Changes,
     Credentials,
     Folder,
+    FolderRefused,
     Identity,
     ItemSource,
     MailStore,
@@ -44,6 +45,9 @@ MAIL = "mail"
 # The item class of a folder, by the source prefix of its id.
 SOURCE_KINDS = {JMAP: MAIL, VIRTUAL: MAIL, CARDDAV: CONTACTS, CALDAV: CALENDAR, CALDAV_TODO: TASKS,
                 CALDAV_JOURNAL: NOTES}
+# The collection made for a user who has none of a class: (display name, path segment).
+DEFAULT_COLLECTIONS = {CONTACTS: ("Contacts", "contacts"), CALENDAR: ("Calendar", "calendar"),
+                       TASKS: ("Tasks", "tasks"), NOTES: ("Notes", "notes")}
 KIND_SOURCES = {CONTACTS: CARDDAV, CALENDAR: CALDAV, TASKS: CALDAV_TODO, NOTES: CALDAV_JOURNAL}
 # The folder segment Cyrus gives each user's own default collections.
 CYRUS_DEFAULT = "Default"
@@ -233,9 +237,10 @@ class Sources:
         return mail + dav
 
     async def collections(self, credentials: Credentials) -> list[Collection]:
-        """The DAV collections of the served classes; an address book is made when the
-        user has none they may write to (phones expect a Contacts folder and create new
-        contacts in it; Radicale starts empty; a read-only share is no default)."""
+        """The DAV collections of the served classes; one is made for each class the
+        user has no collection of that they may write to (phones expect a default
+        Contacts and Calendar folder and create new items in it; Radicale starts empty;
+        a read-only share is no default)."""
         if self.dav is None:
             return []
         try:
@@ -244,8 +249,15 @@ class Sources:
             # A JMAP-only upstream: mail alone, not a 503 forever. (An outage is another error.)
             log.warning("no contacts or calendars for %s: %s", credentials.user, exc)
             return []
-        if CONTACTS in self.kinds and not any(c.kind == CONTACTS and c.writable for c in found):
-            await self.dav.make_collection(credentials, CONTACTS, "Contacts", "contacts")
+        missing = [k for k in DEFAULT_COLLECTIONS if k in self.kinds and
+                   not any(c.kind == k and c.writable for c in found)]
+        for kind in missing:
+            name, segment = DEFAULT_COLLECTIONS[kind]
+            try:
+                await self.dav.make_collection(credentials, kind, name, segment)
+            except FolderRefused as exc:  # e.g. a read-only collection already at that path
+                log.warning("could not make a default %s collection for %s: %s", kind, credentials.user, exc)
+        if missing:
             found = [c for c in await self.dav.collections(credentials, self.kinds) if c.kind in self.kinds]
         return found
 

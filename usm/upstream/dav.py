@@ -24,7 +24,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 from urllib.parse import quote, unquote, urlsplit
 
@@ -42,6 +42,7 @@ from usm.upstream import (
     UpstreamError,
     UpstreamUnavailable,
     WriteRefused,
+    calendar_filter,
     note_write,
 )
 
@@ -55,8 +56,10 @@ _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=Fal
 _SAFE = "/:@!$&'()*+,;=-._~"
 
 # Item classes by collection: CardDAV address books hold contacts; a calendar
-# holds events when it accepts VEVENT, else tasks (VTODO) or notes (VJOURNAL).
+# collection holds events (VEVENT), tasks (VTODO) and notes (VJOURNAL), each that it
+# accepts shown as a folder of its own (Cyrus' Default takes all three).
 CONTACTS, CALENDAR, TASKS, NOTES = "contacts", "calendar", "tasks", "notes"
+COMPONENTS = {CALENDAR: "VEVENT", TASKS: "VTODO", NOTES: "VJOURNAL"}
 
 
 class DavNotOffered(UpstreamError):
@@ -108,7 +111,8 @@ class DavStore(Protocol):
 
     async def state(self, credentials: Credentials, collection: str) -> str: ...
 
-    async def listing(self, credentials: Credentials, collection: str) -> tuple[str, dict[str, str]]: ...
+    async def listing(self, credentials: Credentials, collection: str, component: str | None = None,
+                      since: datetime | None = None) -> tuple[str, dict[str, str]]: ...
 
     async def changes(self, credentials: Credentials, collection: str, token: str) -> Changes: ...
 
@@ -124,7 +128,10 @@ class DavStore(Protocol):
     async def replace(self, credentials: Credentials, path: str, data: str, content_type: str,
                       etag: str) -> str: ...
 
-    async def delete(self, credentials: Credentials, path: str, etag: str | None = None) -> None: ...
+    async def delete(self, credentials: Credentials, path: str, etag: str | None = None, *,
+                     schedule_reply: bool = True) -> None: ...
+
+    async def move(self, credentials: Credentials, path: str, destination: str) -> str | None: ...
 
     async def make_collection(self, credentials: Credentials, kind: str, name: str, segment: str) -> str: ...
 
@@ -171,7 +178,7 @@ class DavUpstream:
         elif isinstance(body, str):
             content = body.encode()
         started = time.monotonic()
-        if method in ("PUT", "DELETE", "MKCOL", "MKCALENDAR", "PROPPATCH"):
+        if method in ("PUT", "DELETE", "MOVE", "MKCOL", "MKCALENDAR", "PROPPATCH"):
             note_write(folders=method in ("MKCOL", "MKCALENDAR", "PROPPATCH") or
                        (method == "DELETE" and str(url.path).endswith("/")))
         try:
@@ -280,9 +287,7 @@ class DavUpstream:
         for home in dict.fromkeys(h for h in wanted if h):
             answer = await self._propfind(credentials, home, 1, COLLECTION_PROPS)
             for path, props in answer:
-                collection = _collection(path, props, home)
-                if collection is not None:
-                    out.append(collection)
+                out.extend(_collections(path, props, home))
         return out
 
     # -- objects ------------------------------------------------------------
@@ -292,11 +297,27 @@ class DavUpstream:
         props = answer[0][1] if answer else {}
         return _state(_text(props.get((D, "sync-token"))), _text(props.get((CS, "getctag"))))
 
-    async def listing(self, credentials: Credentials, collection: str) -> tuple[str, dict[str, str]]:
-        """(state, {object path: ETag}) of every object of the collection. The
-        state is read first: a change after it shows up in the next changes()."""
+    async def listing(self, credentials: Credentials, collection: str, component: str | None = None,
+                      since: datetime | None = None) -> tuple[str, dict[str, str]]:
+        """(state, {object path: ETag}) of every object of the collection (of ``component``
+        only, and with an occurrence at or after ``since``: a calendar-query, RFC 4791
+        9.9, the server expanding recurrences). The state is read first: a change after
+        it shows up in the next changes()."""
         state = await self.state(credentials, collection)
-        answer = await self._propfind(credentials, collection, 1, [(D, "getetag"), (D, "resourcetype")])
+        if component is None:
+            answer = await self._propfind(credentials, collection, 1, [(D, "getetag"), (D, "resourcetype")])
+        else:
+            body = etree.Element(f"{{{CAL}}}calendar-query", nsmap={"d": D, "c": CAL})
+            etree.SubElement(etree.SubElement(body, f"{{{D}}}prop"), f"{{{D}}}getetag")
+            outer = etree.SubElement(etree.SubElement(body, f"{{{CAL}}}filter"), f"{{{CAL}}}comp-filter",
+                                     name="VCALENDAR")
+            inner = etree.SubElement(outer, f"{{{CAL}}}comp-filter", name=component)
+            if since is not None:
+                etree.SubElement(inner, f"{{{CAL}}}time-range",
+                                 start=since.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ"))
+            response = await self._request("REPORT", collection, credentials, body=body, headers={"Depth": "1"},
+                                           ok=(207,))
+            answer = _multistatus(response)
         etags = {path: _text(props.get((D, "getetag"))) or "" for path, props in answer
                  if path != collection and not path.endswith("/")}
         return state, etags
@@ -381,13 +402,31 @@ class DavUpstream:
                                        headers={"If-Match": etag, "Content-Type": content_type})
         return response.headers.get("etag") or (await self.get(credentials, path)).etag
 
-    async def delete(self, credentials: Credentials, path: str, etag: str | None = None) -> None:
-        """DELETE (with If-Match when ``etag`` is given); an object already gone is no failure."""
+    async def delete(self, credentials: Credentials, path: str, etag: str | None = None, *,
+                     schedule_reply: bool = True) -> None:
+        """DELETE (with If-Match when ``etag`` is given); an object already gone is no failure.
+        ``schedule_reply`` False: the server sends no iMIP reply for it (RFC 6638 8.1
+        ``Schedule-Reply: F``; the phone mails its own)."""
+        headers = {"If-Match": etag} if etag else {}
+        if not schedule_reply:
+            headers["Schedule-Reply"] = "F"
         try:
-            await self._request("DELETE", path, credentials, headers={"If-Match": etag} if etag else None,
-                                ok=(200, 204))
+            await self._request("DELETE", path, credentials, headers=headers, ok=(200, 204))
         except NotFound:
             pass
+
+    async def move(self, credentials: Credentials, path: str, destination: str) -> str | None:
+        """WebDAV MOVE (RFC 4918 9.9) of one object, never over an existing one: the server
+        keeps the object whole, UID included (a CalDAV server wants a UID once per user, so
+        a copy and a delete cannot do it). The ETag at ``destination``; None when there
+        is nothing at ``path`` (moved by an earlier try, or gone)."""
+        url = self.url(destination)
+        try:
+            response = await self._request("MOVE", path, credentials, ok=(201, 204),
+                                           headers={"Destination": str(url), "Overwrite": "F"})
+        except NotFound:
+            return None
+        return response.headers.get("etag") or (await self.get(credentials, destination)).etag
 
     # -- collections --------------------------------------------------------
 
@@ -512,26 +551,22 @@ def _href_in(element: etree._Element | None) -> str | None:
     return unquote(urlsplit(href.strip()).path) if href and href.strip() else None
 
 
-def _collection(path: str, props: dict[tuple[str, str], Any], home: str) -> Collection | None:
+def _collections(path: str, props: dict[tuple[str, str], Any], home: str) -> list[Collection]:
+    """The collection at ``path`` once per item class it holds (none if it is no address
+    book or calendar); a calendar without supported-calendar-component-set takes every
+    component (RFC 4791 5.2.3)."""
     rtype = props.get((D, "resourcetype"))
     if rtype is None or path.rstrip("/") == home.rstrip("/"):
-        return None
+        return []
     types = {(etree.QName(t).namespace, etree.QName(t).localname) for t in rtype}
     comps_el = props.get((CAL, "supported-calendar-component-set"))
     comps = frozenset((c.get("name") or "").upper() for c in comps_el) if comps_el is not None else frozenset()
     if (CARD, "addressbook") in types:
-        kind = CONTACTS
+        kinds = [CONTACTS]
     elif (CAL, "calendar") in types:
-        if not comps or "VEVENT" in comps:
-            kind = CALENDAR
-        elif "VTODO" in comps:
-            kind = TASKS
-        elif "VJOURNAL" in comps:
-            kind = NOTES
-        else:
-            return None
+        kinds = [k for k, c in COMPONENTS.items() if not comps or c in comps]
     else:
-        return None
+        return []
     privileges = props.get((D, "current-user-privilege-set"))
     if privileges is None:
         writable = True  # the server does not say: assume so, and take a refusal per item
@@ -540,30 +575,48 @@ def _collection(path: str, props: dict[tuple[str, str], Any], home: str) -> Coll
         writable = bool(names & {"write", "write-content", "all"})
     segment = path.rstrip("/").rpartition("/")[2]
     name = _text(props.get((D, "displayname"))) or segment
-    return Collection(path if path.endswith("/") else path + "/", kind, name, _text(props.get((D, "sync-token"))),
-                      _text(props.get((CS, "getctag"))), comps, writable, home)
+    return [Collection(path if path.endswith("/") else path + "/", kind, name, _text(props.get((D, "sync-token"))),
+                       _text(props.get((CS, "getctag"))), comps, writable, home) for kind in kinds]
 
 
 class DavItems:
     """One DAV collection as a usm.upstream.ItemSource: ids are object paths,
-    versions ETags, the state the collection's sync-token (or ctag)."""
+    versions ETags, the state the collection's sync-token (or ctag). A calendar
+    collection is seen through one component (``kind``): its events, its tasks or its
+    notes; ``since`` (FilterType) keeps the events with an occurrence after it."""
 
     def __init__(self, dav: DavStore, credentials: Credentials, collection: str, kind: str) -> None:
         self.dav, self.credentials, self.collection, self.kind = dav, credentials, collection, kind
+        self.component = COMPONENTS.get(kind)
         # ETags the server told with a listing or with changes, for this object's life (one
         # request): versions() asks only for the rest. None: the object is gone.
         self._told: dict[str, str | None] = {}
+        # Data read to tell a changed object's component (calendars): reused for the window.
+        self._data: dict[str, str] = {}
 
     async def state(self) -> str:
         return await self.dav.state(self.credentials, self.collection)
 
     async def listing(self, folder_id: str, since: datetime | None) -> tuple[str, list[str]]:
-        state, etags = await self.dav.listing(self.credentials, self.collection)
+        state, etags = await self.dav.listing(self.credentials, self.collection, self.component,
+                                              since if self.kind == CALENDAR else None)
         self._told = dict(etags)
         return state, sorted(etags)
 
     async def changes(self, state: str) -> Changes:
         found = await self.dav.changes(self.credentials, self.collection, state)
+        if self.component is not None:
+            # sync-collection reports every component of the collection: keep this class's
+            # (and every removal: a removed object of another class is no item here, and
+            # the sync engine drops what it does not know).
+            present = [p for p, v in found.versions.items() if v is not None]
+            objects = await self.dav.multiget(self.credentials, self.collection, self.kind, present)
+            self._data.update({p: o.data for p, o in objects.items()})
+            keep = {p for p, o in objects.items() if calendar_filter.holds(o.data, self.component)}
+            versions = {p: (objects[p].etag if p in keep else None) for p in found.versions
+                        if p in keep or found.versions[p] is None}
+            found = Changes(found.state, [i for i in found.ids if i in versions], more=found.more,
+                            versions=versions)
         self._told.update(found.versions)
         return found
 
@@ -573,4 +626,8 @@ class DavItems:
         ask = [i for i in mine if i not in self._told]
         if ask:
             out.update(await self.dav.etags(self.credentials, self.collection, self.kind, ask))
+        if since is not None and self.kind == CALENDAR:
+            # An event read for its changes may have left the window (listed ones are in it).
+            out = {i: v for i, v in out.items()
+                   if i not in self._data or calendar_filter.occurs_since(self._data[i], "VEVENT", since)}
         return out

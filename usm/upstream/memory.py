@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from usm.upstream import (
     Changes,
@@ -22,6 +23,7 @@ from usm.upstream import (
     PreconditionFailed,
     StateTooOld,
     WriteRefused,
+    calendar_filter,
     note_write,
 )
 from usm.upstream.dav import CALENDAR, CONTACTS, NOTES, TASKS, Collection, DavObject, Homes
@@ -82,9 +84,13 @@ class MemoryDav:
         c = self._collection(credentials, collection)
         return f"sync:mem-{c.log[-1][0] if c.log else c.created}"
 
-    async def listing(self, credentials: Credentials, collection: str) -> tuple[str, dict[str, str]]:
+    async def listing(self, credentials: Credentials, collection: str, component: str | None = None,
+                      since: datetime | None = None) -> tuple[str, dict[str, str]]:
         c = self._collection(credentials, collection)
-        return await self.state(credentials, collection), {p: o.etag for p, o in c.objects.items()}
+        return await self.state(credentials, collection), {
+            p: o.etag for p, o in c.objects.items()
+            if component is None or (calendar_filter.holds(o.data, component) and
+                                     (since is None or calendar_filter.occurs_since(o.data, component, since)))}
 
     async def changes(self, credentials: Credentials, collection: str, token: str) -> Changes:
         c = self._collection(credentials, collection)
@@ -140,7 +146,8 @@ class MemoryDav:
             raise PreconditionFailed(f"memory DAV: {path} changed")
         return self._store(c, path, data)
 
-    async def delete(self, credentials: Credentials, path: str, etag: str | None = None) -> None:
+    async def delete(self, credentials: Credentials, path: str, etag: str | None = None, *,
+                     schedule_reply: bool = True) -> None:
         c = self._writable(credentials, path)
         if path not in c.objects:
             return
@@ -148,6 +155,17 @@ class MemoryDav:
             raise PreconditionFailed(f"memory DAV: {path} changed")
         del c.objects[path]
         self._changed(c, path)
+
+    async def move(self, credentials: Credentials, path: str, destination: str) -> str | None:
+        source = self._writable(credentials, path)
+        target = self._writable(credentials, destination)
+        if path not in source.objects:
+            return None
+        if destination in target.objects:
+            raise PreconditionFailed(f"memory DAV: {destination} exists")
+        etag = self._store(target, destination, source.objects.pop(path).data)
+        self._changed(source, path)
+        return etag
 
     async def make_collection(self, credentials: Credentials, kind: str, name: str, segment: str,
                               *, writable: bool = True) -> str:
