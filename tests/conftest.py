@@ -102,6 +102,12 @@ level = warning
     shutil.rmtree(state, ignore_errors=True)
 
 
+@pytest.fixture(params=["cyrus", "radicale"])
+def pim(request: pytest.FixtureRequest, database_url: str) -> Iterator[RunningGateway]:
+    """The gateway with contacts and calendars from Cyrus' CalDAV/CardDAV, and from Radicale."""
+    yield request.getfixturevalue("gateway" if request.param == "cyrus" else "gateway_radicale")
+
+
 def fresh_server_database(name: str = TEST_DATABASE) -> str:
     """An empty database ``name`` on the machine's PostgreSQL server; its URL."""
     async def create() -> None:

@@ -10,9 +10,12 @@ from eas_gateway.classes.base import ItemClass
 from eas_gateway.classes.calendar import CalendarClass
 from eas_gateway.classes.contacts import ContactsClass
 from eas_gateway.classes.email import EmailClass
+from eas_gateway.classes.notes import NotesClass
+from eas_gateway.classes.tasks import TasksClass
 from usm.upstream.composite import kind_of
 
-CLASSES: dict[str, ItemClass] = {c.kind: c for c in (EmailClass(), ContactsClass(), CalendarClass())}
+CLASSES: dict[str, ItemClass] = {c.kind: c for c in (EmailClass(), ContactsClass(), CalendarClass(), TasksClass(),
+                                                  NotesClass())}
 # The folder kinds the gateway serves (FolderSync shows no other collections).
 KINDS = frozenset(CLASSES)
 # By EAS class name (Ping's and GetItemEstimate's Class, MS-ASCMD 2.2.3.27).

@@ -1,6 +1,6 @@
 """What every item class offers the commands, and what they share.
 
-An item class (Email, Contacts; next Calendar, Tasks, Notes) knows how its items
+An item class (Email, Contacts, Calendar, Tasks, Notes) knows how its items
 are found upstream (``source``), shown to a phone (``render``, ``fetch``) and
 changed by one (``apply``: the Add/Change/Delete/Fetch commands of a Sync).
 Commands look the class up from the folder once (eas_gateway.classes.of_folder)
@@ -119,6 +119,7 @@ def answer(responses: etree._Element, name: str, server_id: str, status: int) ->
 class ItemClass(Protocol):
     kind: str  # the folder kind it serves (usm.upstream.Folder.kind)
     name: str  # the EAS class (Sync/Ping/GetItemEstimate Class): Email, Contacts, ...
+    supported_refused: bool  # a Sync Supported element is a protocol error (Notes: MS-ASNOTE)
 
     def source(self, ctx: Context, folder_id: str) -> ItemSource:
         """The folder's items upstream, for the sync engine (usm.sync)."""

@@ -63,6 +63,7 @@ class DavClass(ABC):
     content_type: str
     extension: str
     conversion_errors: tuple[type[Exception], ...] = ()
+    supported_refused = False
 
     @abstractmethod
     def to_phone(self, ctx: Context, text: str, options: Options) -> etree._Element:

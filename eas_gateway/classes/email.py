@@ -1,6 +1,7 @@
 """The Email class (MS-ASEMAIL): JMAP messages in mail folders.
 
-Reading: new items with their bodies per BodyPreference (items.fetch, items.email),
+Reading: new items with their bodies per BodyPreference (items.fetch, items.email;
+invitations with their MeetingRequest, classes.meetings),
 changes as the flags, read state and categories that change in place. Writing:
 classes.email_writes (flags, deletes, drafts at 16.x).
 """
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from lxml import etree
 
-from eas_gateway.classes import email_writes
+from eas_gateway.classes import email_writes, meetings
 from eas_gateway.classes.base import NOT_THERE, A, Outcome, Rendered
 from eas_gateway.items import email, fetch
 from eas_gateway.items.options import Options
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 class EmailClass:
     kind = "mail"
     name = "Email"
+    supported_refused = False
 
     def source(self, ctx: Context, folder_id: str) -> ItemSource:
         return ctx.upstream.mailstore.mail(ctx.credentials)
@@ -36,13 +38,14 @@ class EmailClass:
                      options: Options) -> Rendered:
         out = Rendered()
         found, mime = await fetch.for_display(ctx.upstream.mailstore, ctx.credentials, adds, options)
+        invitations = await meetings.for_messages(ctx, options, list(found.values()))
         version = float(ctx.version)
         for uid in adds:
             if uid not in found:
                 continue  # gone since its version was read
             data = E(None, A + "ApplicationData")
             try:
-                email.application_data(data, found[uid], options, version, mime.get(uid))
+                email.application_data(data, found[uid], options, version, mime.get(uid), invitations.get(uid))
             except Exception as exc:  # one item's converter bug must not block the folder
                 log.exception("Sync: item %s could not be converted", uid)
                 out.failed[uid] = f"{type(exc).__name__}: {exc}"[:500]
@@ -58,11 +61,13 @@ class EmailClass:
     async def whole_items(self, ctx: Context, folder_id: str, uids: list[str],
                           options: Options) -> dict[str, etree._Element]:
         found, mime = await fetch.for_display(ctx.upstream.mailstore, ctx.credentials, uids, options)
+        invitations = await meetings.for_messages(ctx, options, list(found.values()))
         out = {}
         for uid, message in found.items():
             if folder_id in message.folder_ids:
                 data = E(None, A + "ApplicationData")
-                email.application_data(data, message, options, float(ctx.version), mime.get(uid))
+                email.application_data(data, message, options, float(ctx.version), mime.get(uid),
+                                       invitations.get(uid))
                 out[uid] = data
         return out
 

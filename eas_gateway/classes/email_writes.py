@@ -30,6 +30,7 @@ from lxml import etree
 
 import wbxml
 from eas_gateway.classes import email_drafts as drafts
+from eas_gateway.classes import meetings
 from eas_gateway.classes.base import CONVERSION_ERROR, NOT_FOUND, OK, Outcome, added_before, read_commands
 from eas_gateway.context import Context
 from eas_gateway.items import compose, email, fetch
@@ -233,6 +234,7 @@ async def _fetches(ctx: Context, fetches: list[tuple[str, str | None]], options:
                    responses: etree._Element) -> None:
     found, mime = await fetch.for_display(ctx.upstream.mailstore, ctx.credentials,
                                           [uid for _, uid in fetches if uid is not None], options)
+    invitations = await meetings.for_messages(ctx, options, list(found.values()))
     for server_id, uid in fetches:
         answer = E(responses, A + "Fetch")
         E(answer, A + "ServerId", server_id)
@@ -242,4 +244,4 @@ async def _fetches(ctx: Context, fetches: list[tuple[str, str | None]], options:
             continue
         E(answer, A + "Status", OK)
         email.application_data(E(answer, A + "ApplicationData"), message, options, float(ctx.version),
-                               mime.get(message.id))
+                               mime.get(message.id), invitations.get(message.id))

@@ -103,7 +103,7 @@ async def handle_delete(ctx: Context, tree: etree._Element | None) -> etree._Ele
     if folder.kind == "mail":
         doomed = await _delete_mail_folder(ctx, folder, upstream)
     else:
-        doomed = [await _delete_collection(ctx, folder)]
+        doomed = [await _delete_collection(ctx, folder, upstream)]
     server_ids = {uid: sid for sid, uid in by_server_id.items()}
     async with ctx.db.acquire() as conn:
         new_key = await folders.record_change(
@@ -140,11 +140,16 @@ async def _delete_mail_folder(ctx: Context, folder: Folder, upstream: list[Folde
     return doomed
 
 
-async def _delete_collection(ctx: Context, folder: Folder) -> Folder:
+async def _delete_collection(ctx: Context, folder: Folder, upstream: list[Folder]) -> Folder:
     dav = ctx.upstream.dav
     assert dav is not None
     if folder.default:
         raise CommandStatus(SPECIAL, f"FolderDelete: {folder.name!r} is the default {folder.kind} folder")
+    path = ctx.upstream.dav_path(folder.id)
+    shared = [f.kind for f in upstream if f.id != folder.id and f.kind != "mail" and
+              ctx.upstream.dav_path(f.id) == path]
+    if shared:  # a calendar holding events and tasks is two folders: deleting one would delete both
+        raise CommandStatus(SPECIAL, f"FolderDelete: {folder.name!r} also holds the user's {', '.join(shared)}")
     try:
         await dav.delete_collection(ctx.credentials, ctx.upstream.dav_path(folder.id))
     except FolderRefused as exc:

@@ -235,6 +235,9 @@ async def _collection(ctx: Context, request: SyncRequest, wanted: CollectionRequ
         # The phone asks with the current key: it took the answer that held the suspect alone.
         async with ctx.db.acquire() as conn:
             await sync_state.forget_failures(conn, ctx.user, device, cid, state.suspect)
+    if wanted.supported is not None and cls.supported_refused:
+        log.info("Sync: device %s sent Supported for the %s collection %d", device, cls.name, cid)
+        return _element(wanted, key, PROTOCOL_ERROR), True
     try:
         options = parse_options(wanted.options, item_class=cls.name, previous=Options.from_json(state.options))
         if wanted.supported is not None:

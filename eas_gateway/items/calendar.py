@@ -24,14 +24,12 @@ from typing import Any
 from icalendar import Calendar
 from lxml import etree
 
-from eas_gateway.items import body, recurrence, timezone
+from eas_gateway.items import body, ical, recurrence, timezone
 from eas_gateway.xml import E
 
 C, B = "{Calendar:}", "{AirSyncBase:}"
 # MS-ASCAL BusyStatus: 0 free, 1 tentative, 2 busy, 3 out of office, 4 working elsewhere (16.0).
 BUSY = {"FREE": 0, "TENTATIVE": 1, "BUSY": 2, "OOF": 3, "WORKINGELSEWHERE": 4}
-# MS-ASCAL Sensitivity: 0 normal, 1 personal, 2 private, 3 confidential.
-SENSITIVITY = {"PUBLIC": 0, "PRIVATE": 2, "CONFIDENTIAL": 3}
 # MS-ASCAL AttendeeStatus: 0 unknown, 2 tentative, 3 accepted, 4 declined, 5 not responded.
 ATTENDEE_STATUS = {"TENTATIVE": 2, "ACCEPTED": 3, "DECLINED": 4, "NEEDS-ACTION": 5}
 # MS-ASCAL AttendeeType: 1 required, 2 optional, 3 resource.
@@ -89,16 +87,6 @@ def _start_end(event: Any, shown: Shown) -> tuple[datetime, datetime, bool, tzin
     return start, max(end, start), False, zone
 
 
-def _text(event: Any, name: str) -> str | None:
-    value = event.get(name)
-    if value is None:
-        return None
-    return str(value[0] if isinstance(value, list) else value)
-
-
-def _address(value: Any) -> str:
-    text = str(value)
-    return text[7:] if text.lower().startswith("mailto:") else text
 
 
 def _reminder(event: Any, start: datetime) -> int | None:
@@ -121,58 +109,50 @@ def _reminder(event: Any, start: datetime) -> int | None:
     return None
 
 
-def _categories(event: Any) -> list[str]:
-    found: list[str] = []
-    value = event.get("CATEGORIES")
-    for item in value if isinstance(value, list) else [value] if value is not None else []:
-        found += [str(c) for c in getattr(item, "cats", [])]
-    return found
-
 
 def _busy(event: Any) -> int:
-    override = _text(event, "X-MICROSOFT-CDO-BUSYSTATUS")
+    override = ical.text(event, "X-MICROSOFT-CDO-BUSYSTATUS")
     if override and override.upper() in BUSY:
         return BUSY[override.upper()]
-    return 0 if (_text(event, "TRANSP") or "").upper() == "TRANSPARENT" else 2
+    return 0 if (ical.text(event, "TRANSP") or "").upper() == "TRANSPARENT" else 2
 
 
 def _meeting_status(event: Any, shown: Shown) -> int:
     if "ATTENDEE" not in event and "ORGANIZER" not in event:
         return APPOINTMENT
-    organizer = _address(event.get("ORGANIZER", "")).lower()
+    organizer = ical.address(event.get("ORGANIZER", "")).lower()
     mine = not organizer or organizer in shown.user_addresses
-    if (_text(event, "STATUS") or "").upper() == "CANCELLED":
+    if (ical.text(event, "STATUS") or "").upper() == "CANCELLED":
         return CANCELLED_ORGANIZER if mine else CANCELLED_ATTENDEE
     return ORGANIZER if mine else ATTENDEE
 
 
 def _attendees(event: Any) -> list[Any]:
-    value = event.get("ATTENDEE")
-    return value if isinstance(value, list) else [value] if value is not None else []
+    return ical.as_list(event.get("ATTENDEE"))
 
 
 def _fields(parent: etree._Element, event: Any, shown: Shown, *, start: datetime, end: datetime,
             all_day: bool, master: Any = None) -> None:
     """The fields every item and exception has; with ``master``, only those that differ."""
     def differs(name: str) -> bool:
-        return master is None or _text(event, name) != _text(master, name)
+        return master is None or ical.text(event, name) != ical.text(master, name)
 
     if master is None or all_day != ("VALUE=DATE" in master["DTSTART"].to_ical().decode() or
                                      not isinstance(master["DTSTART"].dt, datetime)):
         E(parent, C + "AllDayEvent", int(all_day))
     if "DESCRIPTION" in event and differs("DESCRIPTION"):
-        body.plain(parent, _text(event, "DESCRIPTION") or "", shown.truncation)
+        body.plain(parent, ical.text(event, "DESCRIPTION") or "", shown.truncation)
     if master is None or _busy(event) != _busy(master):
         E(parent, C + "BusyStatus", _busy(event))
     if master is None and "ORGANIZER" in event:
         organizer = event["ORGANIZER"]
         if organizer.params.get("CN"):
             E(parent, C + "OrganizerName", str(organizer.params["CN"]))
-        E(parent, C + "OrganizerEmail", _address(organizer))
+        E(parent, C + "OrganizerEmail", ical.address(organizer))
     if "DTSTAMP" in event and (master is None or differs("DTSTAMP")):
         E(parent, C + "DtStamp", compact(event["DTSTAMP"].dt))
     E(parent, C + "EndTime", compact(end))
-    location = _text(event, "LOCATION")
+    location = ical.text(event, "LOCATION")
     if location and differs("LOCATION"):
         if shown.version >= 16.0:
             E(E(parent, B + "Location"), B + "DisplayName", location)
@@ -181,14 +161,14 @@ def _fields(parent: etree._Element, event: Any, shown: Shown, *, start: datetime
     reminder = _reminder(event, start)
     if reminder is not None and (master is None or reminder != _reminder(master, start)):
         E(parent, C + "Reminder", reminder)
-    sensitivity = SENSITIVITY.get((_text(event, "CLASS") or "PUBLIC").upper(), 0)
+    sensitivity = ical.sensitivity(event)
     if master is None or differs("CLASS"):
         E(parent, C + "Sensitivity", sensitivity)
     if "SUMMARY" in event and differs("SUMMARY"):
-        E(parent, C + "Subject", _text(event, "SUMMARY"))
+        E(parent, C + "Subject", ical.text(event, "SUMMARY"))
     E(parent, C + "StartTime", compact(start))
-    categories = _categories(event)
-    if categories and (master is None or categories != _categories(master)):
+    categories = ical.categories(event)
+    if categories and (master is None or categories != ical.categories(master)):
         holder = E(parent, C + "Categories")
         for category in categories:
             E(holder, C + "Category", category)
@@ -210,7 +190,7 @@ def application_data(parent: etree._Element, text: str, shown: Shown) -> None:
         E(parent, C + "Timezone", timezone.for_zone(zone, start).to_base64())
     _fields(parent, master, shown, start=start, end=end, all_day=all_day)
     if "UID" in master:
-        E(parent, C + "UID", _text(master, "UID"))
+        E(parent, C + "UID", ical.text(master, "UID"))
     status = _meeting_status(master, shown)
     E(parent, C + "MeetingStatus", status)
     attendees = _attendees(master)
@@ -218,15 +198,15 @@ def application_data(parent: etree._Element, text: str, shown: Shown) -> None:
         holder = E(parent, C + "Attendees")
         for attendee in attendees:
             one = E(holder, C + "Attendee")
-            E(one, C + "Email", _address(attendee))
-            E(one, C + "Name", str(attendee.params.get("CN") or _address(attendee)))
+            E(one, C + "Email", ical.address(attendee))
+            E(one, C + "Name", str(attendee.params.get("CN") or ical.address(attendee)))
             partstat = str(attendee.params.get("PARTSTAT", "")).upper()
             E(one, C + "AttendeeStatus", ATTENDEE_STATUS.get(partstat, 0))
             kind = 3 if str(attendee.params.get("CUTYPE", "")).upper() in ("RESOURCE", "ROOM") else \
                 ATTENDEE_TYPE.get(str(attendee.params.get("ROLE", "REQ-PARTICIPANT")).upper(), 1)
             E(one, C + "AttendeeType", kind)
     if status in (ATTENDEE, CANCELLED_ATTENDEE):
-        mine = next((a for a in attendees if _address(a).lower() in shown.user_addresses), None)
+        mine = next((a for a in attendees if ical.address(a).lower() in shown.user_addresses), None)
         if mine is not None and str(mine.params.get("RSVP", "")).upper() == "TRUE":
             E(parent, C + "ResponseRequested", 1)
     rule = master.get("RRULE")
@@ -286,7 +266,7 @@ def _exceptions(master: Any, overrides: list[Any], shown: Shown, zone: tzinfo, a
         element = E(None, C + "Exception")
         original = _as_utc(event["RECURRENCE-ID"].dt, zone)
         E(element, C + "ExceptionStartTime", compact(original))
-        if (_text(event, "STATUS") or "").upper() == "CANCELLED":
+        if (ical.text(event, "STATUS") or "").upper() == "CANCELLED":
             E(element, C + "Deleted", 1)
         else:
             start, end, exception_all_day, _ = _start_end(event, shown)

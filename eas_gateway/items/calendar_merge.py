@@ -26,12 +26,11 @@ from dateutil.rrule import rrulestr
 from icalendar import Alarm, Calendar, Event, vCalAddress, vRecur
 from lxml import etree
 
-from eas_gateway.items import recurrence, timezone
+from eas_gateway.items import ical, recurrence, timezone
 from eas_gateway.items.calendar import BUSY, C, Shown
 
 A, B = "{AirSync:}", "{AirSyncBase:}"
 BUSY_NAMES = {v: k for k, v in BUSY.items()}
-SENSITIVITY_NAMES = {0: "PUBLIC", 1: "PRIVATE", 2: "PRIVATE", 3: "CONFIDENTIAL"}
 # MS-ASCAL AttendeeType -> (ROLE, CUTYPE): 1 required, 2 optional, 3 resource.
 ATTENDEE_ROLES = {1: ("REQ-PARTICIPANT", None), 2: ("OPT-PARTICIPANT", None), 3: ("NON-PARTICIPANT", "RESOURCE")}
 
@@ -173,10 +172,10 @@ def merge(stored: str | None, phone: PhoneEvent, shown: Shown, *, uid: str, now:
         _move_overrides(calendar, master, master["DTSTART"].dt - _aware(old_start, zone))
     if phone.exceptions:
         _set_exceptions(calendar, master, phone.exceptions, zone, shown)
-    _replace(master, "DTSTAMP", now.astimezone(UTC))
+    ical.replace(master, "DTSTAMP", now.astimezone(UTC))
     if stored:
         sequence = int(master.get("SEQUENCE", 0)) + 1
-        _replace(master, "SEQUENCE", sequence)
+        ical.replace(master, "SEQUENCE", sequence)
     calendar.add_missing_timezones()
     return _serialize(calendar, stored or "")
 
@@ -218,12 +217,6 @@ def _aware(value: datetime, zone: tzinfo) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=zone)
 
 
-def _replace(component: Any, name: str, value: Any, parameters: dict[str, str] | None = None) -> None:
-    if name in component:
-        del component[name]
-    if value is not None and value != "":
-        component.add(name, value, parameters=parameters)
-
 
 def _zone(phone: PhoneEvent, shown: Shown, master: Any) -> tzinfo:
     """The zone the phone's times belong to: its blob's (the user's zone first), else the
@@ -253,14 +246,14 @@ def _times(master: Any, values: dict[str, str], zone: tzinfo, shown: Shown) -> N
         if text is None:
             if all_day != was_all_day and name in master:
                 value = master[name].dt
-                _replace(master, name, value.date() if all_day and isinstance(value, datetime) else value)
+                ical.replace(master, name, value.date() if all_day and isinstance(value, datetime) else value)
             continue
         moment = _time(text, field)
         if all_day:
             local = moment if shown.version >= 16.0 else moment.astimezone(zone)
-            _replace(master, name, _nearest_date(local))
+            ical.replace(master, name, _nearest_date(local))
         else:
-            _replace(master, name, moment.astimezone(zone))
+            ical.replace(master, name, moment.astimezone(zone))
     if "DTEND" in master and "DURATION" in master:
         del master["DURATION"]
     if "DTSTART" in master and "DTEND" in master and master["DTEND"].dt < master["DTSTART"].dt:
@@ -275,24 +268,24 @@ def _nearest_date(local: datetime) -> date:
 
 def _set_fields(master: Any, values: dict[str, str], body: str | None, categories: list[str] | None) -> None:
     if "Subject" in values:
-        _replace(master, "SUMMARY", values["Subject"])
+        ical.replace(master, "SUMMARY", values["Subject"])
     if "Location" in values:
-        _replace(master, "LOCATION", values["Location"])
+        ical.replace(master, "LOCATION", values["Location"])
     if body is not None:
-        _replace(master, "DESCRIPTION", body.replace("\r\n", "\n"))
+        ical.replace(master, "DESCRIPTION", body.replace("\r\n", "\n"))
     if categories is not None:
-        _replace(master, "CATEGORIES", categories or None)
+        ical.replace(master, "CATEGORIES", categories or None)
     if "Sensitivity" in values:
         level = _number(values["Sensitivity"], "Sensitivity")
-        if level not in SENSITIVITY_NAMES:
+        if level not in ical.SENSITIVITY_NAMES:
             raise EventError(f"Sensitivity {level}")
-        _replace(master, "CLASS", SENSITIVITY_NAMES[level])
+        ical.replace(master, "CLASS", ical.SENSITIVITY_NAMES[level])
     if "BusyStatus" in values:
         busy = _number(values["BusyStatus"], "BusyStatus")
         if busy not in BUSY_NAMES:
             raise EventError(f"BusyStatus {busy}")
-        _replace(master, "TRANSP", "TRANSPARENT" if busy == 0 else "OPAQUE")
-        _replace(master, "X-MICROSOFT-CDO-BUSYSTATUS", BUSY_NAMES[busy])
+        ical.replace(master, "TRANSP", "TRANSPARENT" if busy == 0 else "OPAQUE")
+        ical.replace(master, "X-MICROSOFT-CDO-BUSYSTATUS", BUSY_NAMES[busy])
     if "Reminder" in values:
         _set_reminder(master, _number(values["Reminder"], "Reminder"))
 
@@ -305,9 +298,9 @@ def _set_attendees(master: Any, attendees: list[tuple[str, str, int]], shown: Sh
     server sends nothing for it (RFC 6638 7.1); from 16.0 the server sends them. A copy
     the user was invited to is the organizer's list: a phone's Attendees do not change it."""
     organizer = master.get("ORGANIZER")
-    if organizer is not None and _address(organizer) not in shown.user_addresses:
+    if organizer is not None and ical.address(organizer).lower() not in shown.user_addresses:
         return
-    existing = {_address(a): a for a in _as_list(master.get("ATTENDEE"))}
+    existing = {ical.address(a).lower(): a for a in ical.as_list(master.get("ATTENDEE"))}
     if "ATTENDEE" in master:
         del master["ATTENDEE"]
     kept = [a for address, a in existing.items()
@@ -333,12 +326,6 @@ def _set_attendees(master: Any, attendees: list[tuple[str, str, int]], shown: Sh
         master.add("ORGANIZER", vCalAddress("mailto:" + min(shown.user_addresses)))
 
 
-def _address(value: Any) -> str:
-    return str(value).removeprefix("mailto:").removeprefix("MAILTO:").strip().lower()
-
-
-def _as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value] if value is not None else []
 
 
 def _set_reminder(master: Any, minutes: int | None) -> None:
@@ -350,7 +337,7 @@ def _set_reminder(master: Any, minutes: int | None) -> None:
             if minutes is None:
                 master.subcomponents.remove(alarm)
             else:
-                _replace(alarm, "TRIGGER", timedelta(minutes=-minutes))
+                ical.replace(alarm, "TRIGGER", timedelta(minutes=-minutes))
             return
     if minutes is not None:
         alarm = Alarm()
@@ -368,10 +355,10 @@ def _set_recurrence(master: Any, phone: PhoneEvent, zone: tzinfo) -> None:
     current = master.get("RRULE")
     if phone.recurrence is not None and current is not None:
         shown, exact = recurrence.to_eas(dict(current), naive_start)
-        if _same_pattern(shown, phone.recurrence):
+        if recurrence.same_pattern(shown, phone.recurrence):
             return  # what the phone was shown came back: keep the upstream rule, exact or not
     if phone.recurrence is None:
-        _replace(master, "RRULE", None)
+        ical.replace(master, "RRULE", None)
         return
     try:
         rule = recurrence.from_eas(phone.recurrence, naive_start)
@@ -379,17 +366,8 @@ def _set_recurrence(master: Any, phone: PhoneEvent, zone: tzinfo) -> None:
         raise EventError(str(exc)) from exc
     if "UNTIL" in rule and isinstance(start, date) and not isinstance(start, datetime):
         rule["UNTIL"] = [rule["UNTIL"][0].date() if isinstance(rule["UNTIL"][0], datetime) else rule["UNTIL"][0]]
-    _replace(master, "RRULE", vRecur(rule))
+    ical.replace(master, "RRULE", vRecur(rule))
 
-
-def _same_pattern(a: recurrence.Recurrence, b: recurrence.Recurrence) -> bool:
-    """The same pattern, whatever optional elements the phone repeats or leaves out."""
-    def key(r: recurrence.Recurrence) -> tuple[Any, ...]:
-        until = r.until.astimezone(UTC).replace(second=0) if isinstance(r.until, datetime) and r.until.tzinfo \
-            else r.until
-        return (r.type, r.interval, r.occurrences, until if r.occurrences is None else None, r.day_of_week,
-                r.day_of_month, r.week_of_month, r.month_of_year)
-    return key(a) == key(b)
 
 
 def _occurrences(master: Any, zone: tzinfo, limit: int = 2000) -> list[datetime]:
@@ -420,7 +398,7 @@ def _move_overrides(calendar: Any, master: Any, shift: timedelta) -> None:
         if component.name == "VEVENT" and component is not master and "RECURRENCE-ID" in component:
             original = component["RECURRENCE-ID"].dt
             if isinstance(original, datetime):
-                _replace(component, "RECURRENCE-ID", original + shift)
+                ical.replace(component, "RECURRENCE-ID", original + shift)
     exdates = master.get("EXDATE")
     if exdates is not None:
         moved = [d.dt + shift for item in (exdates if isinstance(exdates, list) else [exdates]) for d in item.dts
@@ -467,4 +445,4 @@ def _set_exceptions(calendar: Any, master: Any, exceptions: list[dict[str, Any]]
         values = {k: v for k, v in exception.items() if isinstance(v, str)}
         _times(override, values, zone, shown)
         _set_fields(override, values, exception.get("Body"), exception.get("Categories"))
-        _replace(override, "DTSTAMP", datetime.now(UTC))
+        ical.replace(override, "DTSTAMP", datetime.now(UTC))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import html
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import quote, unquote
@@ -117,9 +118,10 @@ def wants_mime(options: Options) -> bool:
 
 
 def application_data(parent: etree._Element, message: Message, options: Options, version: float,
-                     mime: bytes | None = None) -> None:
+                     mime: bytes | None = None, meeting: Callable[[etree._Element], str] | None = None) -> None:
     """Append the Email ApplicationData children of ``message`` to ``parent``
-    (an ApplicationData or ItemOperations Properties element)."""
+    (an ApplicationData or ItemOperations Properties element). ``meeting``: the message
+    is an invitation; it writes the MeetingRequest element and gives the MessageClass."""
     E(parent, M + "To", _addresses(message.to))
     if message.cc:
         E(parent, M + "Cc", _addresses(message.cc))
@@ -145,7 +147,9 @@ def application_data(parent: etree._Element, message: Message, options: Options,
             if attachment.inline:
                 E(el, B + "IsInline", 1)
     body(parent, message, options, version, mime)
-    E(parent, M + "MessageClass", "IPM.Note")
+    class_element = E(parent, M + "MessageClass", "IPM.Note")
+    if meeting is not None:
+        class_element.text = meeting(parent)
     E(parent, M + "InternetCPID", 65001)
     flags(parent, message, version)
     E(parent, M + "ContentClass", "urn:content-classes:message")

@@ -23,7 +23,7 @@ phone sends that same pattern back (the phone edited another field, not the rule
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 DAILY, WEEKLY, MONTHLY, MONTHLY_NTH, YEARLY, YEARLY_NTH = 0, 1, 2, 3, 5, 6
@@ -205,3 +205,14 @@ def _month(month: int) -> int:
     if not 1 <= month <= 12:
         raise RecurrenceError(f"Recurrence MonthOfYear {month}")
     return month
+
+
+def same_pattern(a: Recurrence, b: Recurrence) -> bool:
+    """The same pattern, whatever optional elements the phone repeats or leaves out."""
+    def key(r: Recurrence) -> tuple[Any, ...]:
+        until = r.until.astimezone(UTC).replace(second=0) if isinstance(r.until, datetime) and r.until.tzinfo \
+            else r.until
+        return (r.type, r.interval, r.occurrences, until if r.occurrences is None else None, r.day_of_week,
+                r.day_of_month, r.week_of_month, r.month_of_year)
+    return key(a) == key(b)
+

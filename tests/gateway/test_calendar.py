@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -74,11 +73,6 @@ END:VCALENDAR\r
 SINGLE = ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\nUID:{uid}\r\n"
           "DTSTAMP:20260101T000000Z\r\n{times}SUMMARY:{summary}\r\n{extra}END:VEVENT\r\nEND:VCALENDAR\r\n")
 
-
-@pytest.fixture(params=["cyrus", "radicale"])
-def pim(request: pytest.FixtureRequest, database_url: str) -> Iterator[RunningGateway]:
-    """The gateway with calendars from Cyrus' CalDAV, and with calendars from Radicale."""
-    yield request.getfixturevalue("gateway" if request.param == "cyrus" else "gateway_radicale")
 
 
 def run(coroutine):  # type: ignore[no-untyped-def]

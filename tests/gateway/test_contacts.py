@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import time
-from collections.abc import Iterator
 
 import pytest
 from lxml import etree
@@ -40,11 +39,6 @@ CARD = ("BEGIN:VCARD\r\nVERSION:3.0\r\nUID:{uid}\r\nFN:Ada Lovelace\r\nN:Lovelac
         "ADR;TYPE=HOME:;;12 St James's Square;London;;SW1;UK\r\nX-CUSTOM-THING:keep me\r\n"
         "URL:https://one.example.org/\r\nURL:https://two.example.org/\r\nNOTE:First programmer\r\nEND:VCARD\r\n")
 
-
-@pytest.fixture(params=["cyrus", "radicale"])
-def pim(request: pytest.FixtureRequest, database_url: str) -> Iterator[RunningGateway]:
-    """The gateway with contacts from Cyrus' CardDAV, and with contacts from Radicale."""
-    yield request.getfixturevalue("gateway" if request.param == "cyrus" else "gateway_radicale")
 
 
 def dav(gw: RunningGateway, user: str) -> tuple[DavUpstream, Credentials]:

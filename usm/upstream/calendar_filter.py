@@ -35,6 +35,14 @@ def holds(text: str, component: str) -> bool:
     return any(c.name == component for c in calendar.subcomponents)
 
 
+def uid_of(text: str) -> str | None:
+    """The UID of an iCalendar object's first component (None: unreadable or none)."""
+    calendar = _parse(text)
+    if calendar is None:
+        return None
+    return next((str(c["UID"]) for c in calendar.subcomponents if "UID" in c), None)
+
+
 def occurs_since(text: str, component: str, since: datetime) -> bool:
     """The object has an occurrence ending at or after ``since`` (one without a start,
     or one the expansion cannot read, counts: better shown than lost)."""

@@ -280,12 +280,14 @@ class Sources:
 
 def collection_folders(collections: list[Collection]) -> list[Folder]:
     """DAV collections as folders, top level, with one default per class: Cyrus'
-    ``Default`` collection, else the user's own first (by path) writable one."""
+    ``Default`` collection or the one the gateway made for the class (so that a new
+    collection does not take the default's place), else the first (by path) writable one."""
     out: list[Folder] = []
     defaults: dict[str, str] = {}
     for kind in (CONTACTS, CALENDAR, TASKS, NOTES):
+        made = DEFAULT_COLLECTIONS[kind][1]
         mine = sorted((c for c in collections if c.kind == kind), key=lambda c: (
-            c.path.rstrip("/").rpartition("/")[2] != CYRUS_DEFAULT, not c.writable, c.path))
+            c.path.rstrip("/").rpartition("/")[2] not in (CYRUS_DEFAULT, made), not c.writable, c.path))
         if mine:
             defaults[kind] = mine[0].path
     for c in sorted(collections, key=lambda c: c.path):

@@ -128,6 +128,8 @@ class DavStore(Protocol):
     async def replace(self, credentials: Credentials, path: str, data: str, content_type: str,
                       etag: str) -> str: ...
 
+    async def find_uid(self, credentials: Credentials, collections: list[str], uid: str) -> DavObject | None: ...
+
     async def delete(self, credentials: Credentials, path: str, etag: str | None = None, *,
                      schedule_reply: bool = True) -> None: ...
 
@@ -401,6 +403,28 @@ class DavUpstream:
         response = await self._request("PUT", path, credentials, body=data, ok=(200, 201, 204),
                                        headers={"If-Match": etag, "Content-Type": content_type})
         return response.headers.get("etag") or (await self.get(credentials, path)).etag
+
+    async def find_uid(self, credentials: Credentials, collections: list[str], uid: str) -> DavObject | None:
+        """The object whose UID is ``uid`` in the first of ``collections`` that holds it
+        (a calendar-query on the UID, RFC 4791 9.7.5; the value XML-escaped by lxml)."""
+        for collection in collections:
+            body = etree.Element(f"{{{CAL}}}calendar-query", nsmap={"d": D, "c": CAL})
+            prop = etree.SubElement(body, f"{{{D}}}prop")
+            etree.SubElement(prop, f"{{{D}}}getetag")
+            etree.SubElement(prop, f"{{{CAL}}}calendar-data")
+            outer = etree.SubElement(etree.SubElement(body, f"{{{CAL}}}filter"), f"{{{CAL}}}comp-filter",
+                                     name="VCALENDAR")
+            inner = etree.SubElement(outer, f"{{{CAL}}}comp-filter", name="VEVENT")
+            match = etree.SubElement(etree.SubElement(inner, f"{{{CAL}}}prop-filter", name="UID"),
+                                     f"{{{CAL}}}text-match", collation="i;octet")
+            match.text = uid
+            response = await self._request("REPORT", collection, credentials, body=body, headers={"Depth": "1"},
+                                           ok=(207,))
+            for path, props in _multistatus(response):
+                etag, data = _text(props.get((D, "getetag"))), _text(props.get((CAL, "calendar-data")))
+                if etag and data and calendar_filter.uid_of(data) == uid:
+                    return DavObject(path, etag, data)
+        return None
 
     async def delete(self, credentials: Credentials, path: str, etag: str | None = None, *,
                      schedule_reply: bool = True) -> None:

@@ -146,6 +146,13 @@ class MemoryDav:
             raise PreconditionFailed(f"memory DAV: {path} changed")
         return self._store(c, path, data)
 
+    async def find_uid(self, credentials: Credentials, collections: list[str], uid: str) -> DavObject | None:
+        for collection in collections:
+            for found in self._collection(credentials, collection).objects.values():
+                if calendar_filter.uid_of(found.data) == uid:
+                    return found
+        return None
+
     async def delete(self, credentials: Credentials, path: str, etag: str | None = None, *,
                      schedule_reply: bool = True) -> None:
         c = self._writable(credentials, path)
