@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 A = "{AirSync:}"
+INSTANCE_ID = "{AirSyncBase:}InstanceId"
 # MS-ASCMD 2.2.3.177.17 Sync Status values for single commands.
 OK, CONVERSION_ERROR, CONFLICT, NOT_FOUND = 1, 6, 7, 8
 
@@ -64,6 +65,9 @@ class PhoneCommands:
     deletes: list[tuple[str, Found | None]] = field(default_factory=list)
     fetches: list[tuple[str, str | None]] = field(default_factory=list)  # (ServerId, upstream id)
     adds: list[tuple[str, etree._Element]] = field(default_factory=list)  # (ClientId, command)
+    # The InstanceId of each Delete (None: the whole item), in the order of ``deletes``: a Delete
+    # of one occurrence (16.0, MS-ASAIRS 2.2.2.26). A Change carries its own in its command.
+    delete_instances: list[str | None] = field(default_factory=list)
 
 
 async def read_commands(ctx: Context, collection_id: int, commands: etree._Element) -> PhoneCommands:
@@ -86,6 +90,7 @@ async def read_commands(ctx: Context, collection_id: int, commands: etree._Eleme
             out.changes.append((server_id, lookup(server_id), command))
         elif name == "Delete":
             out.deletes.append((server_id, lookup(server_id)))
+            out.delete_instances.append(child_text(command, INSTANCE_ID) or None)
         elif name == "Fetch":
             found = lookup(server_id)
             out.fetches.append((server_id, found[1] if found else None))

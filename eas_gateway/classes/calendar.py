@@ -58,3 +58,10 @@ class CalendarClass(DavClass):
                    uid: str) -> str:
         return calendar_merge.merge(stored, calendar_merge.read_phone(data), shown(ctx, options), uid=uid,
                                     now=datetime.now(UTC))
+
+    def from_phone_instance(self, ctx: Context, stored: str, data: etree._Element | None, options: Options,
+                            instance: str, *, deleted: bool) -> str:
+        """16.0: a Change or Delete naming one occurrence (InstanceId, its original start)
+        is an Exception of the series: an override, or an EXDATE."""
+        return calendar_merge.merge_instance(stored, None if deleted else calendar_merge.read_phone(data),
+                                             shown(ctx, options), instance=instance, now=datetime.now(UTC))

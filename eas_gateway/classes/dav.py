@@ -32,6 +32,7 @@ from lxml import etree
 from eas_gateway.classes.base import (
     CONFLICT,
     CONVERSION_ERROR,
+    INSTANCE_ID,
     NOT_FOUND,
     NOT_THERE,
     OK,
@@ -44,7 +45,7 @@ from eas_gateway.classes.base import (
     read_commands,
 )
 from eas_gateway.items.options import Options
-from eas_gateway.xml import E
+from eas_gateway.xml import E, child_text
 from usm import conflicts, sync_state
 from usm.upstream import ItemSource, NotFound, PreconditionFailed, WriteRefused
 from usm.upstream.dav import DavObject
@@ -55,6 +56,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_CLIENT_ID = 64  # MS-ASCMD 2.2.3.28.1: ClientId is at most 64 characters
+
+
+class InstanceRefused(ValueError):
+    """A Change or Delete of one occurrence (InstanceId) the class cannot make (Status 6)."""
 
 
 class DavClass(ABC):
@@ -74,6 +79,12 @@ class DavClass(ABC):
                    uid: str) -> str:
         """The object with the phone's ApplicationData in it (``stored`` None: a new one
         whose UID is ``uid``); raises one of ``conversion_errors`` for what cannot be stored."""
+
+    def from_phone_instance(self, ctx: Context, stored: str, data: etree._Element | None, options: Options,
+                            instance: str, *, deleted: bool) -> str:
+        """The object with one occurrence changed (``data``) or deleted (16.0 InstanceId);
+        a class without occurrences refuses it."""
+        raise InstanceRefused(f"a {self.name} item has no occurrences (InstanceId {instance!r})")
 
     def source(self, ctx: Context, folder_id: str) -> ItemSource:
         return ctx.upstream.items(ctx.credentials, folder_id)
@@ -122,11 +133,15 @@ class DavClass(ABC):
         if mine.adds:
             await self._adds(ctx, collection_id, path, mine.adds, first_item, options, out, responses)
         for server_id, found, command in mine.changes:
-            status = await self._change(ctx, path, found, command.find(A + "ApplicationData"), options, out)
+            status = await self._change(ctx, path, found, command.find(A + "ApplicationData"), options, out,
+                                        instance=child_text(command, INSTANCE_ID) or None)
             if status != OK:
                 answer(responses, "Change", server_id, status)
-        for server_id, found in mine.deletes:
-            status = await self._delete(ctx, found, out)
+        for (server_id, found), instance in zip(mine.deletes, mine.delete_instances, strict=True):
+            if instance is not None:  # one occurrence: a change of the series
+                status = await self._change(ctx, path, found, None, options, out, instance=instance, deleted=True)
+            else:
+                status = await self._delete(ctx, found, out)
             if status != OK:
                 answer(responses, "Delete", server_id, status)
         if mine.fetches:
@@ -206,12 +221,14 @@ class DavClass(ABC):
             number += 1
 
     async def _change(self, ctx: Context, path: str, found: Found | None, data: etree._Element | None,
-                      options: Options, out: Outcome) -> int:
+                      options: Options, out: Outcome, *, instance: str | None = None, deleted: bool = False) -> int:
         dav = ctx.upstream.dav
         assert dav is not None
         if found is None:
             return NOT_FOUND
         number, uid, version = found
+        if uid in out.versions:  # changed by an earlier command of this request (another occurrence)
+            version = out.versions[uid][1]
         for _ in range(3):  # an object that keeps changing under us: give up after a few rounds
             current = (await dav.multiget(ctx.credentials, path, self.kind, [uid])).get(uid)
             if current is None:
@@ -222,9 +239,10 @@ class DavClass(ABC):
                          uid, ctx.line.device_id)
                 return CONFLICT
             try:
-                text = self.from_phone(ctx, current.data, data, options, uid=uid)
+                text = self.from_phone(ctx, current.data, data, options, uid=uid) if instance is None else \
+                    self.from_phone_instance(ctx, current.data, data, options, instance, deleted=deleted)
                 etag = await dav.replace(ctx.credentials, uid, text, self.content_type, current.etag)
-            except self.conversion_errors as exc:
+            except self.conversion_errors + (InstanceRefused,) as exc:
                 log.info("Sync: device %s changed %s: %s", ctx.line.device_id, uid, exc)
                 return CONVERSION_ERROR
             except WriteRefused as exc:

@@ -180,6 +180,31 @@ def merge(stored: str | None, phone: PhoneEvent, shown: Shown, *, uid: str, now:
     return _serialize(calendar, stored or "")
 
 
+def merge_instance(stored: str, phone: PhoneEvent | None, shown: Shown, *, instance: str, now: datetime) -> str:
+    """The series with one occurrence (``instance``: its original start, MS-ASAIRS
+    InstanceId) changed to the phone's fields, or deleted (``phone`` None); the rest of
+    the series as it was."""
+    calendar: Any = Calendar.from_ical(stored)
+    master = next((c for c in calendar.subcomponents if c.name == "VEVENT" and "RECURRENCE-ID" not in c), None)
+    if master is None or "RRULE" not in master:
+        raise EventError("InstanceId names an occurrence of an event that does not recur")
+    exception: dict[str, Any] = {"ExceptionStartTime": _time(instance, "InstanceId").strftime("%Y%m%dT%H%M%SZ")}
+    if phone is None:
+        exception["Deleted"] = "1"
+    else:
+        exception.update(phone.values)
+        if phone.body is not None:
+            exception["Body"] = phone.body
+        if phone.categories is not None:
+            exception["Categories"] = phone.categories
+    zone = master["DTSTART"].dt.tzinfo if isinstance(master["DTSTART"].dt, datetime) and \
+        master["DTSTART"].dt.tzinfo else shown.zone
+    _set_exceptions(calendar, master, [exception], zone, shown)
+    ical.replace(master, "DTSTAMP", now.astimezone(UTC))
+    ical.replace(master, "SEQUENCE", int(master.get("SEQUENCE", 0)) + 1)
+    return _serialize(calendar, stored)
+
+
 class _Verbatim:
     """A property value written as it was read (icalendar writes a rule's parts in its
     own order; the stored text keeps the writer's)."""

@@ -441,3 +441,51 @@ def test_own_edits_mail_nobody_and_a_new_attendee_is_invited_once(gateway: Runni
     tree = phone.sync(collection(folder, key, commands=_commands(
         _change(server_id, own, version=version, attendees=[(carol, "Carol"), (dave, "Dave")]))))
     assert _wait_for_sent(gateway, before) == ([] if version == "14.1" else [([dave], "REQUEST")])
+
+
+def test_at_16_an_instance_id_changes_or_deletes_that_occurrence_only(pim: RunningGateway) -> None:
+    user, phone, folder, calendar = calendar_phone(pim, "16.1")
+    text, start = series(f"instances-{user}")
+    path = calendar + "instances.ics"
+    put(pim, user, path, text)
+    before = objects(pim, user, calendar)[path]
+    key, adds = phone.sync_all(folder)
+    server_id = adds[0].findtext(A + "ServerId")
+    new_york = ZoneInfo("America/New_York")
+    third = (start + timedelta(weeks=3)).replace(tzinfo=new_york).astimezone(UTC)
+    fourth = (start + timedelta(weeks=4)).replace(tzinfo=new_york).astimezone(UTC)
+    change = etree.Element(A + "Change")
+    etree.SubElement(change, A + "ServerId").text = server_id
+    etree.SubElement(change, B + "InstanceId").text = third.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    app = etree.SubElement(change, A + "ApplicationData")
+    etree.SubElement(app, C + "Subject").text = "Standup (just this one)"
+    delete = etree.Element(A + "Delete")
+    etree.SubElement(delete, A + "ServerId").text = server_id
+    etree.SubElement(delete, B + "InstanceId").text = fourth.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    tree = phone.sync(collection(folder, key, commands=_commands(change, delete)))
+    assert [s.text for s in tree.iter(A + "Status")] == ["1"], etree.tostring(tree)
+    after = Calendar.from_ical(objects(pim, user, calendar)[path])
+    events = after.walk("VEVENT")
+    master = next(e for e in events if "RECURRENCE-ID" not in e)
+    assert str(master["SUMMARY"]) == "Standup" and master["RRULE"].to_ical() == b"FREQ=WEEKLY;BYDAY=MO"
+    overrides = {e["RECURRENCE-ID"].dt.astimezone(UTC): str(e["SUMMARY"]) for e in events if "RECURRENCE-ID" in e}
+    assert overrides.get(third) == "Standup (just this one)", (overrides, objects(pim, user, calendar)[path])
+    assert len(overrides) == 2  # the moved one upstream made, and this one
+    exdates = {d.dt.astimezone(UTC) for item in (master["EXDATE"] if isinstance(master["EXDATE"], list)
+                                                 else [master["EXDATE"]]) for d in item.dts}
+    assert fourth in exdates and len(exdates) == 2
+    assert len(Calendar.from_ical(before).walk("VEVENT")) == 2
+    # A single event has no occurrences: Status 6 for that command alone.
+    put(pim, user, calendar + "single.ics", SINGLE.format(
+        uid=f"single-{user}", summary="Once", extra="",
+        times=f"DTSTART:{start:%Y%m%dT%H%M%S}Z\r\nDTEND:{start + timedelta(hours=1):%Y%m%dT%H%M%S}Z\r\n"))
+    key = tree.findtext(f".//{A}SyncKey")
+    tree = phone.sync(collection(folder, key))
+    key = tree.findtext(f".//{A}SyncKey")
+    single = next(a.findtext(A + "ServerId") for a in tree.iter(A + "Add"))
+    bad = etree.Element(A + "Delete")
+    etree.SubElement(bad, A + "ServerId").text = single
+    etree.SubElement(bad, B + "InstanceId").text = fourth.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    tree = phone.sync(collection(folder, key, commands=_commands(bad)))
+    assert tree.findtext(f".//{A}Responses/{A}Delete/{A}Status") == "6"
+    assert calendar + "single.ics" in objects(pim, user, calendar)
