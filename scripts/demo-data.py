@@ -45,7 +45,8 @@ def _objects(user: str, users: dict[str, str]) -> dict[str, tuple[str, str]]:
             f"DTSTART;VALUE=DATE:{friday:%Y%m%d}", f"DTEND;VALUE=DATE:{friday + timedelta(days=1):%Y%m%d}",
             "TRANSP:TRANSPARENT"])),
         "review.ics": ("calendar", _event(f"demo-review-{name}", f"Design review ({other.split('@')[0]} invites)", [
-            f"DTSTART:{monday + timedelta(days=1):%Y%m%d}T130000Z", f"DTEND:{monday + timedelta(days=1):%Y%m%d}T140000Z",
+            f"DTSTART:{monday + timedelta(days=1):%Y%m%d}T130000Z",
+            f"DTEND:{monday + timedelta(days=1):%Y%m%d}T140000Z",
             f"ORGANIZER;CN={other.split('@')[0].title()}:mailto:{other}",
             f"ATTENDEE;CN={other.split('@')[0].title()};PARTSTAT=ACCEPTED:mailto:{other}",
             f"ATTENDEE;CN={name.title()};PARTSTAT=NEEDS-ACTION;RSVP=TRUE;SCHEDULE-AGENT=CLIENT:mailto:{user}"])),

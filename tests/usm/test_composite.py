@@ -21,7 +21,8 @@ from usm.upstream import (
     recording_writes,
 )
 from usm.upstream.composite import QualifiedMail, Sources, collection_folders, kind_of
-from usm.upstream.dav import CALENDAR, CONTACTS, TASKS, Collection, DavItems, DavUpstream
+from usm.upstream.dav import CALENDAR, CONTACTS, TASKS, Collection, DavUpstream
+from usm.upstream.dav_items import DavItems
 
 CREDS = Credentials("u", "p")
 

@@ -13,7 +13,8 @@ import httpx
 import pytest
 
 from usm.upstream import Credentials, PreconditionFailed, StateTooOld, UpstreamError, recording_writes
-from usm.upstream.dav import CALENDAR, CONTACTS, NOTES, TASKS, DavItems, DavUpstream
+from usm.upstream.dav import CALENDAR, CONTACTS, NOTES, TASKS, DavUpstream
+from usm.upstream.dav_items import DavItems
 
 pytestmark = pytest.mark.upstream
 

@@ -33,7 +33,8 @@ from usm.upstream import (
     Vacation,
     request_hierarchy,
 )
-from usm.upstream.dav import CALENDAR, CONTACTS, NOTES, TASKS, Collection, DavItems, DavNotOffered, DavStore
+from usm.upstream.dav import CALENDAR, CONTACTS, NOTES, TASKS, Collection, DavNotOffered, DavStore
+from usm.upstream.dav_items import DavItems
 
 log = logging.getLogger(__name__)
 

@@ -106,8 +106,7 @@ class DavStore(Protocol):
 
     async def homes(self, credentials: Credentials) -> Homes: ...
 
-    async def collections(self, credentials: Credentials,
-                          kinds: frozenset[str] | None = None) -> list[Collection]: ...
+    async def collections(self, credentials: Credentials, kinds: frozenset[str] | None = None) -> list[Collection]: ...
 
     async def state(self, credentials: Credentials, collection: str) -> str: ...
 
@@ -116,17 +115,14 @@ class DavStore(Protocol):
 
     async def changes(self, credentials: Credentials, collection: str, token: str) -> Changes: ...
 
-    async def etags(self, credentials: Credentials, collection: str, kind: str,
-                    paths: list[str]) -> dict[str, str]: ...
+    async def etags(self, credentials: Credentials, collection: str, kind: str, paths: list[str]) -> dict[str, str]: ...
 
     async def multiget(self, credentials: Credentials, collection: str, kind: str,
                        paths: list[str]) -> dict[str, DavObject]: ...
 
-    async def create(self, credentials: Credentials, path: str, data: str,
-                     content_type: str) -> tuple[str, bool]: ...
+    async def create(self, credentials: Credentials, path: str, data: str, content_type: str) -> tuple[str, bool]: ...
 
-    async def replace(self, credentials: Credentials, path: str, data: str, content_type: str,
-                      etag: str) -> str: ...
+    async def replace(self, credentials: Credentials, path: str, data: str, content_type: str, etag: str) -> str: ...
 
     async def find_uid(self, credentials: Credentials, collections: list[str], uid: str) -> DavObject | None: ...
 
@@ -309,11 +305,7 @@ class DavUpstream:
         if component is None:
             answer = await self._propfind(credentials, collection, 1, [(D, "getetag"), (D, "resourcetype")])
         else:
-            body = etree.Element(f"{{{CAL}}}calendar-query", nsmap={"d": D, "c": CAL})
-            etree.SubElement(etree.SubElement(body, f"{{{D}}}prop"), f"{{{D}}}getetag")
-            outer = etree.SubElement(etree.SubElement(body, f"{{{CAL}}}filter"), f"{{{CAL}}}comp-filter",
-                                     name="VCALENDAR")
-            inner = etree.SubElement(outer, f"{{{CAL}}}comp-filter", name=component)
+            body, inner = _calendar_query(component, data=False)
             if since is not None:
                 etree.SubElement(inner, f"{{{CAL}}}time-range",
                                  start=since.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ"))
@@ -408,16 +400,9 @@ class DavUpstream:
         """The object whose UID is ``uid`` in the first of ``collections`` that holds it
         (a calendar-query on the UID, RFC 4791 9.7.5; the value XML-escaped by lxml)."""
         for collection in collections:
-            body = etree.Element(f"{{{CAL}}}calendar-query", nsmap={"d": D, "c": CAL})
-            prop = etree.SubElement(body, f"{{{D}}}prop")
-            etree.SubElement(prop, f"{{{D}}}getetag")
-            etree.SubElement(prop, f"{{{CAL}}}calendar-data")
-            outer = etree.SubElement(etree.SubElement(body, f"{{{CAL}}}filter"), f"{{{CAL}}}comp-filter",
-                                     name="VCALENDAR")
-            inner = etree.SubElement(outer, f"{{{CAL}}}comp-filter", name="VEVENT")
-            match = etree.SubElement(etree.SubElement(inner, f"{{{CAL}}}prop-filter", name="UID"),
-                                     f"{{{CAL}}}text-match", collation="i;octet")
-            match.text = uid
+            body, inner = _calendar_query("VEVENT", data=True)
+            etree.SubElement(etree.SubElement(inner, f"{{{CAL}}}prop-filter", name="UID"), f"{{{CAL}}}text-match",
+                             collation="i;octet").text = uid
             response = await self._request("REPORT", collection, credentials, body=body, headers={"Depth": "1"},
                                            ok=(207,))
             for path, props in _multistatus(response):
@@ -523,6 +508,18 @@ def _state(sync_token: str | None, ctag: str | None) -> str:
     return "ctag:" + (ctag or "")
 
 
+def _calendar_query(component: str, *, data: bool) -> tuple[etree._Element, etree._Element]:
+    """A calendar-query REPORT body for the objects of one component (getetag, and the
+    data), and its comp-filter of that component, where more filters go."""
+    body = etree.Element(f"{{{CAL}}}calendar-query", nsmap={"d": D, "c": CAL})
+    prop = etree.SubElement(body, f"{{{D}}}prop")
+    etree.SubElement(prop, f"{{{D}}}getetag")
+    if data:
+        etree.SubElement(prop, f"{{{CAL}}}calendar-data")
+    outer = etree.SubElement(etree.SubElement(body, f"{{{CAL}}}filter"), f"{{{CAL}}}comp-filter", name="VCALENDAR")
+    return body, etree.SubElement(outer, f"{{{CAL}}}comp-filter", name=component)
+
+
 def _propfind_body(props: list[tuple[str, str]]) -> etree._Element:
     body = etree.Element(f"{{{D}}}propfind", nsmap=NSMAP)
     prop = etree.SubElement(body, f"{{{D}}}prop")
@@ -601,57 +598,3 @@ def _collections(path: str, props: dict[tuple[str, str], Any], home: str) -> lis
     name = _text(props.get((D, "displayname"))) or segment
     return [Collection(path if path.endswith("/") else path + "/", kind, name, _text(props.get((D, "sync-token"))),
                        _text(props.get((CS, "getctag"))), comps, writable, home) for kind in kinds]
-
-
-class DavItems:
-    """One DAV collection as a usm.upstream.ItemSource: ids are object paths,
-    versions ETags, the state the collection's sync-token (or ctag). A calendar
-    collection is seen through one component (``kind``): its events, its tasks or its
-    notes; ``since`` (FilterType) keeps the events with an occurrence after it."""
-
-    def __init__(self, dav: DavStore, credentials: Credentials, collection: str, kind: str) -> None:
-        self.dav, self.credentials, self.collection, self.kind = dav, credentials, collection, kind
-        self.component = COMPONENTS.get(kind)
-        # ETags the server told with a listing or with changes, for this object's life (one
-        # request): versions() asks only for the rest. None: the object is gone.
-        self._told: dict[str, str | None] = {}
-        # Data read to tell a changed object's component (calendars): reused for the window.
-        self._data: dict[str, str] = {}
-
-    async def state(self) -> str:
-        return await self.dav.state(self.credentials, self.collection)
-
-    async def listing(self, folder_id: str, since: datetime | None) -> tuple[str, list[str]]:
-        state, etags = await self.dav.listing(self.credentials, self.collection, self.component,
-                                              since if self.kind == CALENDAR else None)
-        self._told = dict(etags)
-        return state, sorted(etags)
-
-    async def changes(self, state: str) -> Changes:
-        found = await self.dav.changes(self.credentials, self.collection, state)
-        if self.component is not None:
-            # sync-collection reports every component of the collection: keep this class's
-            # (and every removal: a removed object of another class is no item here, and
-            # the sync engine drops what it does not know).
-            present = [p for p, v in found.versions.items() if v is not None]
-            objects = await self.dav.multiget(self.credentials, self.collection, self.kind, present)
-            self._data.update({p: o.data for p, o in objects.items()})
-            keep = {p for p, o in objects.items() if calendar_filter.holds(o.data, self.component)}
-            versions = {p: (objects[p].etag if p in keep else None) for p in found.versions
-                        if p in keep or found.versions[p] is None}
-            found = Changes(found.state, [i for i in found.ids if i in versions], more=found.more,
-                            versions=versions)
-        self._told.update(found.versions)
-        return found
-
-    async def versions(self, folder_id: str, ids: list[str], since: datetime | None) -> dict[str, str]:
-        mine = [i for i in ids if i.startswith(self.collection)]
-        out = {i: v for i in mine if (v := self._told.get(i)) is not None}
-        ask = [i for i in mine if i not in self._told]
-        if ask:
-            out.update(await self.dav.etags(self.credentials, self.collection, self.kind, ask))
-        if since is not None and self.kind == CALENDAR:
-            # An event read for its changes may have left the window (listed ones are in it).
-            out = {i: v for i, v in out.items()
-                   if i not in self._data or calendar_filter.occurs_since(self._data[i], "VEVENT", since)}
-        return out
