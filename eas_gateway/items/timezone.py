@@ -183,7 +183,13 @@ def _rule(words: tuple[int, ...]) -> Rule | None:
 
 def zone_transitions(zone: tzinfo, year: int) -> list[tuple[datetime, timedelta, timedelta]]:
     """(UTC instant, offset before, offset after) of each change of a zone's UTC offset in
-    ``year``, to the minute: daily samples, then bisection of each day that changed."""
+    ``year``, to the minute: daily samples, then bisection of each day that changed.
+    Remembered per (zone, year): a calendar shows thousands of events in a few zones."""
+    return list(_transitions(zone, year))
+
+
+@functools.lru_cache(maxsize=4096)
+def _transitions(zone: tzinfo, year: int) -> tuple[tuple[datetime, timedelta, timedelta], ...]:
     start = datetime(year, 1, 1, tzinfo=UTC)
     out: list[tuple[datetime, timedelta, timedelta]] = []
     previous = start.astimezone(zone).utcoffset()
@@ -204,7 +210,7 @@ def zone_transitions(zone: tzinfo, year: int) -> list[tuple[datetime, timedelta,
         if instant.year == year and previous is not None and offset is not None:
             out.append((instant, previous, offset))
         previous = offset
-    return out
+    return tuple(out)
 
 
 def _as_rule(local: datetime) -> Rule:

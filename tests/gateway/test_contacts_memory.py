@@ -1,8 +1,8 @@
 """Contacts handlers on the in-memory DAV store (usm.upstream.memory): the cases
 a real server makes hard to stage — a shared address book the user may only read,
 a card changed upstream between the phone's look and its edit (the Conflict
-option), a card that cannot be converted (loop protection) — fast, with mail
-and sign-in still from Cyrus."""
+option), a card or an event that cannot be converted (loop protection) — fast, with
+mail and sign-in still from Cyrus."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from tests.gateway.helpers import Phone, collection, folder_sync, new_user, pass
 from tests.gateway.test_admin import cli
 from usm.sync_state import MAX_ITEM_FAILURES
 from usm.upstream import Credentials
-from usm.upstream.dav import CONTACTS
+from usm.upstream.dav import CALENDAR, CONTACTS
 from usm.upstream.memory import MemoryDav
 
 pytestmark = [pytest.mark.postgres, pytest.mark.upstream]
@@ -141,3 +141,28 @@ def test_a_card_that_fails_to_convert_is_skipped_and_reported(memory: tuple[Runn
     [failure] = json.loads(cli(gw, "device", user, phone.device, "--json").stdout)["item_failures"]
     assert failure["upstream_id"] == book + "bad.vcf" and failure["skipped"]
     assert "VCardError" in failure["last_error"]
+
+
+def test_an_event_that_fails_to_convert_is_skipped_and_reported(memory: tuple[RunningGateway, MemoryDav]) -> None:
+    gw, store = memory
+    user = new_user(gw)
+    creds = Credentials(user, password(user))
+    phone = Phone(gw, user)
+    calendar = next(p for p, c in store._mine(creds).items() if c.kind == CALENDAR)
+    good = ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\nBEGIN:VEVENT\r\nUID:good\r\n"
+            "DTSTAMP:20260101T000000Z\r\nDTSTART:20261201T100000Z\r\nSUMMARY:Fine\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
+    run(store.create(creds, calendar + "good.ics", good, "text/calendar"))
+    run(store.create(creds, calendar + "bad.ics", good.replace("DTSTART:20261201T100000Z\r\n", "").replace(
+        "UID:good", "UID:bad"), "text/calendar"))
+    tree = phone.sync(collection(phone.types["8"], "0"))
+    key = tree.findtext(f".//{A}SyncKey")
+    subjects = []
+    for _ in range(MAX_ITEM_FAILURES + 2):
+        tree = phone.sync(collection(phone.types["8"], key))
+        assert tree.findtext(f".//{A}Status") == "1"
+        key = tree.findtext(f".//{A}SyncKey")
+        subjects += [a.findtext(".//{Calendar:}Subject") for a in tree.iter(A + "Add")]
+    assert subjects == ["Fine"]  # the good event came; the bad one never blocked it
+    [failure] = json.loads(cli(gw, "device", user, phone.device, "--json").stdout)["item_failures"]
+    assert failure["upstream_id"] == calendar + "bad.ics" and failure["skipped"]
+    assert "CalendarError" in failure["last_error"]

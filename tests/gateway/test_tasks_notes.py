@@ -151,3 +151,36 @@ def test_a_calendar_of_several_classes_is_several_folders_none_deletable_alone(p
     assert answer.findtext(F + "Status") == "3"
     assert httpx.request("PROPFIND", pim.dav_url + home + "family/", headers={"Depth": "0"}, content=b"",
                          auth=(user, password(user))).status_code == 207
+
+
+@pytest.mark.parametrize(("folder_type", "kind", "component"), [("13", "calendar", "VEVENT"), ("15", TASKS, "VTODO"),
+                                                                ("17", NOTES, "VJOURNAL")])
+def test_the_phone_makes_renames_and_deletes_calendars_task_lists_and_notes(
+        pim: RunningGateway, folder_type: str, kind: str, component: str) -> None:
+    from tests.gateway.helpers import folder_sync
+    from tests.gateway.test_contacts import _folder_command
+    from wbxml import decode
+
+    user = new_user(pim)
+    phone = Phone(pim, user)
+    F = "{FolderHierarchy:}"
+    created = decode(phone.post("FolderCreate", _folder_command(
+        "FolderCreate", SyncKey="1", ParentId="0", DisplayName="Project X", Type=folder_type)).content)
+    assert created.findtext(F + "Status") == "1", etree.tostring(created)
+    server_id, key = created.findtext(F + "ServerId"), created.findtext(F + "SyncKey")
+
+    async def mine(client: DavUpstream, creds: Credentials) -> dict[str, tuple[str, frozenset[str]]]:
+        return {c.name: (c.path, c.components) for c in await client.collections(creds) if c.kind == kind}
+    made = run(_dav(pim, user, mine))
+    assert "Project X" in made and component in made["Project X"][1]  # MKCALENDAR with its component
+    renamed = decode(phone.post("FolderUpdate", _folder_command(
+        "FolderUpdate", SyncKey=key, ServerId=server_id, ParentId="0", DisplayName="Project Y")).content)
+    assert renamed.findtext(F + "Status") == "1"
+    key = renamed.findtext(F + "SyncKey")
+    assert "Project Y" in run(_dav(pim, user, mine))
+    tree = decode(phone.post("FolderSync", folder_sync(key)).content)
+    assert not list(tree.iter(F + "Add")) and not list(tree.iter(F + "Update"))
+    deleted = decode(phone.post("FolderDelete", _folder_command(
+        "FolderDelete", SyncKey=tree.findtext(F + "SyncKey"), ServerId=server_id)).content)
+    assert deleted.findtext(F + "Status") == "1"
+    assert "Project Y" not in run(_dav(pim, user, mine))
