@@ -11,6 +11,9 @@ ORGANIZER says SCHEDULE-AGENT=CLIENT and a removal carries ``Schedule-Reply: F``
 A retried request finds the answer stored and changes nothing, so the server mails
 nothing twice.
 
+At 16.x an InstanceId answers one occurrence of a series: its override takes the
+PARTSTAT (a declined occurrence stays, declined).
+
 Per Request, Status (MS-ASCMD 2.2.3.177.8): 1 done, 2 no such meeting (or not one the
 user is invited to), 3 the upstream refused. CalendarId is given when this device
 already has the event in its calendar folder.
@@ -106,17 +109,19 @@ async def _respond(ctx: Context, request: etree._Element) -> str | None:
         if existing is None:
             raise _Refused(INVALID, f"the event {item} is gone")
         text = existing.data
-    if request.find(MR + "InstanceId") is not None:
-        raise _Refused(INVALID, "an answer for one occurrence (InstanceId) is not kept apart from the series yet")
+    instance = _instance(child_text(request, MR + "InstanceId"))
     send = float(ctx.version) >= 16.0 and request.find(MR + "SendResponse") is not None
     proposed = _proposed(request.find(MR + "SendResponse"))
     addresses = frozenset({ctx.user.lower()})
     try:
-        answered, uid = meeting.respond(text, addresses, response, server_replies=send, proposed=proposed)
+        answered, uid = meeting.respond(text, addresses, response, server_replies=send, proposed=proposed,
+                                        instance=instance)
     except (meeting.MeetingError, CalendarError) as exc:
         raise _Refused(INVALID, str(exc)) from exc
     try:
-        path = await _store(ctx, calendars, existing, answered, uid, response, send)
+        # A whole meeting declined goes; one occurrence declined stays in the series, declined.
+        path = await _store(ctx, calendars, existing, answered, uid,
+                            remove=response == meeting.DECLINE and instance is None, send=send)
     except (WriteRefused, PreconditionFailed, NotFound) as exc:
         raise _Refused(MAILBOX_ERROR, f"the upstream refused the answer: {exc}") from exc
     return await _calendar_id(ctx, path) if path else None
@@ -137,6 +142,18 @@ async def _invitation(ctx: Context, message_id: str) -> meeting.Invitation:
     return invitation
 
 
+def _instance(text: str | None) -> datetime | None:
+    """MeetingResponse InstanceId (MS-ASCMD 2.2.3.88.2): the occurrence's start, a dateTime."""
+    if text is None:
+        return None
+    for layout in ("%Y-%m-%dT%H:%M:%S.%fZ", "%Y-%m-%dT%H:%M:%SZ", "%Y%m%dT%H%M%SZ"):
+        try:
+            return datetime.strptime(text.strip(), layout).replace(tzinfo=UTC)
+        except ValueError:
+            continue
+    raise _Refused(INVALID, f"InstanceId {text!r} is no date-time")
+
+
 def _proposed(send: etree._Element | None) -> tuple[datetime, datetime] | None:
     if send is None:
         return None
@@ -150,12 +167,12 @@ def _proposed(send: etree._Element | None) -> tuple[datetime, datetime] | None:
     return begin, finish
 
 
-async def _store(ctx: Context, calendars: list[str], existing: DavObject | None, text: str, uid: str,
-                 response: int, send: bool) -> str | None:
+async def _store(ctx: Context, calendars: list[str], existing: DavObject | None, text: str, uid: str, *,
+                 remove: bool, send: bool) -> str | None:
     """Write the answer; the path of the event in the calendar (None: declined, removed)."""
     dav = ctx.upstream.dav
     assert dav is not None
-    if response == meeting.DECLINE:
+    if remove:
         if existing is None and send:
             # An invitation not in the calendar: the server mails the decline from the answer
             # stored for a moment; the declined meeting does not stay in the calendar.

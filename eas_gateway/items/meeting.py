@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import copy
 import struct
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
 
+from dateutil.rrule import rrulestr
 from icalendar import Calendar
 from lxml import etree
 
@@ -177,7 +179,7 @@ def _aware(value: date | datetime, zone: tzinfo) -> datetime:
 
 
 def respond(text: str, user_addresses: frozenset[str], response: int, *, server_replies: bool,
-            proposed: tuple[datetime, datetime] | None = None) -> tuple[str, str]:
+            proposed: tuple[datetime, datetime] | None = None, instance: datetime | None = None) -> tuple[str, str]:
     """The event with the user's answer as their PARTSTAT (and, for a counter-proposal,
     the proposed times as X-properties the organizer's client may read), without an
     iTIP METHOD: what the user's calendar keeps. (text, UID).
@@ -185,7 +187,10 @@ def respond(text: str, user_addresses: frozenset[str], response: int, *, server_
     ``server_replies`` False: the phone mails the reply itself, so the ORGANIZER is
     marked SCHEDULE-AGENT=CLIENT (RFC 6638 7.1) and the CalDAV server sends none (Cyrus
     3.6 sends a reply for a PUT even with ``Schedule-Reply: F``); True: the mark goes and
-    the server's scheduling mails the organizer."""
+    the server's scheduling mails the organizer.
+
+    ``instance`` (MeetingResponse InstanceId, 16.x): the answer is for that occurrence of
+    a series only: its override (made from the series if there is none) takes it."""
     try:
         calendar: Any = Calendar.from_ical(text)
     except ValueError as exc:
@@ -195,7 +200,8 @@ def respond(text: str, user_addresses: frozenset[str], response: int, *, server_
     events = [c for c in calendar.subcomponents if c.name == "VEVENT"]
     if not events:
         raise MeetingError("no VEVENT to answer")
-    found = False
+    uid = str(events[0]["UID"])
+    answered = events if instance is None else [_occurrence(calendar, events, instance)]
     for event in events:
         organizer = event.get("ORGANIZER")
         if organizer is not None:
@@ -203,6 +209,8 @@ def respond(text: str, user_addresses: frozenset[str], response: int, *, server_
                 organizer.params.pop("SCHEDULE-AGENT", None)
             else:
                 organizer.params["SCHEDULE-AGENT"] = "CLIENT"
+    found = False
+    for event in answered:
         for attendee in ical.as_list(event.get("ATTENDEE")):
             if ical.address(attendee).lower() in user_addresses:
                 attendee.params["PARTSTAT"] = PARTSTAT[response]
@@ -213,4 +221,33 @@ def respond(text: str, user_addresses: frozenset[str], response: int, *, server_
             ical.replace(event, "X-EAS-PROPOSED-END", proposed[1].astimezone(UTC))
     if not found:
         raise MeetingError("the user is no attendee of this meeting")
-    return calendar.to_ical(sorted=False).decode(), str(events[0]["UID"])
+    return calendar.to_ical(sorted=False).decode(), uid
+
+
+def _occurrence(calendar: Any, events: list[Any], instance: datetime) -> Any:
+    """The override of the occurrence that starts at ``instance`` (its original start),
+    made from the series when there is none; MeetingError if the series has no such one."""
+    master = next((e for e in events if "RECURRENCE-ID" not in e), None)
+    if master is None or "RRULE" not in master or not isinstance(master["DTSTART"].dt, datetime):
+        raise MeetingError("InstanceId names an occurrence of a meeting that does not recur")
+    start = master["DTSTART"].dt
+    zone = start.tzinfo or UTC
+    wanted = instance.astimezone(zone)
+    for event in events:
+        if "RECURRENCE-ID" in event and _aware(event["RECURRENCE-ID"].dt, zone) == wanted:
+            return event
+    rule = rrulestr(master["RRULE"].to_ical().decode(), dtstart=_aware(start, zone))
+    if rule.after(wanted - timedelta(seconds=1), inc=True) != wanted:
+        raise MeetingError(f"the meeting has no occurrence at {instance.isoformat()}")
+    override = copy.deepcopy(master)
+    for name in ("RRULE", "RDATE", "EXDATE", "DTSTART", "DTEND", "DURATION", "RECURRENCE-ID"):
+        while name in override:
+            del override[name]
+    length = (master["DTEND"].dt - start) if "DTEND" in master else \
+        (master["DURATION"].dt if "DURATION" in master else timedelta(0))
+    occurrence = wanted if start.tzinfo else wanted.replace(tzinfo=None)
+    override.add("RECURRENCE-ID", occurrence)
+    override.add("DTSTART", occurrence)
+    override.add("DTEND", occurrence + length)
+    calendar.add_component(override)
+    return override

@@ -156,3 +156,39 @@ def test_bad_requests_answer_a_status_and_change_nothing(gateway: RunningGateway
     assert respond(phone, phone.inbox, "999:1", 1).findtext(f"{MR}Result/{MR}Status") == "2"
     assert respond(phone, "²", server_id, 1).findtext(f"{MR}Result/{MR}Status") == "2"
     assert objects(gateway, user, calendar) == {}
+
+
+def test_at_16_an_answer_for_one_occurrence_is_that_occurrences_only(gateway: RunningGateway) -> None:
+    organizer, attendee = new_user(gateway), new_user(gateway)
+    Phone(gateway, organizer)
+    _, phone, calendar_folder, calendar = calendar_phone(gateway, "16.1", user=attendee)
+    own = default_calendar(gateway, organizer)
+    start = (datetime.now(UTC) + timedelta(days=3)).replace(hour=9, minute=0, second=0, microsecond=0)
+    f = "%Y%m%dT%H%M%SZ"
+    put(gateway, organizer, own + "weekly.ics", (
+        f"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\nBEGIN:VEVENT\r\nUID:weekly-{attendee}\r\n"
+        f"DTSTAMP:{start:{f}}\r\nDTSTART:{start:{f}}\r\nDTEND:{start + timedelta(hours=1):{f}}\r\n"
+        f"RRULE:FREQ=WEEKLY;COUNT=4\r\nSUMMARY:Weekly sync\r\nORGANIZER:mailto:{organizer}\r\n"
+        f"ATTENDEE;PARTSTAT=ACCEPTED:mailto:{organizer}\r\n"
+        f"ATTENDEE;PARTSTAT=NEEDS-ACTION;RSVP=TRUE:mailto:{attendee}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"))
+    _, events = phone.sync_all(calendar_folder)
+    second = start + timedelta(weeks=1)
+    root = etree.Element(MR + "MeetingResponse")
+    request = etree.SubElement(root, MR + "Request")
+    etree.SubElement(request, MR + "UserResponse").text = "1"
+    etree.SubElement(request, MR + "CollectionId").text = calendar_folder
+    etree.SubElement(request, MR + "RequestId").text = events[0].findtext(A + "ServerId")
+    etree.SubElement(request, MR + "InstanceId").text = second.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    etree.SubElement(request, MR + "SendResponse")
+    answer = wbxml.decode(phone.post("MeetingResponse", root).content)
+    assert answer.findtext(f"{MR}Result/{MR}Status") == "1", etree.tostring(answer)
+    mine = Calendar.from_ical(next(t for t in objects(gateway, attendee, calendar).values() if "Weekly" in t))
+    by_instance = {e.get("RECURRENCE-ID").dt if "RECURRENCE-ID" in e else None: e for e in mine.walk("VEVENT")}
+    assert set(by_instance) == {None, second}
+    assert partstat(by_instance[second].to_ical().decode().replace("BEGIN:VEVENT", "BEGIN:VCALENDAR\r\nBEGIN:VEVENT")
+                    .replace("END:VEVENT", "END:VEVENT\r\nEND:VCALENDAR"), attendee) == "ACCEPTED"
+    # Cyrus scheduled the reply for that occurrence (SCHEDULE-STATUS 1.2: delivered to the organizer;
+    # Cyrus 3.6 then keeps the organizer's copy as it is when it has no override for the occurrence).
+    assert str(by_instance[second]["ORGANIZER"].params.get("SCHEDULE-STATUS", "")).startswith("1.")
+    assert "SCHEDULE-STATUS" not in by_instance[None]["ORGANIZER"].params  # nothing for the series
+    assert partstat(mine.to_ical().decode(), attendee) == "NEEDS-ACTION"  # the series is not answered

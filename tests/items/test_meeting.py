@@ -108,3 +108,30 @@ def test_the_answer_is_the_users_partstat_and_the_method_goes(response: int, par
     assert "SCHEDULE-AGENT" not in Calendar.from_ical(again).walk("VEVENT")[0]["ORGANIZER"].params
     with pytest.raises(meeting.MeetingError):
         meeting.respond(CANCEL, frozenset({"bob@example.com"}), response, server_replies=True)
+
+
+SERIES = ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\nBEGIN:VEVENT\r\nUID:s-1\r\n"
+          "DTSTAMP:20261101T000000Z\r\nDTSTART;TZID=Europe/Berlin:20261207T100000\r\n"
+          "DTEND;TZID=Europe/Berlin:20261207T110000\r\nRRULE:FREQ=WEEKLY;COUNT=5\r\nSUMMARY:Weekly\r\n"
+          "ORGANIZER:mailto:carol@elsewhere.org\r\nATTENDEE;RSVP=TRUE;PARTSTAT=NEEDS-ACTION:mailto:alice@example.com\r\n"
+          "END:VEVENT\r\nEND:VCALENDAR\r\n")
+
+
+def test_an_answer_for_one_occurrence_goes_into_its_override_only() -> None:
+    from datetime import UTC, datetime
+
+    second = datetime(2026, 12, 14, 9, 0, tzinfo=UTC)  # 10:00 in Berlin
+    text, _ = meeting.respond(SERIES, frozenset({"alice@example.com"}), 3, server_replies=True, instance=second)
+    events = Calendar.from_ical(text).walk("VEVENT")
+    master = next(e for e in events if "RECURRENCE-ID" not in e)
+    override = next(e for e in events if "RECURRENCE-ID" in e)
+    assert master["ATTENDEE"].params["PARTSTAT"] == "NEEDS-ACTION"  # the series is not answered
+    assert override["ATTENDEE"].params["PARTSTAT"] == "DECLINED"
+    assert override["RECURRENCE-ID"].dt == second and override["DTEND"].dt - override["DTSTART"].dt == \
+        master["DTEND"].dt - master["DTSTART"].dt
+    assert "RRULE" not in override and str(override["SUMMARY"]) == "Weekly"
+    again, _ = meeting.respond(text, frozenset({"alice@example.com"}), 1, server_replies=True, instance=second)
+    assert len(Calendar.from_ical(again).walk("VEVENT")) == 2  # the same override, answered again
+    with pytest.raises(meeting.MeetingError):  # no occurrence starts then
+        meeting.respond(SERIES, frozenset({"alice@example.com"}), 1, server_replies=True,
+                        instance=datetime(2026, 12, 15, 9, 0, tzinfo=UTC))
