@@ -42,7 +42,8 @@ from gateway_sync import BIN, CEILING_APP, SERVER, A, Device, deliver, free_port
 
 import wbxml  # noqa: E402
 from usm.upstream import Credentials  # noqa: E402
-from usm.upstream.dav import CALENDAR, DavUpstream  # noqa: E402
+from usm.upstream.dav import DavUpstream  # noqa: E402
+from usm.upstream.dav_store import CALENDAR  # noqa: E402
 
 F = "%Y%m%dT%H%M%S"
 

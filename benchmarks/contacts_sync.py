@@ -44,7 +44,8 @@ from gateway_sync import BIN, CEILING_APP, SERVER, A, Device, deliver, free_port
 import wbxml  # noqa: E402
 from usm.upstream import Credentials  # noqa: E402
 from usm.upstream.composite import Sources  # noqa: E402
-from usm.upstream.dav import CONTACTS, DavUpstream  # noqa: E402
+from usm.upstream.dav import DavUpstream  # noqa: E402
+from usm.upstream.dav_store import CONTACTS  # noqa: E402
 from usm.upstream.jmap import JMAPUpstream  # noqa: E402
 
 PARALLEL = 8

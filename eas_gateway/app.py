@@ -53,7 +53,8 @@ from usm import database, devices, ids
 from usm.push import PushHub
 from usm.upstream import Credentials, MailStore, UpstreamError, recording_writes
 from usm.upstream.composite import Sources
-from usm.upstream.dav import DavStore, DavUpstream
+from usm.upstream.dav import DavUpstream
+from usm.upstream.dav_store import DavStore
 from usm.upstream.jmap import JMAPUpstream
 
 log = logging.getLogger("eas_gateway.request")

@@ -126,8 +126,9 @@ class ItemClass(Protocol):
     name: str  # the EAS class (Sync/Ping/GetItemEstimate Class): Email, Contacts, ...
     supported_refused: bool  # a Sync Supported element is a protocol error (Notes: MS-ASNOTE)
 
-    def source(self, ctx: Context, folder_id: str) -> ItemSource:
-        """The folder's items upstream, for the sync engine (usm.sync)."""
+    def source(self, ctx: Context, folder_id: str, options: Options | None = None) -> ItemSource:
+        """The folder's items upstream, for the sync engine (usm.sync), as the collection's
+        options filter them (FilterType)."""
         ...
 
     async def render(self, ctx: Context, folder_id: str, adds: list[str], changes: list[str],

@@ -24,7 +24,7 @@ from eas_gateway.classes.dav import DavClass
 from eas_gateway.items import calendar, calendar_merge
 from eas_gateway.items.options import PLAIN, Options
 from eas_gateway.xml import E
-from usm.upstream.dav import CALENDAR
+from usm.upstream.dav_store import CALENDAR
 
 if TYPE_CHECKING:
     from eas_gateway.context import Context

@@ -17,7 +17,7 @@ from eas_gateway.items import contacts
 from eas_gateway.items.options import PLAIN, Options
 from eas_gateway.items.vcard import VCardError
 from eas_gateway.xml import E
-from usm.upstream.dav import CONTACTS
+from usm.upstream.dav_store import CONTACTS
 
 if TYPE_CHECKING:
     from eas_gateway.context import Context

@@ -48,7 +48,7 @@ from eas_gateway.items.options import Options
 from eas_gateway.xml import E, child_text
 from usm import conflicts, sync_state
 from usm.upstream import ItemSource, NotFound, PreconditionFailed, WriteRefused
-from usm.upstream.dav import DavObject
+from usm.upstream.dav_store import DavObject
 
 if TYPE_CHECKING:
     from eas_gateway.context import Context
@@ -86,7 +86,7 @@ class DavClass(ABC):
         a class without occurrences refuses it."""
         raise InstanceRefused(f"a {self.name} item has no occurrences (InstanceId {instance!r})")
 
-    def source(self, ctx: Context, folder_id: str) -> ItemSource:
+    def source(self, ctx: Context, folder_id: str, options: Options | None = None) -> ItemSource:
         return ctx.upstream.items(ctx.credentials, folder_id)
 
     async def render(self, ctx: Context, folder_id: str, adds: list[str], changes: list[str],

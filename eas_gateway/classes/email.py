@@ -31,7 +31,7 @@ class EmailClass:
     name = "Email"
     supported_refused = False
 
-    def source(self, ctx: Context, folder_id: str) -> ItemSource:
+    def source(self, ctx: Context, folder_id: str, options: Options | None = None) -> ItemSource:
         return ctx.upstream.mailstore.mail(ctx.credentials)
 
     async def render(self, ctx: Context, folder_id: str, adds: list[str], changes: list[str],

@@ -16,7 +16,7 @@ from eas_gateway.classes.dav import DavClass
 from eas_gateway.items import notes
 from eas_gateway.items.options import PLAIN, Options
 from eas_gateway.xml import E
-from usm.upstream.dav import NOTES
+from usm.upstream.dav_store import NOTES
 
 if TYPE_CHECKING:
     from eas_gateway.context import Context

@@ -80,7 +80,7 @@ async def _estimate(ctx: Context, wanted: etree._Element, collection_id: str) ->
         options = replace(options, filter_type=ids.number(filter_text, digits=1) or 0)
     if folder_id.startswith("virtual:"):
         return OK, 0
-    plan = await sync.plan(ctx.db, cls.source(ctx, folder_id), (ctx.user, device, cid), state,
+    plan = await sync.plan(ctx.db, cls.source(ctx, folder_id, options), (ctx.user, device, cid), state,
                            folder_id, options.since(), EVERYTHING,
                            relist=options.filter_type != state.filter_type)
     return OK, len(plan.adds) + len(plan.changes) + len(plan.deletes)

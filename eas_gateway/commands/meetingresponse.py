@@ -35,7 +35,7 @@ from eas_gateway.items.calendar import CalendarError
 from eas_gateway.xml import E, child_text
 from usm import folders, ids, sync_state
 from usm.upstream import BodyRequest, NotFound, PreconditionFailed, WriteRefused
-from usm.upstream.dav import CALENDAR, DavObject
+from usm.upstream.dav_store import CALENDAR, DavObject
 
 log = logging.getLogger(__name__)
 

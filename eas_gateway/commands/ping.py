@@ -153,8 +153,10 @@ async def _changed(ctx: Context, upstream_ids: dict[int, str], keys: dict[str, s
         if folder_id.startswith("virtual:") or cls is None:
             continue
         state = states[cid]
-        since = Options.from_json(state.options).since()
-        if await sync.has_changes(ctx.db, cls.source(ctx, folder_id), (ctx.user, ctx.line.device_id, cid), state,
+        options = Options.from_json(state.options)
+        since = options.since()
+        if await sync.has_changes(ctx.db, cls.source(ctx, folder_id, options), (ctx.user, ctx.line.device_id, cid),
+                                  state,
                                   folder_id, since, upstream_state=seen.get(keys.get(folder_id, ""))):
             changed.append(cid)
     return changed

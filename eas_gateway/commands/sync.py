@@ -261,7 +261,7 @@ async def _collection(ctx: Context, request: SyncRequest, wanted: CollectionRequ
     if not get_changes or folder_id.startswith(VIRTUAL):
         plan = sync.Plan(upstream_state=state.upstream_state or "")
     else:
-        plan = await sync.plan(ctx.db, cls.source(ctx, folder_id), (ctx.user, device, cid), state,
+        plan = await sync.plan(ctx.db, cls.source(ctx, folder_id, options), (ctx.user, device, cid), state,
                                folder_id, options.since(), window, relist=relist,
                                known_now={**mine.versions, **{uid: None for uid in mine.deleted},
                                           **{uid: (n, v) for _, n, uid, v in mine.added},

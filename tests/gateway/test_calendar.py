@@ -22,7 +22,8 @@ from eas_gateway.items import timezone
 from tests.conftest import CYRUS_DIRS, RunningGateway
 from tests.gateway.helpers import Phone, collection, folder_sync, new_user, password
 from usm.upstream import Credentials
-from usm.upstream.dav import CALENDAR, DavUpstream
+from usm.upstream.dav import DavUpstream
+from usm.upstream.dav_store import CALENDAR
 
 pytestmark = [pytest.mark.postgres, pytest.mark.upstream]
 

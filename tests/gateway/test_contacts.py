@@ -26,7 +26,8 @@ from tests.gateway.helpers import (
     pyactivesync_client,
 )
 from usm.upstream import Credentials
-from usm.upstream.dav import CONTACTS, DavUpstream
+from usm.upstream.dav import DavUpstream
+from usm.upstream.dav_store import CONTACTS
 
 pytestmark = [pytest.mark.postgres, pytest.mark.upstream]
 

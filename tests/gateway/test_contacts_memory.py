@@ -19,7 +19,7 @@ from tests.gateway.helpers import Phone, collection, folder_sync, new_user, pass
 from tests.gateway.test_admin import cli
 from usm.sync_state import MAX_ITEM_FAILURES
 from usm.upstream import Credentials
-from usm.upstream.dav import CALENDAR, CONTACTS
+from usm.upstream.dav_store import CALENDAR, CONTACTS
 from usm.upstream.memory import MemoryDav
 
 pytestmark = [pytest.mark.postgres, pytest.mark.upstream]

@@ -16,7 +16,8 @@ from tests.conftest import RunningGateway
 from tests.gateway.helpers import Phone, collection, new_user
 from tests.gateway.test_calendar import SINGLE, _commands, _dav, objects, put, run
 from usm.upstream import Credentials
-from usm.upstream.dav import NOTES, TASKS, DavUpstream
+from usm.upstream.dav import DavUpstream
+from usm.upstream.dav_store import NOTES, TASKS
 
 pytestmark = [pytest.mark.postgres, pytest.mark.upstream]
 
@@ -184,3 +185,25 @@ def test_the_phone_makes_renames_and_deletes_calendars_task_lists_and_notes(
         "FolderDelete", SyncKey=tree.findtext(F + "SyncKey"), ServerId=server_id)).content)
     assert deleted.findtext(F + "Status") == "1"
     assert "Project Y" not in run(_dav(pim, user, mine))
+
+
+def test_filter_type_8_shows_the_incomplete_tasks_and_a_task_done_leaves(pim: RunningGateway) -> None:
+    user = new_user(pim)
+    phone = Phone(pim, user)
+    folder, path = phone.types["7"], default_collection(pim, user, TASKS)
+    done = TODO.format(uid=f"done-{user}", summary="Done already").replace(
+        "PRIORITY:1\r\n", "STATUS:COMPLETED\r\nCOMPLETED:20261101T100000Z\r\n")
+    put(pim, user, path + "done.ics", done)
+    etag = put(pim, user, path + "open.ics", TODO.format(uid=f"open-{user}", summary="Still open"))
+    options = etree.Element(A + "Options")
+    etree.SubElement(options, A + "FilterType").text = "8"
+    key, adds = phone.sync_all(folder, options=options)
+    assert [a.findtext(f"{A}ApplicationData/{T}Subject") for a in adds] == ["Still open"]
+
+    async def complete(client: DavUpstream, creds: Credentials) -> str:
+        text = TODO.format(uid=f"open-{user}", summary="Still open").replace(
+            "PRIORITY:1\r\n", "STATUS:COMPLETED\r\nCOMPLETED:20261130T100000Z\r\n")
+        return await client.replace(creds, path + "open.ics", text, "text/calendar", etag)
+    run(_dav(pim, user, complete))
+    tree = phone.sync(collection(folder, key))
+    assert [d.findtext(A + "ServerId") for d in tree.iter(A + "Delete")] == [adds[0].findtext(A + "ServerId")]

@@ -21,8 +21,9 @@ from usm.upstream import (
     recording_writes,
 )
 from usm.upstream.composite import QualifiedMail, Sources, collection_folders, kind_of
-from usm.upstream.dav import CALENDAR, CONTACTS, TASKS, Collection, DavUpstream
+from usm.upstream.dav import DavUpstream
 from usm.upstream.dav_items import DavItems
+from usm.upstream.dav_store import CALENDAR, CONTACTS, TASKS, Collection
 
 CREDS = Credentials("u", "p")
 
@@ -132,7 +133,7 @@ def test_a_server_without_dav_means_mail_alone_and_an_outage_is_an_error(status:
     import httpx
 
     from usm.upstream import UpstreamUnavailable
-    from usm.upstream.dav import DavNotOffered
+    from usm.upstream.dav_store import DavNotOffered
 
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(status, text="no DAV here")

@@ -13,8 +13,9 @@ import httpx
 import pytest
 
 from usm.upstream import Credentials, PreconditionFailed, StateTooOld, UpstreamError, recording_writes
-from usm.upstream.dav import CALENDAR, CONTACTS, NOTES, TASKS, DavUpstream
+from usm.upstream.dav import DavUpstream
 from usm.upstream.dav_items import DavItems
+from usm.upstream.dav_store import CALENDAR, CONTACTS, NOTES, TASKS
 
 pytestmark = pytest.mark.upstream
 

@@ -21,7 +21,8 @@ import pytest
 from tests.conftest import CYRUS_DIRS, ROOT
 from usm.upstream import Credentials, ItemSource, StateTooOld
 from usm.upstream.composite import Sources
-from usm.upstream.dav import CONTACTS, DavStore, DavUpstream
+from usm.upstream.dav import DavUpstream
+from usm.upstream.dav_store import CONTACTS, DavStore
 from usm.upstream.jmap import JMAPUpstream
 from usm.upstream.memory import MemoryDav
 

@@ -35,6 +35,15 @@ def holds(text: str, component: str) -> bool:
     return any(c.name == component for c in calendar.subcomponents)
 
 
+def completed(text: str) -> bool:
+    """A task that is done (STATUS:COMPLETED or a COMPLETED time)."""
+    calendar = _parse(text)
+    if calendar is None:
+        return False
+    todo = next((c for c in calendar.subcomponents if c.name == "VTODO"), None)
+    return todo is not None and ("COMPLETED" in todo or str(todo.get("STATUS", "")).upper() == "COMPLETED")
+
+
 def uid_of(text: str) -> str | None:
     """The UID of an iCalendar object's first component (None: unreadable or none)."""
     calendar = _parse(text)

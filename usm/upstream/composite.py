@@ -33,8 +33,8 @@ from usm.upstream import (
     Vacation,
     request_hierarchy,
 )
-from usm.upstream.dav import CALENDAR, CONTACTS, NOTES, TASKS, Collection, DavNotOffered, DavStore
 from usm.upstream.dav_items import DavItems
+from usm.upstream.dav_store import CALENDAR, CONTACTS, NOTES, TASKS, Collection, DavNotOffered, DavStore
 
 log = logging.getLogger(__name__)
 

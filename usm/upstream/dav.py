@@ -23,9 +23,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 import httpx
@@ -45,6 +44,18 @@ from usm.upstream import (
     calendar_filter,
     note_write,
 )
+from usm.upstream.dav_store import (
+    CALENDAR,
+    COMPONENTS,
+    CONTACTS,
+    NOTES,
+    TASKS,
+    Collection,
+    DavNotOffered,
+    DavObject,
+    Homes,
+    state_of,
+)
 
 D, CARD, CAL, CS = "DAV:", "urn:ietf:params:xml:ns:carddav", "urn:ietf:params:xml:ns:caldav", \
     "http://calendarserver.org/ns/"
@@ -54,93 +65,6 @@ MULTIGET_CHUNK = 100
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False, remove_blank_text=True)
 # Path characters sent unencoded (RFC 3986 pchar, and "/").
 _SAFE = "/:@!$&'()*+,;=-._~"
-
-# Item classes by collection: CardDAV address books hold contacts; a calendar
-# collection holds events (VEVENT), tasks (VTODO) and notes (VJOURNAL), each that it
-# accepts shown as a folder of its own (Cyrus' Default takes all three).
-CONTACTS, CALENDAR, TASKS, NOTES = "contacts", "calendar", "tasks", "notes"
-COMPONENTS = {CALENDAR: "VEVENT", TASKS: "VTODO", NOTES: "VJOURNAL"}
-
-
-class DavNotOffered(UpstreamError):
-    """The server answers, but offers no CalDAV/CardDAV to this user (a JMAP-only server):
-    the gateway serves mail alone, as opposed to an outage (UpstreamUnavailable)."""
-
-
-@dataclass(frozen=True)
-class Collection:
-    """One DAV collection of the user (own or shared)."""
-
-    path: str  # decoded absolute path, ending in "/"
-    kind: str  # CONTACTS, CALENDAR, TASKS or NOTES
-    name: str
-    sync_token: str | None
-    ctag: str | None
-    components: frozenset[str]  # VEVENT, VTODO, VJOURNAL (calendars only)
-    writable: bool  # DAV:write-content (or DAV:write/all) in current-user-privilege-set
-    home: str  # the home it was listed from
-
-    @property
-    def state(self) -> str:
-        """What changes whenever an object of the collection changes."""
-        return _state(self.sync_token, self.ctag)
-
-
-@dataclass(frozen=True)
-class Homes:
-    principal: str
-    calendars: str | None
-    addressbooks: str | None
-
-
-@dataclass(frozen=True)
-class DavObject:
-    path: str
-    etag: str
-    data: str
-
-
-class DavStore(Protocol):
-    """The DAV object capability: what the gateway does with collections and their objects.
-    DavUpstream speaks it to a server; usm.upstream.memory.MemoryDav keeps it in memory."""
-
-    async def homes(self, credentials: Credentials) -> Homes: ...
-
-    async def collections(self, credentials: Credentials, kinds: frozenset[str] | None = None) -> list[Collection]: ...
-
-    async def state(self, credentials: Credentials, collection: str) -> str: ...
-
-    async def listing(self, credentials: Credentials, collection: str, component: str | None = None,
-                      since: datetime | None = None) -> tuple[str, dict[str, str]]: ...
-
-    async def changes(self, credentials: Credentials, collection: str, token: str) -> Changes: ...
-
-    async def etags(self, credentials: Credentials, collection: str, kind: str, paths: list[str]) -> dict[str, str]: ...
-
-    async def multiget(self, credentials: Credentials, collection: str, kind: str,
-                       paths: list[str]) -> dict[str, DavObject]: ...
-
-    async def create(self, credentials: Credentials, path: str, data: str, content_type: str) -> tuple[str, bool]: ...
-
-    async def replace(self, credentials: Credentials, path: str, data: str, content_type: str, etag: str) -> str: ...
-
-    async def find_uid(self, credentials: Credentials, collections: list[str], uid: str) -> DavObject | None: ...
-
-    async def delete(self, credentials: Credentials, path: str, etag: str | None = None, *,
-                     schedule_reply: bool = True) -> None: ...
-
-    async def move(self, credentials: Credentials, path: str, destination: str) -> str | None: ...
-
-    async def make_collection(self, credentials: Credentials, kind: str, name: str, segment: str) -> str: ...
-
-    async def rename_collection(self, credentials: Credentials, path: str, name: str) -> None: ...
-
-    async def delete_collection(self, credentials: Credentials, path: str) -> None: ...
-
-    async def reachable(self) -> None: ...
-
-    async def aclose(self) -> None: ...
-
 
 class DavUpstream:
     """The CalDAV/CardDAV store of one server, for any of its users."""
@@ -293,10 +217,10 @@ class DavUpstream:
     async def state(self, credentials: Credentials, collection: str) -> str:
         answer = await self._propfind(credentials, collection, 0, [(D, "sync-token"), (CS, "getctag")])
         props = answer[0][1] if answer else {}
-        return _state(_text(props.get((D, "sync-token"))), _text(props.get((CS, "getctag"))))
+        return state_of(_text(props.get((D, "sync-token"))), _text(props.get((CS, "getctag"))))
 
     async def listing(self, credentials: Credentials, collection: str, component: str | None = None,
-                      since: datetime | None = None) -> tuple[str, dict[str, str]]:
+                      since: datetime | None = None, *, incomplete: bool = False) -> tuple[str, dict[str, str]]:
         """(state, {object path: ETag}) of every object of the collection (of ``component``
         only, and with an occurrence at or after ``since``: a calendar-query, RFC 4791
         9.9, the server expanding recurrences). The state is read first: a change after
@@ -306,6 +230,9 @@ class DavUpstream:
             answer = await self._propfind(credentials, collection, 1, [(D, "getetag"), (D, "resourcetype")])
         else:
             body, inner = _calendar_query(component, data=False)
+            if incomplete:  # RFC 4791 7.8.9: tasks without a COMPLETED time
+                etree.SubElement(etree.SubElement(inner, f"{{{CAL}}}prop-filter", name="COMPLETED"),
+                                 f"{{{CAL}}}is-not-defined")
             if since is not None:
                 etree.SubElement(inner, f"{{{CAL}}}time-range",
                                  start=since.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ"))
@@ -498,14 +425,6 @@ class DavUpstream:
 
 COLLECTION_PROPS = [(D, "resourcetype"), (D, "displayname"), (D, "sync-token"), (CS, "getctag"),
                     (CAL, "supported-calendar-component-set"), (D, "current-user-privilege-set")]
-
-
-def _state(sync_token: str | None, ctag: str | None) -> str:
-    """A collection's state as the sync engine stores it: ``sync:<token>`` where the
-    server offers RFC 6578, else ``ctag:<ctag>`` (changes() then asks for a listing)."""
-    if sync_token:
-        return "sync:" + sync_token
-    return "ctag:" + (ctag or "")
 
 
 def _calendar_query(component: str, *, data: bool) -> tuple[etree._Element, etree._Element]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from usm.upstream import Changes, Credentials, calendar_filter
-from usm.upstream.dav import CALENDAR, COMPONENTS, DavStore
+from usm.upstream.dav_store import CALENDAR, COMPONENTS, DavStore
 
 
 class DavItems:
@@ -24,13 +24,16 @@ class DavItems:
         self._told: dict[str, str | None] = {}
         # Data read to tell a changed object's component (calendars): reused for the window.
         self._data: dict[str, str] = {}
+        # Tasks, FilterType 8: only the tasks not completed (a completed one leaves the view).
+        self.incomplete_only = False
 
     async def state(self) -> str:
         return await self.dav.state(self.credentials, self.collection)
 
     async def listing(self, folder_id: str, since: datetime | None) -> tuple[str, list[str]]:
         state, etags = await self.dav.listing(self.credentials, self.collection, self.component,
-                                              since if self.kind == CALENDAR else None)
+                                              since if self.kind == CALENDAR else None,
+                                              incomplete=self.incomplete_only)
         self._told = dict(etags)
         return state, sorted(etags)
 
@@ -61,4 +64,6 @@ class DavItems:
             # An event read for its changes may have left the window (listed ones are in it).
             out = {i: v for i, v in out.items()
                    if i not in self._data or calendar_filter.occurs_since(self._data[i], "VEVENT", since)}
+        if self.incomplete_only:
+            out = {i: v for i, v in out.items() if i not in self._data or not calendar_filter.completed(self._data[i])}
         return out

@@ -26,7 +26,7 @@ from usm.upstream import (
     calendar_filter,
     note_write,
 )
-from usm.upstream.dav import CALENDAR, CONTACTS, NOTES, TASKS, Collection, DavObject, Homes
+from usm.upstream.dav_store import CALENDAR, CONTACTS, NOTES, TASKS, Collection, DavObject, Homes
 
 COMPONENTS = {CALENDAR: frozenset({"VEVENT"}), TASKS: frozenset({"VTODO"}), NOTES: frozenset({"VJOURNAL"}),
               CONTACTS: frozenset()}
@@ -85,12 +85,13 @@ class MemoryDav:
         return f"sync:mem-{c.log[-1][0] if c.log else c.created}"
 
     async def listing(self, credentials: Credentials, collection: str, component: str | None = None,
-                      since: datetime | None = None) -> tuple[str, dict[str, str]]:
+                      since: datetime | None = None, *, incomplete: bool = False) -> tuple[str, dict[str, str]]:
         c = self._collection(credentials, collection)
         return await self.state(credentials, collection), {
             p: o.etag for p, o in c.objects.items()
             if component is None or (calendar_filter.holds(o.data, component) and
-                                     (since is None or calendar_filter.occurs_since(o.data, component, since)))}
+                                     (since is None or calendar_filter.occurs_since(o.data, component, since)) and
+                                     not (incomplete and calendar_filter.completed(o.data)))}
 
     async def changes(self, credentials: Credentials, collection: str, token: str) -> Changes:
         c = self._collection(credentials, collection)
