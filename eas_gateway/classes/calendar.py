@@ -24,7 +24,7 @@ from eas_gateway.classes.dav import DavClass
 from eas_gateway.items import calendar, calendar_merge
 from eas_gateway.items.options import PLAIN, Options
 from eas_gateway.xml import E
-from usm.upstream.dav_store import CALENDAR
+from usm.upstream.dav_store import CALENDAR, DavObject
 
 if TYPE_CHECKING:
     from eas_gateway.context import Context
@@ -49,10 +49,13 @@ class CalendarClass(DavClass):
     extension = "ics"
     conversion_errors = (calendar.CalendarError, calendar_merge.EventError)
 
-    def to_phone(self, ctx: Context, text: str, options: Options) -> etree._Element:
+    def to_phone(self, ctx: Context, text: str, options: Options, path: str | None = None) -> etree._Element:
         data = E(None, A + "ApplicationData")
-        calendar.application_data(data, text, shown(ctx, options))
+        calendar.application_data(data, text, shown(ctx, options), path=path)
         return data
+
+    def _data(self, ctx: Context, obj: DavObject, options: Options) -> etree._Element:
+        return self.to_phone(ctx, obj.data, options, obj.path)  # attachments name their object
 
     def from_phone(self, ctx: Context, stored: str | None, data: etree._Element | None, options: Options, *,
                    uid: str) -> str:

@@ -24,7 +24,7 @@ from typing import Any
 from icalendar import Calendar
 from lxml import etree
 
-from eas_gateway.items import body, ical, recurrence, timezone
+from eas_gateway.items import body, calendar_attachments, ical, recurrence, timezone
 from eas_gateway.xml import E
 
 C, B = "{Calendar:}", "{AirSyncBase:}"
@@ -174,8 +174,9 @@ def _fields(parent: etree._Element, event: Any, shown: Shown, *, start: datetime
             E(holder, C + "Category", category)
 
 
-def application_data(parent: etree._Element, text: str, shown: Shown) -> None:
-    """The Calendar fields of the iCalendar object ``text`` under ``parent`` (ApplicationData)."""
+def application_data(parent: etree._Element, text: str, shown: Shown, *, path: str | None = None) -> None:
+    """The Calendar fields of the iCalendar object ``text`` under ``parent`` (ApplicationData);
+    ``path``: where it is upstream, which its attachments' FileReferences name (16.x)."""
     try:
         calendar: Any = Calendar.from_ical(text)
     except ValueError as exc:
@@ -193,6 +194,8 @@ def application_data(parent: etree._Element, text: str, shown: Shown) -> None:
         E(parent, C + "UID", ical.text(master, "UID"))
     status = _meeting_status(master, shown)
     E(parent, C + "MeetingStatus", status)
+    if shown.version >= 16.0 and path is not None:
+        calendar_attachments.write(parent, master, path)
     attendees = _attendees(master)
     if attendees:
         holder = E(parent, C + "Attendees")

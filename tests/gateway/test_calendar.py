@@ -490,3 +490,44 @@ def test_at_16_an_instance_id_changes_or_deletes_that_occurrence_only(pim: Runni
     tree = phone.sync(collection(folder, key, commands=_commands(bad)))
     assert tree.findtext(f".//{A}Responses/{A}Delete/{A}Status") == "6"
     assert calendar + "single.ics" in objects(pim, user, calendar)
+
+
+def test_at_16_an_events_attachments_are_listed_and_fetched(pim: RunningGateway) -> None:
+    import base64
+
+    from tests.gateway.test_itemoperations import _by_reference, _fetch
+
+    user, phone, folder, calendar = calendar_phone(pim, "16.1")
+    content = b"Agenda\n1. Budget\n2. Hiring\n" * 20
+    start = next_weekday(2).replace(hour=10)
+    # A resource on the DAV server itself, as a server's managed attachment is.
+    on_server = SINGLE.format(uid=f"notes-{user}", summary="Notes", extra="",
+                              times=f"DTSTART:{start:%Y%m%dT%H%M%S}Z\r\nDURATION:PT1H\r\n")
+    put(pim, user, calendar + "notes.ics", on_server)
+    attach = ("ATTACH;VALUE=BINARY;ENCODING=BASE64;FMTTYPE=text/plain;X-FILENAME=agenda.txt:"
+              + base64.b64encode(content).decode() + "\r\n"
+              "ATTACH;FMTTYPE=application/pdf:https://files.example.org/minutes.pdf\r\n"
+              f"ATTACH;FMTTYPE=text/calendar:{pim.dav_url}{calendar}notes.ics\r\n")
+    put(pim, user, calendar + "review.ics", SINGLE.format(
+        uid=f"review-{user}", summary="Review", extra=attach,
+        times=f"DTSTART:{start:%Y%m%dT%H%M%S}Z\r\nDTEND:{start + timedelta(hours=1):%Y%m%dT%H%M%S}Z\r\n"))
+    _, adds = phone.sync_all(folder)
+    review = next(a for a in adds if a.findtext(f"{A}ApplicationData/{C}Subject") == "Review")
+    listed = {a.findtext(B + "DisplayName"): a for a in review.iter(B + "Attachment")}
+    assert set(listed) >= {"minutes.pdf", "notes.ics"} and len(listed) == 3, etree.tostring(review)
+    agenda = next(a for name, a in listed.items() if name not in ("minutes.pdf", "notes.ics"))
+    whole, elsewhere, forged, local = _fetch(
+        phone, _by_reference(agenda.findtext(B + "FileReference")),
+        _by_reference(listed["minutes.pdf"].findtext(B + "FileReference")),
+        _by_reference(agenda.findtext(B + "FileReference").replace(user, "alice@example.com")),
+        _by_reference(listed["notes.ics"].findtext(B + "FileReference")))
+    assert whole.findtext("{ItemOperations:}Status") == "1"
+    assert base64.b64decode(whole.findtext("{ItemOperations:}Properties/{ItemOperations:}Data")) == content
+    assert local.findtext("{ItemOperations:}Status") == "1"
+    assert b"SUMMARY:Notes" in base64.b64decode(local.findtext("{ItemOperations:}Properties/{ItemOperations:}Data"))
+    assert elsewhere.findtext("{ItemOperations:}Status") != "1"  # another host: never fetched by the gateway
+    assert forged.findtext("{ItemOperations:}Status") != "1"  # another user's object: the server says no
+    # Below 16.0 the Calendar class has no attachments.
+    old = Phone(pim, user)
+    _, adds = old.sync_all(old.types["8"])
+    assert all(a.find(f".//{B}Attachments") is None for a in adds)

@@ -305,6 +305,10 @@ class DavUpstream:
         response = await self._request("GET", path, credentials, ok=(200,))
         return DavObject(path, response.headers.get("etag", ""), response.text)
 
+    async def get_bytes(self, credentials: Credentials, path: str) -> bytes:
+        """Any resource of the server (a managed attachment), as bytes."""
+        return (await self._request("GET", path, credentials, ok=(200,))).content
+
     async def create(self, credentials: Credentials, path: str, data: str, content_type: str) -> tuple[str, bool]:
         """PUT a new object at ``path`` unless one is there (``If-None-Match: *``).
         (ETag, created): created is False when the object existed already, which

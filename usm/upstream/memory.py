@@ -120,6 +120,9 @@ class MemoryDav:
             raise NotFound(f"memory DAV: {path}: not found")
         return found
 
+    async def get_bytes(self, credentials: Credentials, path: str) -> bytes:
+        return (await self.get(credentials, path)).data.encode()
+
     def _writable(self, credentials: Credentials, path: str) -> _Collection:
         c = self._collection(credentials, path.rpartition("/")[0] + "/")
         note_write()
