@@ -7,7 +7,9 @@ calendar (or updated where it is: a server such as Cyrus delivers invitations of
 own users into their calendar), a declined one is removed. Who mails the organizer:
 below EAS 16.0 the phone (it sends the reply with SendMail), so the stored copy's
 ORGANIZER says SCHEDULE-AGENT=CLIENT and a removal carries ``Schedule-Reply: F``; from
-16.0 the CalDAV server's scheduling (RFC 6638) when the phone asks with SendResponse.
+16.0 the CalDAV server's scheduling (RFC 6638) when the phone asks with SendResponse;
+a new time proposed with it goes to the organizer as an iMIP COUNTER, sent by the
+gateway once (CalDAV scheduling has no counter-proposals).
 A retried request finds the answer stored and changes nothing, so the server mails
 nothing twice.
 
@@ -28,6 +30,7 @@ from datetime import UTC, datetime
 from lxml import etree
 
 from eas_gateway import classes
+from eas_gateway.commands import sendmail
 from eas_gateway.context import Context
 from eas_gateway.errors import CommandStatus
 from eas_gateway.items import fetch, meeting
@@ -118,6 +121,8 @@ async def _respond(ctx: Context, request: etree._Element) -> str | None:
                                         instance=instance)
     except (meeting.MeetingError, CalendarError) as exc:
         raise _Refused(INVALID, str(exc)) from exc
+    if send and proposed is not None:
+        await _counter(ctx, text, uid, proposed)
     try:
         # A whole meeting declined goes; one occurrence declined stays in the series, declined.
         path = await _store(ctx, calendars, existing, answered, uid,
@@ -140,6 +145,24 @@ async def _invitation(ctx: Context, message_id: str) -> meeting.Invitation:
     if invitation is None or invitation.method != "REQUEST":
         raise _Refused(INVALID, f"the message {message_id} is no meeting request")
     return invitation
+
+
+async def _counter(ctx: Context, text: str, uid: str, proposed: tuple[datetime, datetime]) -> None:
+    """A new time the user proposes (16.x SendResponse with ProposedStartTime/EndTime) goes to
+    the organizer as an iMIP COUNTER, sent once: the same proposal again is the same ClientId."""
+    try:
+        found = meeting.counter(text, ctx.user, proposed, now=datetime.now(UTC))
+    except (ValueError, CalendarError) as exc:
+        raise _Refused(INVALID, f"no counter-proposal can be made: {exc}") from exc
+    if found is None:
+        return
+    raw, organizer = found
+    client_id = "counter:" + hashlib.sha256(f"{uid}\0{proposed[0]:%s}\0{proposed[1]:%s}".encode()).hexdigest()[:40]
+    try:
+        await sendmail.send(ctx, sendmail.Request("SendMail", raw, client_id, save_in_sent=True))
+    except CommandStatus as exc:
+        raise _Refused(MAILBOX_ERROR, f"the counter-proposal to {organizer} was refused: {exc}") from exc
+    log.info("MeetingResponse: device %s proposed a new time for %s to %s", ctx.line.device_id, uid, organizer)
 
 
 def _instance(text: str | None) -> datetime | None:

@@ -48,15 +48,15 @@ class Request:
 
 
 async def handle_send(ctx: Context, body: etree._Element | bytes | None) -> bytes:
-    return await _send(ctx, _parse(ctx, body, "SendMail"))
+    return await send(ctx, _parse(ctx, body, "SendMail"))
 
 
 async def handle_reply(ctx: Context, body: etree._Element | bytes | None) -> bytes:
-    return await _send(ctx, _parse(ctx, body, "SmartReply"))
+    return await send(ctx, _parse(ctx, body, "SmartReply"))
 
 
 async def handle_forward(ctx: Context, body: etree._Element | bytes | None) -> bytes:
-    return await _send(ctx, _parse(ctx, body, "SmartForward"))
+    return await send(ctx, _parse(ctx, body, "SmartForward"))
 
 
 def _parse(ctx: Context, body: etree._Element | bytes | None, kind: str) -> Request:
@@ -82,7 +82,9 @@ def _parse(ctx: Context, body: etree._Element | bytes | None, kind: str) -> Requ
     return request
 
 
-async def _send(ctx: Context, request: Request) -> bytes:
+async def send(ctx: Context, request: Request) -> bytes:
+    """Send a message once per (device, ClientId): a retry finds it sent (usm.outgoing).
+    Also what other commands send on the user's behalf (a MeetingResponse's counter-proposal)."""
     user, device = ctx.user, ctx.line.device_id
     async with ctx.db.acquire() as conn:
         record = await outgoing.begin(conn, user, device, request.client_id)

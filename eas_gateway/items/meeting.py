@@ -18,10 +18,11 @@ import copy
 import struct
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from email.message import EmailMessage
 from typing import Any
 
 from dateutil.rrule import rrulestr
-from icalendar import Calendar
+from icalendar import Calendar, Event, vCalAddress
 from lxml import etree
 
 from eas_gateway.items import ical, recurrence, timezone
@@ -251,3 +252,39 @@ def _occurrence(calendar: Any, events: list[Any], instance: datetime) -> Any:
     override.add("DTEND", occurrence + length)
     calendar.add_component(override)
     return override
+
+
+def counter(text: str, user: str, proposed: tuple[datetime, datetime], *, now: datetime) -> tuple[bytes, str] | None:
+    """The iMIP COUNTER (RFC 5546 3.2.7) of a new time the user proposes, as a message to the
+    organizer (RFC 6047), and the organizer's address; None when there is nobody to ask
+    (no organizer, or the user organizes it)."""
+    calendar: Any = Calendar.from_ical(text)
+    master = next((c for c in calendar.subcomponents if c.name == "VEVENT" and "RECURRENCE-ID" not in c), None)
+    if master is None or "ORGANIZER" not in master:
+        return None
+    organizer = ical.address(master["ORGANIZER"])
+    if organizer.lower() == user.lower():
+        return None
+    proposal = Calendar()
+    proposal.add("PRODID", "-//eas-gateway//EN")
+    proposal.add("VERSION", "2.0")
+    proposal.add("METHOD", "COUNTER")
+    event = Event()
+    for name in ("UID", "SEQUENCE", "SUMMARY", "LOCATION", "ORGANIZER"):
+        if name in master:
+            event.add(name, master[name])
+    event.add("DTSTAMP", now.astimezone(UTC))
+    event.add("DTSTART", proposed[0].astimezone(UTC))
+    event.add("DTEND", proposed[1].astimezone(UTC))
+    mine = next((a for a in ical.as_list(master.get("ATTENDEE")) if ical.address(a).lower() == user.lower()), None)
+    event.add("ATTENDEE", mine if mine is not None else vCalAddress("mailto:" + user))
+    proposal.add_component(event)
+    summary = ical.text(master, "SUMMARY") or "meeting"
+    message = EmailMessage()
+    message["From"] = user
+    message["To"] = organizer
+    message["Subject"] = f"New time proposed: {summary}"
+    message.set_content(f"{user} proposes a new time for {summary!r}: {proposed[0].astimezone(UTC):%Y-%m-%d %H:%M}"
+                        f" to {proposed[1].astimezone(UTC):%Y-%m-%d %H:%M} UTC.\n")
+    message.add_alternative(proposal.to_ical().decode(), subtype="calendar", params={"method": "COUNTER"})
+    return message.as_bytes(), organizer

@@ -192,3 +192,26 @@ def test_at_16_an_answer_for_one_occurrence_is_that_occurrences_only(gateway: Ru
     assert str(by_instance[second]["ORGANIZER"].params.get("SCHEDULE-STATUS", "")).startswith("1.")
     assert "SCHEDULE-STATUS" not in by_instance[None]["ORGANIZER"].params  # nothing for the series
     assert partstat(mine.to_ical().decode(), attendee) == "NEEDS-ACTION"  # the series is not answered
+
+
+def test_at_16_a_new_time_proposed_goes_to_the_organizer_once(gateway: RunningGateway) -> None:
+    user, phone, _, _ = calendar_phone(gateway, "16.1")
+    uid = f"counter-{user}"
+    deliver(gateway, user, [imip(uid, user)])
+    _, adds = phone.sync_all(phone.inbox)
+    root = etree.Element(MR + "MeetingResponse")
+    request = etree.SubElement(root, MR + "Request")
+    etree.SubElement(request, MR + "UserResponse").text = "2"
+    etree.SubElement(request, MR + "CollectionId").text = phone.inbox
+    etree.SubElement(request, MR + "RequestId").text = adds[0].findtext(A + "ServerId")
+    send = etree.SubElement(request, MR + "SendResponse")
+    later = (datetime.now(UTC) + timedelta(days=6)).replace(hour=16, minute=0, second=0, microsecond=0)
+    etree.SubElement(send, MR + "ProposedStartTime").text = f"{later:%Y%m%dT%H%M%SZ}"
+    etree.SubElement(send, MR + "ProposedEndTime").text = f"{later + timedelta(hours=1):%Y%m%dT%H%M%SZ}"
+    before = len(sent_to(gateway))
+    for _ in range(2):  # the second time: the phone lost the answer
+        answer = wbxml.decode(phone.post("MeetingResponse", root).content)
+        assert answer.findtext(f"{MR}Result/{MR}Status") == "1", etree.tostring(answer)
+    _settle()
+    sent = sent_to(gateway)[before:]
+    assert sorted(sent) == [(["carol@elsewhere.org"], "COUNTER"), (["carol@elsewhere.org"], "REPLY")]
