@@ -31,6 +31,7 @@ from eas_gateway.admin import web as admin_web
 from eas_gateway.auth import Authenticator, parse_basic
 from eas_gateway.classes import KINDS
 from eas_gateway.commands import COMMANDS, WITHOUT_POLICY
+from eas_gateway.commands.getattachment import Download
 from eas_gateway.config import Settings
 from eas_gateway.context import Context
 from eas_gateway.errors import (
@@ -200,6 +201,8 @@ class Gateway:
             raise NotImplementedCommand(f"command {line.command!r} is not implemented")
         if float(version) < command.min_version:
             raise BadRequest(f"{line.command} needs protocol version {command.min_version} or later")
+        if command.max_version is not None and float(version) > command.max_version:
+            raise BadRequest(f"{line.command} is gone after protocol version {command.max_version}")
         tree = await self._body(request, mime=command.mime_body and float(version) < 14.0)
         assert self.db is not None and self.push is not None, "Gateway.start() was not awaited"
         async with self.db.acquire() as conn:
@@ -217,6 +220,8 @@ class Gateway:
             with recording_writes() as writes:
                 result = await command.handle(ctx, tree)
         except CommandStatus as exc:
+            if not command.root:
+                raise
             if command.mime_body and float(version) < 14.0:
                 raise LegacyStatus(LEGACY_HTTP_STATUS.get(exc.status, 400), f"Status {exc.status}: {exc}") from exc
             log.info("%s Status %d: %s", line.command, exc.status, exc)
@@ -226,6 +231,8 @@ class Gateway:
         finally:
             if writes.wrote:
                 await self.push.changed(account_user, folders=writes.folders)
+        if isinstance(result, Download):  # bytes of their own type: nothing for the protocol trace
+            return Response(result.content, media_type=result.media_type)
         if tracer:
             tracer.record(account_user, line.device_id, line.command, "response", result)
         body = result if isinstance(result, bytes) else wbxml.encode(result)
@@ -295,6 +302,10 @@ def _options_headers() -> dict[str, str]:
     }
 
 
+# MS-ASPROV 3.2.5.1: the device must Provision (again); 449 where no Status element can say it.
+PROVISIONING_STATUSES = frozenset({139, 140, 141, 142, 143, 144, 145})
+
+
 def _status_tree(root_tag: str, status: int) -> etree._Element:
     root = E(None, root_tag)
     E(root, "{%s}Status" % etree.QName(root_tag).namespace, status)
@@ -307,7 +318,11 @@ def _describe(exc: EASError) -> str:
 
 def _error_response(exc: EASError, line: ashttp.RequestLine | None) -> Response:
     if isinstance(exc, CommandStatus) and line is not None and line.command in COMMANDS:
-        body = wbxml.encode(_status_tree(COMMANDS[line.command].root, exc.status))
+        root = COMMANDS[line.command].root
+        if not root:  # a command whose answer is no WBXML document (GetAttachment): an HTTP status
+            return Response(f"Status {exc.status}: {exc}\n", media_type="text/plain",
+                            status_code=449 if exc.status in PROVISIONING_STATUSES else 400)
+        body = wbxml.encode(_status_tree(root, exc.status))
         return Response(body, media_type=WBXML_TYPE)
     headers = {}
     if isinstance(exc, Unauthorized):

@@ -14,6 +14,7 @@ from typing import Any
 from eas_gateway.commands import (
     folders,
     foldersync,
+    getattachment,
     getitemestimate,
     itemoperations,
     meetingresponse,
@@ -34,6 +35,7 @@ class Command:
     root: str  # the response's root element, where Status 142/144 goes
     min_version: float = 12.0
     mime_body: bool = False  # 12.x sends it a bare RFC 822 message, not WBXML
+    max_version: float | None = None  # the last protocol version that has it
 
 
 COMMANDS: dict[str, Command] = {
@@ -48,6 +50,7 @@ COMMANDS: dict[str, Command] = {
     "ItemOperations": Command(itemoperations.handle, "{ItemOperations:}ItemOperations"),
     "MoveItems": Command(moveitems.handle, "{Move:}MoveItems"),
     "MeetingResponse": Command(meetingresponse.handle, "{MeetingResponse:}MeetingResponse"),
+    "GetAttachment": Command(getattachment.handle, "", max_version=14.1),
     "Ping": Command(ping.handle, "{Ping:}Ping"),
     "SendMail": Command(sendmail.handle_send, "{ComposeMail:}SendMail", mime_body=True),
     "SmartReply": Command(sendmail.handle_reply, "{ComposeMail:}SmartReply", mime_body=True),

@@ -12,25 +12,21 @@ from __future__ import annotations
 import base64
 import logging
 import re
-from urllib.parse import urlsplit
 
 from lxml import etree
 
 from eas_gateway import classes
+from eas_gateway.classes import attachments
 from eas_gateway.context import Context
 from eas_gateway.errors import CommandStatus
-from eas_gateway.items import calendar_attachments, email
 from eas_gateway.items.options import OptionsError
 from eas_gateway.items.options import parse as parse_options
 from eas_gateway.xml import E, child_text
 from usm import folders, hierarchy, ids, sync_state
 from usm.upstream import (
-    AuthenticationFailed,
     BodyRequest,
     FolderRefused,
     NotFound,
-    UpstreamError,
-    UpstreamUnavailable,
 )
 
 log = logging.getLogger(__name__)
@@ -161,20 +157,13 @@ async def _item(ctx: Context, request: etree._Element, collection_id: str, serve
 
 
 async def _attachment(ctx: Context, request: etree._Element, reference: str, out: etree._Element) -> None:
-    parsed = email.parse_file_reference(reference)
-    event_attachment = calendar_attachments.parse_reference(reference) if parsed is None else None
-    if parsed is None and event_attachment is None:
+    try:
+        data, content_type = await attachments.read(ctx, reference)
+    except attachments.UnknownReference:
         log.info("ItemOperations Fetch: FileReference %r is not one of ours", reference)
         E(out, I + "Status", BAD_ATTACHMENT)
         E(out, B + "FileReference", reference)
         return
-    try:
-        if parsed is not None:
-            blob_id, content_type, name = parsed
-            data = await ctx.upstream.mailstore.download(ctx.credentials, blob_id, type=content_type, name=name)
-        else:
-            assert event_attachment is not None
-            data, content_type = await _event_attachment(ctx, *event_attachment)
     except NotFound as exc:
         log.info("ItemOperations Fetch: attachment %r not found upstream: %s", reference, exc)
         E(out, I + "Status", NOT_FOUND)
@@ -200,27 +189,3 @@ async def _attachment(ctx: Context, request: etree._Element, reference: str, out
         E(properties, I + "Total", len(data))
     E(properties, I + "Data", base64.b64encode(part).decode("ascii"))
 
-
-async def _event_attachment(ctx: Context, path: str, index: int) -> tuple[bytes, str]:
-    """(bytes, content type) of an event's attachment, read again with the user's credentials:
-    inline data, or a URI on the DAV server itself (a managed attachment; no other host is
-    fetched from: the phone's reference never makes the gateway reach elsewhere)."""
-    dav = ctx.upstream.dav
-    if dav is None:
-        raise NotFound("no calendar upstream")
-    try:
-        found = await dav.get(ctx.credentials, path)
-    except (UpstreamUnavailable, AuthenticationFailed):
-        raise
-    except UpstreamError as exc:  # 403, or a redirect elsewhere (Cyrus): not the user's to read
-        raise NotFound(str(exc)) from exc
-    attachment = calendar_attachments.find(found.data, index)
-    if attachment is None:
-        raise NotFound(f"{path} has no attachment {index}")
-    if attachment.data is not None:
-        return attachment.data, attachment.content_type
-    uri = urlsplit(attachment.uri or "")
-    own = urlsplit(getattr(dav, "base_url", ""))
-    if uri.scheme not in ("http", "https") or (uri.scheme, uri.netloc) != (own.scheme, own.netloc):
-        raise NotFound(f"the attachment is elsewhere ({uri.scheme}://{uri.netloc}): not fetched")
-    return (await dav.get_bytes(ctx.credentials, uri.path)), attachment.content_type

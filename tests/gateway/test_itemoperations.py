@@ -10,7 +10,7 @@ from lxml import etree
 
 import wbxml
 from tests.conftest import RunningGateway
-from tests.gateway.helpers import A, B, Phone, collection, deliver, message, new_user, options
+from tests.gateway.helpers import A, B, Phone, collection, deliver, message, new_user, options, post
 
 pytestmark = [pytest.mark.postgres, pytest.mark.upstream]
 I = "{ItemOperations:}"
@@ -103,3 +103,25 @@ def test_estimate_statuses(gateway: RunningGateway) -> None:
     assert estimate(phone.inbox, "1") == ("1", "7")
     assert estimate(phone.inbox, "5")[0] == "4"
     assert estimate("424242", "1")[0] == "2"
+
+
+def test_a_12_1_phone_downloads_an_attachment_with_get_attachment(gateway: RunningGateway) -> None:
+    user = new_user(gateway)
+    data = bytes(range(256)) * 40 + b"\x00end"
+    deliver(gateway, user, [message("att", text="body", attachments=[("report.pdf", "application/pdf", data)])])
+    phone = Phone(gateway, user, version="12.1")
+    _, [add] = phone.sync_all(phone.inbox)
+    reference = add.findtext(f".//{B}FileReference")
+    got = post(gateway, "GetAttachment", None, device_id=phone.device, user=user, version="12.1",
+               policy_key=phone.policy_key, params={"AttachmentName": reference})
+    assert got.status_code == 200 and got.headers["content-type"].startswith("application/pdf")
+    assert got.content == data  # byte for byte
+    unknown = post(gateway, "GetAttachment", None, device_id=phone.device, user=user, version="12.1",
+                   policy_key=phone.policy_key, params={"AttachmentName": "not|ours|at all|x"})
+    assert unknown.status_code == 400
+    gone = post(gateway, "GetAttachment", None, device_id=phone.device, user=user, version="12.1",
+                policy_key=phone.policy_key, params={"AttachmentName": reference.replace(reference[:5], "Gxxxx")})
+    assert gone.status_code == 404
+    modern = Phone(gateway, user, version="16.1")  # GetAttachment is gone at 16.x: ItemOperations does it
+    assert post(gateway, "GetAttachment", None, device_id=modern.device, user=user, version="16.1",
+                policy_key=modern.policy_key, params={"AttachmentName": reference}).status_code == 400
