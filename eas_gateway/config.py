@@ -49,6 +49,9 @@ class Settings:
     # beyond it new ones get 503). The systemd unit's LimitNOFILE must be above the latter.
     header_timeout: float = 30.0
     max_connections: int = 60000
+    # The directory (GAL: Search, Find, ResolveRecipients): the path of a CardDAV address book
+    # every user may read, e.g. a shared company book; empty: each user's own address books.
+    directory: str = ""
     # The users' time zone (IANA name): phones below EAS 16.0 get all-day events as its
     # local midnight, and floating times and blobs that match no zone are read in it.
     time_zone: str = "UTC"

@@ -269,6 +269,24 @@ class DavUpstream:
             versions[path] = etag  # a response with a 404 status (or no ETag): removed
         return Changes(new, list(versions), versions=versions)
 
+    async def query_cards(self, credentials: Credentials, collection: str, text: str) -> list[DavObject]:
+        """The cards of an address book whose name, e-mail, nickname or organization holds
+        ``text`` (an addressbook-query, RFC 6352 10.3; the text XML-escaped by lxml, never
+        pasted into the query)."""
+        body = etree.Element(f"{{{CARD}}}addressbook-query", nsmap={"d": D, "card": CARD})
+        prop = etree.SubElement(body, f"{{{D}}}prop")
+        etree.SubElement(prop, f"{{{D}}}getetag")
+        etree.SubElement(prop, f"{{{CARD}}}address-data")
+        condition = etree.SubElement(body, f"{{{CARD}}}filter", test="anyof")
+        for name in ("FN", "N", "EMAIL", "NICKNAME", "ORG"):
+            etree.SubElement(etree.SubElement(condition, f"{{{CARD}}}prop-filter", name=name),
+                             f"{{{CARD}}}text-match", collation="i;unicode-casemap", **{"match-type": "contains"}
+                             ).text = text
+        response = await self._request("REPORT", collection, credentials, body=body, headers={"Depth": "1"},
+                                       ok=(207,))
+        return [DavObject(path, _text(props.get((D, "getetag"))) or "", _text(props.get((CARD, "address-data"))) or "")
+                for path, props in _multistatus(response) if props.get((CARD, "address-data")) is not None]
+
     async def etags(self, credentials: Credentials, collection: str, kind: str, paths: list[str]) -> dict[str, str]:
         """ETags of the objects among ``paths`` that exist (a multiget of getetag)."""
         found = await self._multiget(credentials, collection, kind, paths, data=False)

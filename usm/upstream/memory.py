@@ -150,6 +150,12 @@ class MemoryDav:
             raise PreconditionFailed(f"memory DAV: {path} changed")
         return self._store(c, path, data)
 
+    async def query_cards(self, credentials: Credentials, collection: str, text: str) -> list[DavObject]:
+        wanted = text.casefold()
+        return [o for o in self._collection(credentials, collection).objects.values()
+                if any(line.split(":", 1)[-1].casefold().find(wanted) >= 0 for line in o.data.splitlines()
+                       if line.split(":", 1)[0].split(";")[0].upper() in ("FN", "N", "EMAIL", "NICKNAME", "ORG"))]
+
     async def find_uid(self, credentials: Credentials, collections: list[str], uid: str) -> DavObject | None:
         for collection in collections:
             for found in self._collection(credentials, collection).objects.values():
