@@ -58,7 +58,7 @@ if [[ ! -x $bin/master ]]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq cyrus-imapd cyrus-caldav sasl2-bin >/dev/null
 fi
 
-mkdir -p "$dir"/{conf,spool,socket,lock}
+mkdir -p "$dir"/{conf,spool,socket,lock,search}
 conf=$dir/imapd.conf
 cat >"$conf" <<CONF
 configdirectory: $dir/conf
@@ -86,6 +86,14 @@ xlist-trash: Trash
 xlist-junk: Junk
 xlist-archive: Archive
 calendar_user_address_set: example.com
+# Text search (JMAP Email/query text filters: the gateway's Search and Find): Xapian,
+# indexed by a rolling squatter as mail arrives (sync_log channel "squatter").
+search_engine: xapian
+search_index_headers: yes
+defaultsearchtier: t1
+t1searchpartition-default: $dir/search
+sync_log: yes
+sync_log_channels: squatter
 smtp_backend: host
 smtp_host: 127.0.0.1:$smtp_port
 CONF
@@ -103,6 +111,7 @@ EVENTS {
   checkpoint cmd="$bin/ctl_cyrusdb -C $conf -c" period=30
 }
 DAEMON {
+  squatter cmd="$bin/squatter -C $conf -R -d"
 }
 CONF
 

@@ -58,13 +58,14 @@ class EmailClass:
             out.changes[uid] = data
         return out
 
-    async def whole_items(self, ctx: Context, folder_id: str, uids: list[str],
+    async def whole_items(self, ctx: Context, folder_id: str | None, uids: list[str],
                           options: Options) -> dict[str, etree._Element]:
+        """``folder_id`` None: wherever the messages are (a Search result's LongId)."""
         found, mime = await fetch.for_display(ctx.upstream.mailstore, ctx.credentials, uids, options)
         invitations = await meetings.for_messages(ctx, options, list(found.values()))
         out = {}
         for uid, message in found.items():
-            if folder_id in message.folder_ids:
+            if folder_id is None or folder_id in message.folder_ids:
                 data = E(None, A + "ApplicationData")
                 email.application_data(data, message, options, float(ctx.version), mime.get(uid),
                                        invitations.get(uid))

@@ -17,8 +17,10 @@ from lxml import etree
 
 from eas_gateway import classes
 from eas_gateway.classes import attachments
+from eas_gateway.classes.email import EmailClass
 from eas_gateway.context import Context
 from eas_gateway.errors import CommandStatus
+from eas_gateway.items import email
 from eas_gateway.items.options import OptionsError
 from eas_gateway.items.options import parse as parse_options
 from eas_gateway.xml import E, child_text
@@ -112,11 +114,38 @@ async def _fetch(ctx: Context, request: etree._Element, out: etree._Element) -> 
     if reference is not None:
         await _attachment(ctx, request, reference, out)
         return
+    long_id = child_text(request, "{Search:}LongId")
+    if long_id is not None:
+        await _by_long_id(ctx, request, long_id, out)
+        return
     collection_id, server_id = child_text(request, A + "CollectionId"), child_text(request, A + "ServerId")
     if collection_id is None or server_id is None:
         E(out, I + "Status", PROTOCOL_ERROR)
         return
     await _item(ctx, request, collection_id, server_id, out)
+
+
+async def _by_long_id(ctx: Context, request: etree._Element, long_id: str, out: etree._Element) -> None:
+    """A Search result, by its LongId (MS-ASCMD 2.2.3.93.2): the message wherever it is."""
+    email_id = email.parse_long_id(long_id)
+    try:
+        options = parse_options(request.findall(I + "Options"))
+    except OptionsError as exc:
+        log.info("ItemOperations Fetch: %s", exc)
+        E(out, I + "Status", PROTOCOL_ERROR)
+        return
+    data = (await EmailClass().whole_items(ctx, None, [email_id], options)).get(email_id) if email_id else None
+    if data is None:
+        log.info("ItemOperations Fetch: LongId %r is no message of %s", long_id, ctx.user)
+        E(out, I + "Status", NOT_FOUND)
+        E(out, "{Search:}LongId", long_id)
+        return
+    E(out, I + "Status", OK)
+    E(out, "{Search:}LongId", long_id)
+    E(out, A + "Class", "Email")
+    properties = E(out, I + "Properties")
+    for child in list(data):
+        properties.append(child)
 
 
 async def _item(ctx: Context, request: etree._Element, collection_id: str, server_id: str,

@@ -3,30 +3,39 @@ for the Query, results sorted by display name, cut to the Range (default 0-99) w
 true Total, each with the GAL fields and, when asked (Picture, 14.1), the photo within
 MaxSize and MaxPictures.
 
-The Mailbox store needs the upstream's text search (JMAP Email/query with text filters);
-Debian's Cyrus has none configured, so a Mailbox search is answered with Store Status 3
-and a log line until the gateway's own Cyrus set-up gives it one (issue 15). Any other
-store is Status 2 (MS-ASCMD 2.2.3.177.16 Search Status values).
+The Mailbox store: JMAP Email/query (text in any part of the message, needing the
+upstream's search engine: scripts/cyrus-upstream.sh sets up Xapian) in a folder (with
+its subfolders under DeepTraversal) or everywhere, received after or before a date,
+newest first; each result the message as a Sync would show it, with its LongId (which
+ItemOperations, SmartReply and SmartForward take) and its folder. Any other store is
+Status 2 (MS-ASCMD 2.2.3.177.16 Search Status values); an upstream that refuses the
+query (no search engine) is Status 3.
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import logging
 import re
+from datetime import UTC, datetime
 
 from lxml import etree
 
 import wbxml
-from eas_gateway.classes import directory
+from eas_gateway.classes import directory, meetings
 from eas_gateway.context import Context
 from eas_gateway.errors import CommandStatus
+from eas_gateway.items import email, fetch
+from eas_gateway.items.options import OptionsError
+from eas_gateway.items.options import parse as parse_options
 from eas_gateway.xml import E, child_text
-from usm import ids
+from usm import folders, hierarchy, ids
+from usm.upstream import MailQuery, UpstreamError, UpstreamUnavailable
 
 log = logging.getLogger(__name__)
 
-S, G = "{Search:}", "{GAL:}"
+S, G, A = "{Search:}", "{GAL:}", "{AirSync:}"
 OK, INVALID, SERVER_ERROR = 1, 2, 3
 INVALID_XML = 103
 DEFAULT_RANGE = (0, 99)
@@ -49,9 +58,7 @@ async def handle(ctx: Context, tree: etree._Element | None) -> etree._Element:
     if name.upper() == "GAL":
         await _gal(ctx, store, answer)
     elif name.lower() == "mailbox":
-        log.warning("Search: device %s searched the mailbox; the upstream offers no text search yet",
-                    ctx.line.device_id)
-        E(answer, S + "Status", SERVER_ERROR)
+        await _mailbox(ctx, store, answer)
     else:
         log.info("Search: device %s asked for the store %r", ctx.line.device_id, name)
         E(answer, S + "Status", INVALID)
@@ -124,3 +131,110 @@ def gal_properties(parent: etree._Element, entry: directory.Entry, with_picture:
     E(element, ns + "Status", PICTURE_OK)
     wbxml.set_opaque(E(element, ns + "Data"), data)  # a byte array (MS-ASCMD 2.2.3.39.1): OPAQUE
     return 1
+
+
+async def _mailbox(ctx: Context, store: etree._Element, answer: etree._Element) -> None:
+    options_el = store.find(S + "Options")
+    wanted = parse_range(child_text(options_el, S + "Range") if options_el is not None else None)
+    try:
+        query = await _mail_query(ctx, store.find(S + "Query"), deep=options_el is not None and
+                                  options_el.find(S + "DeepTraversal") is not None)
+        options = parse_options([options_el] if options_el is not None else [])
+    except (_BadQuery, OptionsError) as exc:
+        log.info("Search: device %s, mailbox query: %s", ctx.line.device_id, exc)
+        E(answer, S + "Status", INVALID)
+        return
+    if wanted is None:
+        E(answer, S + "Status", INVALID)
+        return
+    first, last = wanted
+    try:
+        found, total = await ctx.upstream.mailstore.search(
+            ctx.credentials, dataclasses.replace(query, position=first, limit=last - first + 1))
+    except UpstreamUnavailable:
+        raise
+    except UpstreamError as exc:
+        log.warning("Search: the upstream refused a mailbox search of %s (is its search engine set up?): %s",
+                    ctx.user, exc)
+        E(answer, S + "Status", SERVER_ERROR)
+        return
+    messages, mime = await fetch.for_display(ctx.upstream.mailstore, ctx.credentials, found, options)
+    invitations = await meetings.for_messages(ctx, options, list(messages.values()))
+    folder_ids = sorted({f for m in messages.values() for f in m.folder_ids})
+    async with ctx.db.acquire() as conn:
+        server_ids = await folders.server_ids(conn, ctx.user, folder_ids) if folder_ids else {}
+    E(answer, S + "Status", OK)
+    shown = [i for i in found if i in messages]
+    if not shown:
+        E(answer, S + "Result")
+    for email_id in shown:
+        message = messages[email_id]
+        result = E(answer, S + "Result")
+        E(result, A + "Class", "Email")
+        E(result, S + "LongId", email.long_id(email_id))
+        folder = min(message.folder_ids) if message.folder_ids else None
+        if folder is not None and folder in server_ids:
+            E(result, A + "CollectionId", server_ids[folder])
+        properties = E(result, S + "Properties")
+        email.application_data(properties, message, options, float(ctx.version), mime.get(email_id),
+                               invitations.get(email_id))
+    if shown:
+        E(answer, S + "Range", f"{first}-{first + len(shown) - 1}")
+    E(answer, S + "Total", total)
+
+
+class _BadQuery(ValueError):
+    pass
+
+
+async def _mail_query(ctx: Context, element: etree._Element | None, *, deep: bool) -> MailQuery:
+    """The conditions of a mailbox Search Query (MS-ASCMD 2.2.3.139.2): And of Class,
+    CollectionId, FreeText, GreaterThan/LessThan of DateReceived."""
+    if element is None:
+        raise _BadQuery("no Query")
+    conditions = element.find(S + "And")
+    parts = list(conditions if conditions is not None else element)
+    text, folder, after, before = None, None, None, None
+    for part in parts:
+        tag = part.tag
+        if tag == A + "Class":
+            if (part.text or "").strip() != "Email":
+                raise _BadQuery(f"Class {part.text!r}: the mailbox holds Email")
+        elif tag == A + "CollectionId":
+            folder = (part.text or "").strip()
+        elif tag == S + "FreeText":
+            text = (part.text or "").strip() or None
+        elif tag in (S + "GreaterThan", S + "LessThan"):
+            if part.find("{Email:}DateReceived") is None:
+                raise _BadQuery(f"{etree.QName(tag).localname} of something other than DateReceived")
+            moment = _date(child_text(part, S + "Value"))
+            if tag == S + "GreaterThan":
+                after = moment
+            else:
+                before = moment
+        else:
+            raise _BadQuery(f"{etree.QName(tag).localname} is no condition this gateway searches by")
+    folder_ids = None
+    if folder is not None:
+        number = ids.number(folder)
+        async with ctx.db.acquire() as conn:
+            found = (await folders.upstream_ids(conn, ctx.user, [number])).get(number) if number is not None \
+                else None
+        if found is None or not found.startswith("jmap:"):
+            raise _BadQuery(f"CollectionId {folder!r} is no mail folder of the user")
+        folder_ids = [found]
+        if deep:
+            folder_ids += [f.id for f in hierarchy.descendants(await ctx.upstream.mailstore.folders(ctx.credentials),
+                                                                 found)]
+    if text is None and after is None and before is None and folder_ids is None:
+        raise _BadQuery("a Query with no condition")
+    return MailQuery(text=text, folder_ids=folder_ids, after=after, before=before)
+
+
+def _date(text: str | None) -> datetime:
+    for layout in ("%Y-%m-%dT%H:%M:%S.%fZ", "%Y-%m-%dT%H:%M:%SZ"):
+        try:
+            return datetime.strptime((text or "").strip(), layout).replace(tzinfo=UTC)
+        except ValueError:
+            continue
+    raise _BadQuery(f"{text!r} is no date-time")

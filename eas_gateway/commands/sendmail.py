@@ -23,7 +23,7 @@ from lxml import etree
 import wbxml
 from eas_gateway.context import Context
 from eas_gateway.errors import CommandStatus
-from eas_gateway.items import compose
+from eas_gateway.items import compose, email
 from eas_gateway.xml import child_text
 from usm import ids, outgoing, sync_state
 from usm.upstream import BodyRequest, Credentials, MailStore, NotFound, SubmissionRefused
@@ -152,8 +152,11 @@ async def _stored_copy(upstream: MailStore, creds: Credentials, marker: str) -> 
 
 
 async def _original_id(ctx: Context, request: Request) -> str:
-    if request.long_id:
-        raise CommandStatus(NOT_FOUND, f"{request.kind}: LongId {request.long_id!r} (Search results are not offered)")
+    if request.long_id:  # a Search result (MS-ASCMD 2.2.3.93.1): the message wherever it is
+        email_id = email.parse_long_id(request.long_id)
+        if email_id is None:
+            raise CommandStatus(NOT_FOUND, f"{request.kind}: LongId {request.long_id!r} is not one of ours")
+        return email_id
     folder, item = request.folder_id or "", request.item_id or ""
     cid = ids.number(folder)
     number = sync_state.item_number(cid, item) if cid is not None else None

@@ -252,6 +252,22 @@ def eas_date(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
+LONG_ID_PREFIX = "jmap:"
+
+
+def long_id(email_id: str) -> str:
+    """The LongId of a search result (MS-ASCMD 2.2.3.93): the message, wherever it is."""
+    return LONG_ID_PREFIX + email_id
+
+
+def parse_long_id(text: str | None) -> str | None:
+    """The email id a LongId names; None for one the gateway never gave out."""
+    if not text or not text.startswith(LONG_ID_PREFIX) or len(text) > 256:
+        return None
+    found = text[len(LONG_ID_PREFIX):]
+    return found if found and found.isascii() and found.isprintable() and "/" not in found else None
+
+
 def file_reference(blob_id: str, type: str, name: str | None) -> str:
     """An attachment's FileReference: what ItemOperations needs to download it."""
     return "|".join(_quote(p) for p in (blob_id, type, name or "attachment"))

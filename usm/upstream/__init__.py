@@ -159,6 +159,18 @@ class Attachment:
 
 
 @dataclass(frozen=True)
+class MailQuery:
+    """A mailbox search (Search, Find): text in any part, folders (None: all), dates, a page."""
+
+    text: str | None = None
+    folder_ids: list[str] | None = None
+    after: datetime | None = None
+    before: datetime | None = None
+    position: int = 0
+    limit: int = 100
+
+
+@dataclass(frozen=True)
 class BodyText:
     """A body in one representation, as the upstream gave it (maybe cut short)."""
 
@@ -318,6 +330,10 @@ class MailStore(Upstream, Protocol):
     async def import_message(self, credentials: Credentials, raw: bytes, folder_id: str,
                              keywords: set[str]) -> str:
         """Store an RFC 5322 message in a folder with keywords; the new email's id."""
+        ...
+
+    async def search(self, credentials: Credentials, query: MailQuery) -> tuple[list[str], int]:
+        """(ids of one page of the matching emails, newest first; how many match in all)."""
         ...
 
     async def find_by_keyword(self, credentials: Credentials, keyword: str) -> list[str]:

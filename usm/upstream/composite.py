@@ -26,6 +26,7 @@ from usm.upstream import (
     FolderRefused,
     Identity,
     ItemSource,
+    MailQuery,
     MailStore,
     Message,
     NotFound,
@@ -143,6 +144,11 @@ class QualifiedMail:
 
     async def find_by_keyword(self, credentials: Credentials, keyword: str) -> list[str]:
         return await self.store.find_by_keyword(credentials, keyword)
+
+    async def search(self, credentials: Credentials, query: MailQuery) -> tuple[list[str], int]:
+        local = dataclasses.replace(query, folder_ids=[_l(f) for f in query.folder_ids]) \
+            if query.folder_ids is not None else query
+        return await self.store.search(credentials, local)
 
     async def identities(self, credentials: Credentials) -> list[Identity]:
         return await self.store.identities(credentials)

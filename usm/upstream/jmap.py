@@ -28,6 +28,7 @@ from usm.upstream import (
     Folder,
     FolderRefused,
     Identity,
+    MailQuery,
     Message,
     NotFound,
     StateTooOld,
@@ -308,6 +309,25 @@ class JMAPUpstream:
         [(_, result, _)] = await self.call(credentials, [["Email/query", {
             "filter": {"hasKeyword": keyword}, "collapseThreads": False, "limit": 50}, "0"]])
         return list(result["ids"])
+
+    async def search(self, credentials: Credentials, query: MailQuery) -> tuple[list[str], int]:
+        """(ids of one page, newest first; the total) of the emails matching ``query``
+        (Email/query, RFC 8621 4.4: text needs the server's search engine)."""
+        conditions: list[dict[str, Any]] = []
+        if query.text:
+            conditions.append({"text": query.text})
+        if query.after is not None:
+            conditions.append({"after": _utc(query.after)})
+        if query.before is not None:
+            conditions.append({"before": _utc(query.before)})
+        if query.folder_ids is not None:
+            conditions.append({"operator": "OR", "conditions": [{"inMailbox": f} for f in query.folder_ids]})
+        condition: dict[str, Any] = {"operator": "AND", "conditions": conditions} if conditions else {}
+        [(_, result, _)] = await self.call(credentials, [["Email/query", {
+            "filter": condition, "sort": [{"property": "receivedAt", "isAscending": False}],
+            "collapseThreads": False, "position": query.position, "limit": query.limit, "calculateTotal": True},
+            "0"]])
+        return list(result["ids"]), int(result.get("total", len(result["ids"])))
 
     async def identities(self, credentials: Credentials) -> list[Identity]:
         [(_, result, _)] = await self.call(credentials, [["Identity/get", {"ids": None}, "0"]])

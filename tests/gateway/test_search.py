@@ -1,0 +1,117 @@
+"""Search of the mailbox on Cyrus (Xapian set up by scripts/cyrus-upstream.sh): FreeText in a
+folder with Range and the true Total, dates, DeepTraversal, results with a LongId that
+ItemOperations fetches, a real client's date search, and queries the gateway refuses."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from lxml import etree
+
+import wbxml
+from tests.conftest import RunningGateway
+from tests.gateway.helpers import Phone, deliver, message, new_device_id, new_user, pyactivesync_client
+
+pytestmark = [pytest.mark.postgres, pytest.mark.upstream]
+
+A, S, M, I, B = "{AirSync:}", "{Search:}", "{Email:}", "{ItemOperations:}", "{AirSyncBase:}"
+
+
+def mailbox_search(phone: Phone, *conditions: etree._Element, range_: str = "0-9",
+                   deep: bool = False) -> etree._Element:
+    root = etree.Element(S + "Search")
+    store = etree.SubElement(root, S + "Store")
+    etree.SubElement(store, S + "Name").text = "Mailbox"
+    query = etree.SubElement(etree.SubElement(store, S + "Query"), S + "And")
+    for condition in conditions:
+        query.append(condition)
+    options = etree.SubElement(store, S + "Options")
+    etree.SubElement(options, S + "Range").text = range_
+    if deep:
+        etree.SubElement(options, S + "DeepTraversal")
+    preference = etree.SubElement(options, B + "BodyPreference")
+    etree.SubElement(preference, B + "Type").text = "1"
+    etree.SubElement(preference, B + "TruncationSize").text = "100"
+    return wbxml.decode(phone.post("Search", root).content)
+
+
+def element(tag: str, text: str | None = None, *children: etree._Element) -> etree._Element:
+    el = etree.Element(tag)
+    el.text = text
+    for child in children:
+        el.append(child)
+    return el
+
+
+def wait_indexed(phone: Phone, word: str, count: int) -> None:
+    deadline = time.monotonic() + 20
+    while True:
+        answer = mailbox_search(phone, element(S + "FreeText", word))
+        if answer.findtext(f".//{S}Total") == str(count):
+            return
+        assert time.monotonic() < deadline, etree.tostring(answer)
+        time.sleep(0.2)
+
+
+def test_free_text_with_range_total_and_a_long_id_that_fetches(gateway: RunningGateway) -> None:
+    user = new_user(gateway)
+    deliver(gateway, user, [message("Zebrafish report", text="numbers are up"),
+                            message("Lunch", text="the zebrafish tank needs cleaning"),
+                            message("Unrelated", text="nothing to see")])
+    phone = Phone(gateway, user)
+    wait_indexed(phone, "zebrafish", 2)
+    page = mailbox_search(phone, element(A + "Class", "Email"), element(A + "CollectionId", phone.inbox),
+                          element(S + "FreeText", "zebrafish"), range_="1-1")
+    store = page.find(f"{S}Response/{S}Store")
+    assert store.findtext(S + "Status") == "1"
+    assert (store.findtext(S + "Range"), store.findtext(S + "Total")) == ("1-1", "2")
+    [result] = store.findall(S + "Result")
+    assert result.findtext(A + "CollectionId") == phone.inbox and result.findtext(A + "Class") == "Email"
+    subject = result.findtext(f"{S}Properties/{M}Subject")
+    assert subject in ("Zebrafish report", "Lunch")
+    fetch = etree.Element(I + "ItemOperations")
+    f = etree.SubElement(fetch, I + "Fetch")
+    etree.SubElement(f, I + "Store").text = "Mailbox"
+    etree.SubElement(f, S + "LongId").text = result.findtext(S + "LongId")
+    fetched = wbxml.decode(phone.post("ItemOperations", fetch).content)
+    assert fetched.findtext(f".//{I}Fetch/{I}Status") == "1"
+    assert fetched.findtext(f".//{I}Properties/{M}Subject") == subject
+    etree.SubElement(f, S + "LongId").text = "jmap:no-such-message"
+    f.remove(f.find(S + "LongId"))
+    assert wbxml.decode(phone.post("ItemOperations", fetch).content).findtext(f".//{I}Fetch/{I}Status") == "6"
+
+
+def test_dates_deep_traversal_and_a_real_clients_date_search(gateway: RunningGateway) -> None:
+    user = new_user(gateway)
+    deliver(gateway, user, [message("First", text="alpha"), message("Second", text="beta")])
+    phone = Phone(gateway, user)
+    yesterday = (datetime.now(UTC) - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    def received(tag: str, when: str) -> etree._Element:
+        return element(S + tag, None, element(M + "DateReceived"), element(S + "Value", when))
+    after = mailbox_search(phone, element(A + "CollectionId", phone.inbox), received("GreaterThan", yesterday))
+    assert after.findtext(f".//{S}Total") == "2"
+    before = mailbox_search(phone, element(A + "CollectionId", phone.inbox), received("LessThan", yesterday))
+    assert before.findtext(f".//{S}Total") == "0" and before.find(f".//{S}Result") is not None  # an empty Result
+    everywhere = mailbox_search(phone, received("GreaterThan", yesterday), received("LessThan", tomorrow), deep=True)
+    assert everywhere.findtext(f".//{S}Total") == "2"
+    with pyactivesync_client(gateway, new_device_id(), user=user) as client:
+        assert len(client.search_mailbox(phone.inbox, date_received_after=yesterday)) == 2
+
+
+def test_queries_the_gateway_refuses_answer_status_2(gateway: RunningGateway) -> None:
+    user = new_user(gateway)
+    phone = Phone(gateway, user)
+    cases = [
+        (element(A + "Class", "Contacts"),),  # the mailbox holds Email
+        (element(A + "CollectionId", "99999"), element(S + "FreeText", "x")),  # no such folder
+        (element(S + "GreaterThan", None, element(M + "Subject"), element(S + "Value", "x")),),
+        (element(S + "GreaterThan", None, element(M + "DateReceived"), element(S + "Value", "yesterday")),),
+        (element(S + "ConversationId", "abc"),),
+    ]
+    for conditions in cases:
+        answer = mailbox_search(phone, *conditions)
+        assert answer.findtext(f".//{S}Store/{S}Status") == "2", etree.tostring(answer)
+    assert mailbox_search(phone, element(S + "FreeText", "x"), range_="5-1").findtext(f".//{S}Store/{S}Status") == "2"
