@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from eas_gateway.commands import (
+    find,
     folders,
     foldersync,
     getattachment,
@@ -54,6 +55,7 @@ COMMANDS: dict[str, Command] = {
     "MeetingResponse": Command(meetingresponse.handle, "{MeetingResponse:}MeetingResponse"),
     "GetAttachment": Command(getattachment.handle, "", max_version=14.1),
     "Search": Command(search.handle, "{Search:}Search"),
+    "Find": Command(find.handle, "{Find:}Find"),  # 16.1; iOS sends it on 14.x accounts too
     "ResolveRecipients": Command(resolverecipients.handle, "{ResolveRecipients:}ResolveRecipients"),
     "Ping": Command(ping.handle, "{Ping:}Ping"),
     "SendMail": Command(sendmail.handle_send, "{ComposeMail:}SendMail", mime_body=True),

@@ -119,6 +119,9 @@ async def _fetch(ctx: Context, request: etree._Element, out: etree._Element) -> 
         await _by_long_id(ctx, request, long_id, out)
         return
     collection_id, server_id = child_text(request, A + "CollectionId"), child_text(request, A + "ServerId")
+    if server_id is not None and email.parse_long_id(server_id) is not None:  # a Find result's ServerId
+        await _by_long_id(ctx, request, server_id, out)
+        return
     if collection_id is None or server_id is None:
         E(out, I + "Status", PROTOCOL_ERROR)
         return

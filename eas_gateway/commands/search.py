@@ -137,10 +137,10 @@ async def _mailbox(ctx: Context, store: etree._Element, answer: etree._Element) 
     options_el = store.find(S + "Options")
     wanted = parse_range(child_text(options_el, S + "Range") if options_el is not None else None)
     try:
-        query = await _mail_query(ctx, store.find(S + "Query"), deep=options_el is not None and
-                                  options_el.find(S + "DeepTraversal") is not None)
+        query = await mail_query(ctx, store.find(S + "Query"), deep=options_el is not None and
+                                 options_el.find(S + "DeepTraversal") is not None)
         options = parse_options([options_el] if options_el is not None else [])
-    except (_BadQuery, OptionsError) as exc:
+    except (BadQuery, OptionsError) as exc:
         log.info("Search: device %s, mailbox query: %s", ctx.line.device_id, exc)
         E(answer, S + "Status", INVALID)
         return
@@ -183,15 +183,16 @@ async def _mailbox(ctx: Context, store: etree._Element, answer: etree._Element) 
     E(answer, S + "Total", total)
 
 
-class _BadQuery(ValueError):
-    pass
+class BadQuery(ValueError):
+    """A query the gateway cannot run (Status 2)."""
 
 
-async def _mail_query(ctx: Context, element: etree._Element | None, *, deep: bool) -> MailQuery:
+async def mail_query(ctx: Context, element: etree._Element | None, *, deep: bool, ns: str = S) -> MailQuery:
     """The conditions of a mailbox Search Query (MS-ASCMD 2.2.3.139.2): And of Class,
-    CollectionId, FreeText, GreaterThan/LessThan of DateReceived."""
+    CollectionId, FreeText, GreaterThan/LessThan of DateReceived (``ns``: Find's Query
+    has the same parts in its own namespace, without the And)."""
     if element is None:
-        raise _BadQuery("no Query")
+        raise BadQuery("no Query")
     conditions = element.find(S + "And")
     parts = list(conditions if conditions is not None else element)
     text, folder, after, before = None, None, None, None
@@ -199,21 +200,21 @@ async def _mail_query(ctx: Context, element: etree._Element | None, *, deep: boo
         tag = part.tag
         if tag == A + "Class":
             if (part.text or "").strip() != "Email":
-                raise _BadQuery(f"Class {part.text!r}: the mailbox holds Email")
+                raise BadQuery(f"Class {part.text!r}: the mailbox holds Email")
         elif tag == A + "CollectionId":
             folder = (part.text or "").strip()
-        elif tag == S + "FreeText":
+        elif tag == ns + "FreeText":
             text = (part.text or "").strip() or None
         elif tag in (S + "GreaterThan", S + "LessThan"):
             if part.find("{Email:}DateReceived") is None:
-                raise _BadQuery(f"{etree.QName(tag).localname} of something other than DateReceived")
+                raise BadQuery(f"{etree.QName(tag).localname} of something other than DateReceived")
             moment = _date(child_text(part, S + "Value"))
             if tag == S + "GreaterThan":
                 after = moment
             else:
                 before = moment
         else:
-            raise _BadQuery(f"{etree.QName(tag).localname} is no condition this gateway searches by")
+            raise BadQuery(f"{etree.QName(tag).localname} is no condition this gateway searches by")
     folder_ids = None
     if folder is not None:
         number = ids.number(folder)
@@ -221,13 +222,13 @@ async def _mail_query(ctx: Context, element: etree._Element | None, *, deep: boo
             found = (await folders.upstream_ids(conn, ctx.user, [number])).get(number) if number is not None \
                 else None
         if found is None or not found.startswith("jmap:"):
-            raise _BadQuery(f"CollectionId {folder!r} is no mail folder of the user")
+            raise BadQuery(f"CollectionId {folder!r} is no mail folder of the user")
         folder_ids = [found]
         if deep:
             folder_ids += [f.id for f in hierarchy.descendants(await ctx.upstream.mailstore.folders(ctx.credentials),
                                                                  found)]
     if text is None and after is None and before is None and folder_ids is None:
-        raise _BadQuery("a Query with no condition")
+        raise BadQuery("a Query with no condition")
     return MailQuery(text=text, folder_ids=folder_ids, after=after, before=before)
 
 
@@ -237,4 +238,4 @@ def _date(text: str | None) -> datetime:
             return datetime.strptime((text or "").strip(), layout).replace(tzinfo=UTC)
         except ValueError:
             continue
-    raise _BadQuery(f"{text!r} is no date-time")
+    raise BadQuery(f"{text!r} is no date-time")

@@ -236,6 +236,16 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+def preview_text(message: Message, length: int) -> str:
+    """The first ``length`` characters of the body on one line (Find's Preview)."""
+    return _one_line(_representation(message, PLAIN)[0])[:length]
+
+
+def addresses_text(addresses: list[Address]) -> str:
+    """Addresses as a header would write them (Email From/To)."""
+    return _addresses(addresses)
+
+
 def _addresses(addresses: list[Address]) -> str:
     out = []
     for a in addresses:

@@ -115,3 +115,30 @@ def test_queries_the_gateway_refuses_answer_status_2(gateway: RunningGateway) ->
         answer = mailbox_search(phone, *conditions)
         assert answer.findtext(f".//{S}Store/{S}Status") == "2", etree.tostring(answer)
     assert mailbox_search(phone, element(S + "FreeText", "x"), range_="5-1").findtext(f".//{S}Store/{S}Status") == "2"
+
+
+def test_find_the_mailbox_and_the_directory_with_a_real_client(gateway: RunningGateway) -> None:
+    from tests.gateway.test_directory import fill
+
+    user = new_user(gateway)
+    deliver(gateway, user, [message("Quokka sighting", text="a quokka near the office"),
+                            message("Other", text="nothing")])
+    phone = Phone(gateway, user, version="16.1")
+    fill(gateway, user, ["ada", "grace"])
+    wait_indexed(phone, "quokka", 1)
+    with pyactivesync_client(gateway, new_device_id(), user=user) as client:
+        found = client.find_mailbox("quokka", folder_id=phone.inbox)
+        assert len(found.items) == 1 and found.status == "1"
+        item = found.items[0]
+        assert item.collection_id == phone.inbox
+        assert any(v == "Quokka sighting" for v in item.fields.values()), item.fields
+        people = client.find_gal("Hopper")
+        assert [i.fields.get("GAL.DisplayName") for i in people.items] == ["Grace Hopper"]
+    # The ServerId of a Find result is one ItemOperations fetches.
+    fetch = etree.Element(I + "ItemOperations")
+    f = etree.SubElement(fetch, I + "Fetch")
+    etree.SubElement(f, I + "Store").text = "Mailbox"
+    etree.SubElement(f, A + "CollectionId").text = item.collection_id
+    etree.SubElement(f, A + "ServerId").text = item.server_id
+    fetched = wbxml.decode(phone.post("ItemOperations", fetch).content)
+    assert fetched.findtext(f".//{I}Properties/{M}Subject") == "Quokka sighting"
