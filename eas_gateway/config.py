@@ -52,6 +52,8 @@ class Settings:
     # The directory (GAL: Search, Find, ResolveRecipients): the path of a CardDAV address book
     # every user may read, e.g. a shared company book; empty: each user's own address books.
     directory: str = ""
+    # PEM bundle of the roots ValidateCert trusts for S/MIME certificates.
+    trust_store: str = "/etc/ssl/certs/ca-certificates.crt"
     # The users' time zone (IANA name): phones below EAS 16.0 get all-day events as its
     # local midnight, and floating times and blobs that match no zone are read in it.
     time_zone: str = "UTC"

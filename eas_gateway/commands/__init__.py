@@ -27,6 +27,7 @@ from eas_gateway.commands import (
     sendmail,
     settings,
     sync,
+    validatecert,
 )
 
 Handler = Callable[[Any, Any], Awaitable[Any]]
@@ -55,6 +56,7 @@ COMMANDS: dict[str, Command] = {
     "MeetingResponse": Command(meetingresponse.handle, "{MeetingResponse:}MeetingResponse"),
     "GetAttachment": Command(getattachment.handle, "", max_version=14.1),
     "Search": Command(search.handle, "{Search:}Search"),
+    "ValidateCert": Command(validatecert.handle, "{ValidateCert:}ValidateCert"),
     "Find": Command(find.handle, "{Find:}Find"),  # 16.1; iOS sends it on 14.x accounts too
     "ResolveRecipients": Command(resolverecipients.handle, "{ResolveRecipients:}ResolveRecipients"),
     "Ping": Command(ping.handle, "{Ping:}Ping"),
