@@ -45,8 +45,8 @@ class Entry:
 def entry(text: str) -> Entry | None:
     """A vCard as a directory entry; None for one that cannot be read."""
     try:
-        fields = contacts.fields(text)
         card = vcard.parse(text)
+        fields = contacts.card_fields(card)
     except (contacts.ContactError, vcard.VCardError, ValueError):
         return None
     values = fields.values

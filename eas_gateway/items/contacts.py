@@ -178,7 +178,11 @@ class Contact:
 
 
 def fields(text: str) -> Contact:
-    card = vcard.parse(text)
+    return card_fields(vcard.parse(text))
+
+
+def card_fields(card: Card) -> Contact:
+    """The EAS fields of a parsed card (who has the card already parses it once only)."""
     values: dict[str, str] = {}
     for name, (prop, index) in COMPONENTS.items():
         line = card.first(prop)
