@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import math
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -43,6 +44,7 @@ from eas_gateway.errors import (
     NeedsProvisioning,
     NotImplementedCommand,
     PayloadTooLarge,
+    TooManyRequests,
     Unauthorized,
     UpstreamFailed,
 )
@@ -186,7 +188,8 @@ class Gateway:
 
     async def _credentials(self, request: Request) -> tuple[Credentials, str]:
         credentials = parse_basic(request.headers.get("authorization"))
-        account = await self.auth.authenticate(credentials)
+        account = await self.auth.authenticate(credentials, client=request.client.host if request.client else "",
+                                               db=self.db)
         return credentials, account.user
 
     async def _command(self, request: Request, line: ashttp.RequestLine, credentials: Credentials,
@@ -329,6 +332,8 @@ def _error_response(exc: EASError, line: ashttp.RequestLine | None) -> Response:
         headers["WWW-Authenticate"] = 'Basic realm="ActiveSync"'
     if isinstance(exc, UpstreamFailed):
         headers["Retry-After"] = "30"
+    if isinstance(exc, TooManyRequests):
+        headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
     return Response(str(exc) + "\n", status_code=exc.http_status, headers=headers, media_type="text/plain")
 
 

@@ -2,7 +2,11 @@
 
 A successful check is remembered for ``ttl`` seconds as a salted BLAKE2b
 digest of the password, never the password itself, so that a phone's steady
-stream of requests does not cost one upstream login each.
+stream of requests does not cost one upstream login each. A password that
+matches it is never throttled; a wrong one neither evicts it (a guess must not
+cost the real user an upstream login) nor reaches the upstream while
+usm.signin says its (user, address) or its user must wait: that answer is
+429 with Retry-After.
 """
 
 from __future__ import annotations
@@ -14,8 +18,12 @@ import hmac
 import os
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
-from eas_gateway.errors import Unauthorized, UpstreamFailed
+import asyncpg
+
+from eas_gateway.errors import TooManyRequests, Unauthorized, UpstreamFailed
+from usm import signin
 from usm.upstream import Account, AuthenticationFailed, Credentials, Upstream, UpstreamUnavailable
 
 
@@ -51,19 +59,31 @@ class Authenticator:
         self.max_entries = max_entries
         self._cache: dict[str, _Entry] = {}
 
-    async def authenticate(self, credentials: Credentials) -> Account:
+    async def authenticate(self, credentials: Credentials, *, client: str = "",
+                           db: asyncpg.Pool | None = None) -> Account:
         entry = self._cache.get(credentials.user)
         now = time.monotonic()
         if entry and entry.expires > now and hmac.compare_digest(
                 entry.digest, _digest(entry.salt, credentials.password)):
             return entry.account
+        user = credentials.user.lower()
+        if db is not None:
+            async with db.acquire() as conn:
+                wait = await signin.wait(conn, user, client, now=datetime.now(UTC))
+            if wait > 0:
+                raise TooManyRequests(f"sign-in of {credentials.user!r} from {client} throttled", wait)
         try:
             account = await self.upstream.authenticate(credentials)
         except AuthenticationFailed as exc:
-            self._cache.pop(credentials.user, None)
+            if db is not None:
+                async with db.acquire() as conn:
+                    await signin.failed(conn, user, client, now=datetime.now(UTC))
             raise Unauthorized(str(exc)) from exc
         except UpstreamUnavailable as exc:
             raise UpstreamFailed(str(exc)) from exc
+        if db is not None:
+            async with db.acquire() as conn:
+                await signin.succeeded(conn, user, client)
         if len(self._cache) >= self.max_entries:
             self._cache.clear()
         salt = os.urandom(16)

@@ -54,7 +54,8 @@ class AutodiscoverError(Exception):
 
 async def pox(request: Request, gateway: Gateway) -> Response:
     credentials = parse_basic(request.headers.get("authorization"))
-    account = await gateway.auth.authenticate(credentials)  # EASError: 401, 503 (the caller answers those)
+    account = await gateway.auth.authenticate(  # EASError: 401, 429, 503 (the caller answers those)
+        credentials, client=request.client.host if request.client else "", db=gateway.db)
     try:
         address = check_address(parse_pox(await _body(request)), _domains(gateway))
         if address.lower() not in (account.user.lower(), credentials.user.lower()):

@@ -28,6 +28,16 @@ class PayloadTooLarge(EASError):
     http_status = 413
 
 
+class TooManyRequests(EASError):
+    """Sign-in throttled (usm.signin): try again after ``retry_after`` seconds."""
+
+    http_status = 429
+
+    def __init__(self, reason: str, retry_after: float) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
 class NotImplementedCommand(EASError):
     """MS-ASHTTP 3.2.5.1: a command this server does not offer."""
 
