@@ -10,19 +10,18 @@ engine) is Status 2 on the Response, with a log line that says why.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 
 from lxml import etree
 
 from eas_gateway.classes import directory
-from eas_gateway.commands.search import BadQuery, gal_properties, mail_query, parse_range
+from eas_gateway.commands.search import BadQuery, collection_ids, gal_properties, mail_page, mail_query, parse_range
 from eas_gateway.context import Context
 from eas_gateway.errors import CommandStatus
 from eas_gateway.items import email
 from eas_gateway.xml import E, child_text
-from usm import folders, ids
-from usm.upstream import BodyRequest, UpstreamError, UpstreamUnavailable
+from usm import ids
+from usm.upstream import BodyRequest
 
 log = logging.getLogger(__name__)
 
@@ -81,27 +80,21 @@ async def _gal(ctx: Context, criterion: etree._Element, options: etree._Element 
 
 async def _mailbox(ctx: Context, criterion: etree._Element, options: etree._Element | None,
                    wanted: tuple[int, int], response: etree._Element) -> None:
-    first, last = wanted
+    first, _ = wanted
     try:
         query = await mail_query(ctx, criterion.find(F + "Query"), ns=F,
                                  deep=options is not None and options.find(F + "DeepTraversal") is not None)
-        found, total = await ctx.upstream.mailstore.search(
-            ctx.credentials, dataclasses.replace(query, position=first, limit=last - first + 1))
     except BadQuery as exc:
         log.info("Find: device %s, mailbox query: %s", ctx.line.device_id, exc)
         E(response, F + "Status", INVALID)
         return
-    except UpstreamUnavailable:
-        raise
-    except UpstreamError as exc:
-        log.warning("Find: the upstream refused a mailbox search of %s (is its search engine set up?): %s",
-                    ctx.user, exc)
+    page = await mail_page(ctx, query, wanted, "Find")
+    if page is None:
         E(response, F + "Status", INVALID)
         return
+    found, total = page
     messages = await ctx.upstream.mailstore.messages(ctx.credentials, found, BodyRequest(text=True, max_bytes=256))
-    folder_ids = sorted({f for m in messages.values() for f in m.folder_ids})
-    async with ctx.db.acquire() as conn:
-        server_ids = await folders.server_ids(conn, ctx.user, folder_ids) if folder_ids else {}
+    collections = await collection_ids(ctx, messages)
     E(response, F + "Status", OK)
     shown = [i for i in found if i in messages]
     for email_id in shown:
@@ -109,15 +102,14 @@ async def _mailbox(ctx: Context, criterion: etree._Element, options: etree._Elem
         result = E(response, F + "Result")
         E(result, A + "Class", "Email")
         E(result, A + "ServerId", email.long_id(email_id))
-        folder = min(message.folder_ids) if message.folder_ids else None
-        if folder is not None and folder in server_ids:
-            E(result, A + "CollectionId", server_ids[folder])
+        if email_id in collections:
+            E(result, A + "CollectionId", collections[email_id])
         properties = E(result, F + "Properties")
         E(properties, M + "Subject", message.subject or "")
         E(properties, M + "DateReceived", email.eas_date(message.received_at))
-        E(properties, M + "DisplayTo", "; ".join(a.name or a.email for a in message.to))
+        E(properties, M + "DisplayTo", email.display_names(message.to))
         if message.cc:
-            E(properties, F + "DisplayCc", "; ".join(a.name or a.email for a in message.cc))
+            E(properties, F + "DisplayCc", email.display_names(message.cc))
         E(properties, M + "Importance", email.IMPORTANCE.get(message.importance or "normal", 1))
         E(properties, M + "Read", 1 if email.SEEN in message.keywords else 0)
         E(properties, M2 + "IsDraft", 1 if "$draft" in message.keywords else 0)

@@ -31,7 +31,7 @@ from eas_gateway.items.options import OptionsError
 from eas_gateway.items.options import parse as parse_options
 from eas_gateway.xml import E, child_text
 from usm import folders, hierarchy, ids
-from usm.upstream import MailQuery, UpstreamError, UpstreamUnavailable
+from usm.upstream import MailQuery, Message, UpstreamError, UpstreamUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -147,22 +147,15 @@ async def _mailbox(ctx: Context, store: etree._Element, answer: etree._Element) 
     if wanted is None:
         E(answer, S + "Status", INVALID)
         return
-    first, last = wanted
-    try:
-        found, total = await ctx.upstream.mailstore.search(
-            ctx.credentials, dataclasses.replace(query, position=first, limit=last - first + 1))
-    except UpstreamUnavailable:
-        raise
-    except UpstreamError as exc:
-        log.warning("Search: the upstream refused a mailbox search of %s (is its search engine set up?): %s",
-                    ctx.user, exc)
+    first, _ = wanted
+    page = await mail_page(ctx, query, wanted, "Search")
+    if page is None:
         E(answer, S + "Status", SERVER_ERROR)
         return
+    found, total = page
     messages, mime = await fetch.for_display(ctx.upstream.mailstore, ctx.credentials, found, options)
     invitations = await meetings.for_messages(ctx, options, list(messages.values()))
-    folder_ids = sorted({f for m in messages.values() for f in m.folder_ids})
-    async with ctx.db.acquire() as conn:
-        server_ids = await folders.server_ids(conn, ctx.user, folder_ids) if folder_ids else {}
+    collections = await collection_ids(ctx, messages)
     E(answer, S + "Status", OK)
     shown = [i for i in found if i in messages]
     if not shown:
@@ -172,15 +165,41 @@ async def _mailbox(ctx: Context, store: etree._Element, answer: etree._Element) 
         result = E(answer, S + "Result")
         E(result, A + "Class", "Email")
         E(result, S + "LongId", email.long_id(email_id))
-        folder = min(message.folder_ids) if message.folder_ids else None
-        if folder is not None and folder in server_ids:
-            E(result, A + "CollectionId", server_ids[folder])
+        if email_id in collections:
+            E(result, A + "CollectionId", collections[email_id])
         properties = E(result, S + "Properties")
         email.application_data(properties, message, options, float(ctx.version), mime.get(email_id),
                                invitations.get(email_id))
     if shown:
         E(answer, S + "Range", f"{first}-{first + len(shown) - 1}")
     E(answer, S + "Total", total)
+
+
+async def mail_page(ctx: Context, query: MailQuery, wanted: tuple[int, int],
+                    command: str) -> tuple[list[str], int] | None:
+    """(ids of the Range's messages, the Total); None when the upstream refuses the query
+    (no search engine): logged, and the caller answers its own Status."""
+    first, last = wanted
+    try:
+        return await ctx.upstream.mailstore.search(
+            ctx.credentials, dataclasses.replace(query, position=first, limit=last - first + 1))
+    except UpstreamUnavailable:
+        raise
+    except UpstreamError as exc:
+        log.warning("%s: the upstream refused a mailbox search of %s (is its search engine set up?): %s",
+                    command, ctx.user, exc)
+        return None
+
+
+async def collection_ids(ctx: Context, messages: dict[str, Message]) -> dict[str, int]:
+    """Email id -> the ServerId of its folder (the CollectionId a result names)."""
+    folder_ids = sorted({f for m in messages.values() for f in m.folder_ids})
+    if not folder_ids:
+        return {}
+    async with ctx.db.acquire() as conn:
+        server_ids = await folders.server_ids(conn, ctx.user, folder_ids)
+    return {i: server_ids[min(m.folder_ids)] for i, m in messages.items()
+            if m.folder_ids and min(m.folder_ids) in server_ids}
 
 
 class BadQuery(ValueError):

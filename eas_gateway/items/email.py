@@ -130,7 +130,7 @@ def application_data(parent: etree._Element, message: Message, options: Options,
     if message.reply_to:
         E(parent, M + "ReplyTo", _addresses(message.reply_to))
     E(parent, M + "DateReceived", eas_date(message.received_at))
-    E(parent, M + "DisplayTo", "; ".join(a.name or a.email for a in message.to))
+    E(parent, M + "DisplayTo", display_names(message.to))
     E(parent, M + "ThreadTopic", message.subject or "")
     E(parent, M + "Importance", IMPORTANCE.get(message.importance or "normal", 1))
     E(parent, M + "Read", 1 if SEEN in message.keywords else 0)
@@ -239,6 +239,11 @@ def _one_line(text: str) -> str:
 def preview_text(message: Message, length: int) -> str:
     """The first ``length`` characters of the body on one line (Find's Preview)."""
     return _one_line(_representation(message, PLAIN)[0])[:length]
+
+
+def display_names(addresses: list[Address]) -> str:
+    """DisplayTo (and Find's DisplayCc): the names, else the addresses."""
+    return "; ".join(a.name or a.email for a in addresses)
 
 
 def addresses_text(addresses: list[Address]) -> str:
