@@ -19,17 +19,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import shutil
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import asyncpg
 import httpx
 from lxml import etree
 
@@ -37,8 +32,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+import harness  # noqa: E402
 from contacts_sync import put_cards, upstream_calls  # noqa: E402
-from gateway_sync import BIN, CEILING_APP, SERVER, A, Device, deliver, free_port, load, wait_http  # noqa: E402
+from gateway_sync import A, Device, deliver, load  # noqa: E402
+from harness import stack  # noqa: E402
 
 import wbxml  # noqa: E402
 from usm.upstream import Credentials  # noqa: E402
@@ -101,41 +98,9 @@ async def read_straight(base: str, creds: Credentials, calendar: str) -> tuple[i
 
 
 async def main(args: argparse.Namespace, work: Path) -> None:
-    cyrus_port = free_port()
-    cyrus_dir = work / "cyrus"
-    cyrus_dir.mkdir()
-    cyrus_dir.chmod(0o755)
-    work.chmod(0o755)
-    script = ROOT / "scripts" / "cyrus-upstream.sh"
-    subprocess.run(["bash", str(script), "start", str(cyrus_dir), str(cyrus_port)], check=True)
-    upstream = f"http://127.0.0.1:{cyrus_port}"
-    processes: list[subprocess.Popen[bytes]] = []
-    try:
-        db_name = "eas_gateway_bench_calendar"
-        conn = await asyncpg.connect(SERVER + "/postgres")
-        await conn.execute(f"DROP DATABASE IF EXISTS {db_name} WITH (FORCE)")
-        await conn.execute(f"CREATE DATABASE {db_name}")
-        await conn.close()
-        dsn = f"{SERVER}/{db_name}"
-        names = [f"kbench{uuid.uuid4().hex[:6]}{i}" for i in range(2)]
-        for name in names:
-            subprocess.run(["bash", str(script), "adduser", str(cyrus_dir), str(cyrus_port), name], check=True,
-                           capture_output=True)
-        big, small = (f"{n}@example.com" for n in names)
-
-        gw_port, ceiling_port = free_port(), free_port()
-        log = open(work / "gateway.log", "wb")
-        processes.append(subprocess.Popen(
-            [str(BIN / "eas-gateway"), "serve", "--port", str(gw_port), "--upstream", upstream, "--database-url",
-             dsn], env={**os.environ, "EAS_POLL_SECONDS": "20"}, stdout=log, stderr=subprocess.STDOUT))
-        (work / "ceiling.py").write_text(CEILING_APP)
-        processes.append(subprocess.Popen(
-            [str(BIN / "python"), "-m", "uvicorn", "ceiling:app", "--port", str(ceiling_port), "--log-level",
-             "warning"], cwd=work, env={**os.environ, "DSN": dsn}, stdout=log, stderr=subprocess.STDOUT))
-        endpoint = f"http://127.0.0.1:{gw_port}/Microsoft-Server-ActiveSync"
-        wait_http(endpoint)
-        wait_http(f"http://127.0.0.1:{ceiling_port}/query")
-        metrics_url = f"http://127.0.0.1:{gw_port}/metrics"
+    async with stack(work, "eas_gateway_bench_calendar", ceiling=True, env={"EAS_POLL_SECONDS": "20"}) as st:
+        upstream, endpoint, metrics_url, cyrus_dir = st.upstream, st.endpoint, st.metrics_url, st.cyrus_dir
+        big, small = (st.add_user(f"kbench{uuid.uuid4().hex[:6]}{i}") for i in range(2))
 
         print(f"{'figure':<58} {'gateway':>10} {'baseline':>10} {'ratio':>7}")
         async with httpx.AsyncClient(timeout=900) as http:
@@ -180,7 +145,7 @@ async def main(args: argparse.Namespace, work: Path) -> None:
                 assert [k.text for k in tree.iter(A + "SyncKey")] == list(keys[i])
 
             async def bare(i: int) -> None:
-                (await http.post(f"http://127.0.0.1:{ceiling_port}/query", content=b"x")).raise_for_status()
+                (await http.post(st.ceiling_url, content=b"x")).raise_for_status()
 
             for workers in (1, 10):
                 before = upstream_calls((await http.get(metrics_url)).text)
@@ -192,25 +157,11 @@ async def main(args: argparse.Namespace, work: Path) -> None:
                 print(f"{'  p50 / p99 ms':<58} {ours_load[1]:>4.1f} /{ours_load[2]:>5.1f} "
                       f"{base[1]:>4.1f} /{base[2]:>5.1f}")
                 print(f"{'  upstream requests per Sync':<58} {calls / (ours_load[0] * args.seconds):>10.2f}")
-    finally:
-        for p in processes:
-            p.terminate()
-        for p in processes:
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        subprocess.run(["bash", str(script), "stop", str(cyrus_dir)], check=False)
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--events", type=int, default=5000)
-    parser.add_argument("--series", type=int, default=500)
-    parser.add_argument("--seconds", type=float, default=5.0)
-    arguments = parser.parse_args()
-    directory = Path(tempfile.mkdtemp(prefix="eas-bench-calendar-"))
-    try:
-        asyncio.run(main(arguments, directory))
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
+    arguments = harness.parser(__doc__)
+    arguments.add_argument("--events", type=int, default=5000)
+    arguments.add_argument("--series", type=int, default=500)
+    arguments.add_argument("--seconds", type=float, default=5.0)
+    harness.main(main, arguments, "eas-bench-calendar-")

@@ -21,17 +21,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import re
-import shutil
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
 
-import asyncpg
 import httpx
 from lxml import etree
 
@@ -39,7 +34,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from gateway_sync import BIN, CEILING_APP, SERVER, A, Device, deliver, free_port, load, wait_http  # noqa: E402
+import harness  # noqa: E402
+from gateway_sync import A, Device, deliver, load  # noqa: E402
+from harness import stack  # noqa: E402
 
 import wbxml  # noqa: E402
 from usm.upstream import Credentials  # noqa: E402
@@ -75,42 +72,9 @@ async def put_cards(base: str, creds: Credentials, count: int) -> None:
 
 
 async def main(args: argparse.Namespace, work: Path) -> None:
-    cyrus_port = free_port()
-    cyrus_dir = work / "cyrus"
-    cyrus_dir.mkdir()
-    cyrus_dir.chmod(0o755)
-    work.chmod(0o755)
-    script = ROOT / "scripts" / "cyrus-upstream.sh"
-    subprocess.run(["bash", str(script), "start", str(cyrus_dir), str(cyrus_port)], check=True)
-    upstream = f"http://127.0.0.1:{cyrus_port}"
-    processes: list[subprocess.Popen[bytes]] = []
-    try:
-        db_name = "eas_gateway_bench_contacts"
-        conn = await asyncpg.connect(SERVER + "/postgres")
-        await conn.execute(f"DROP DATABASE IF EXISTS {db_name} WITH (FORCE)")
-        await conn.execute(f"CREATE DATABASE {db_name}")
-        await conn.close()
-        dsn = f"{SERVER}/{db_name}"
-        names = [f"cbench{uuid.uuid4().hex[:6]}{i}" for i in range(2)]
-        for name in names:
-            subprocess.run(["bash", str(script), "adduser", str(cyrus_dir), str(cyrus_port), name], check=True,
-                           capture_output=True)
-        big, small = (f"{n}@example.com" for n in names)
-
-        gw_port, ceiling_port = free_port(), free_port()
-        log = open(work / "gateway.log", "wb")
-        gateway = subprocess.Popen([str(BIN / "eas-gateway"), "serve", "--port", str(gw_port), "--upstream", upstream,
-                                    "--database-url", dsn], env={**os.environ, "EAS_POLL_SECONDS": "20"},
-                                   stdout=log, stderr=subprocess.STDOUT)
-        processes.append(gateway)
-        (work / "ceiling.py").write_text(CEILING_APP)
-        processes.append(subprocess.Popen(
-            [str(BIN / "python"), "-m", "uvicorn", "ceiling:app", "--port", str(ceiling_port), "--log-level",
-             "warning"], cwd=work, env={**os.environ, "DSN": dsn}, stdout=log, stderr=subprocess.STDOUT))
-        endpoint = f"http://127.0.0.1:{gw_port}/Microsoft-Server-ActiveSync"
-        wait_http(endpoint)
-        wait_http(f"http://127.0.0.1:{ceiling_port}/query")
-        metrics_url = f"http://127.0.0.1:{gw_port}/metrics"
+    async with stack(work, "eas_gateway_bench_contacts", ceiling=True, env={"EAS_POLL_SECONDS": "20"}) as st:
+        upstream, endpoint, metrics_url, cyrus_dir = st.upstream, st.endpoint, st.metrics_url, st.cyrus_dir
+        big, small = (st.add_user(f"cbench{uuid.uuid4().hex[:6]}{i}") for i in range(2))
 
         print(f"{'figure':<52} {'gateway':>12} {'ceiling':>12} {'ratio':>7}")
         async with httpx.AsyncClient(timeout=600) as http:
@@ -145,7 +109,7 @@ async def main(args: argparse.Namespace, work: Path) -> None:
                 assert [k.text for k in tree.iter(A + "SyncKey")] == list(keys[i])
 
             async def bare(i: int) -> None:
-                (await http.post(f"http://127.0.0.1:{ceiling_port}/query", content=b"x")).raise_for_status()
+                (await http.post(st.ceiling_url, content=b"x")).raise_for_status()
 
             for workers in (1, 10):
                 before = upstream_calls((await http.get(metrics_url)).text)
@@ -159,10 +123,7 @@ async def main(args: argparse.Namespace, work: Path) -> None:
 
         # 3. The DAV watcher's poll: what one round costs for --users users.
         sample = 100
-        users = [f"cpoll{uuid.uuid4().hex[:6]}{i}" for i in range(sample)]
-        for name in users:
-            subprocess.run(["bash", str(script), "adduser", str(cyrus_dir), str(cyrus_port), name], check=True,
-                           capture_output=True)
+        users = [st.add_user(f"cpoll{uuid.uuid4().hex[:6]}{i}").split("@")[0] for i in range(sample)]
         dav = DavUpstream(upstream)
         sources = Sources(JMAPUpstream(upstream), dav, kinds=("mail", CONTACTS))
         calls = 0
@@ -188,25 +149,11 @@ async def main(args: argparse.Namespace, work: Path) -> None:
         print(f"{f'  gateway CPU s per round / wall s ({PARALLEL} parallel)':<52} {cpu * scale:>12.2f} "
               f"{wall * scale:>12.2f}")
         await sources.aclose()
-    finally:
-        for p in processes:
-            p.terminate()
-        for p in processes:
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        subprocess.run(["bash", str(script), "stop", str(cyrus_dir)], check=False)
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cards", default=2000, type=int)
-    parser.add_argument("--users", default=1000, type=int)
-    parser.add_argument("--seconds", default=5.0, type=float)
-    parsed = parser.parse_args()
-    workdir = Path(tempfile.mkdtemp(prefix="eas-bench-contacts-"))
-    try:
-        asyncio.run(main(parsed, workdir))
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    arguments = harness.parser(__doc__)
+    arguments.add_argument("--cards", default=2000, type=int)
+    arguments.add_argument("--users", default=1000, type=int)
+    arguments.add_argument("--seconds", default=5.0, type=float)
+    harness.main(main, arguments, "eas-bench-contacts-")

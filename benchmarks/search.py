@@ -17,17 +17,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
 
-import asyncpg
 import httpx
 from lxml import etree
 
@@ -35,8 +30,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+import harness  # noqa: E402
 from contacts_sync import put_cards  # noqa: E402
-from gateway_sync import BIN, SERVER, Device, deliver, free_port, wait_http  # noqa: E402
+from gateway_sync import Device, deliver  # noqa: E402
+from harness import stack  # noqa: E402
 
 import wbxml  # noqa: E402
 from usm.upstream import BodyRequest, Credentials, MailQuery  # noqa: E402
@@ -76,33 +73,10 @@ async def median_ms(repeat: int, run) -> float:  # type: ignore[no-untyped-def]
 
 
 async def main(args: argparse.Namespace, work: Path) -> None:
-    cyrus_port = free_port()
-    cyrus_dir = work / "cyrus"
-    cyrus_dir.mkdir()
-    cyrus_dir.chmod(0o755)
-    work.chmod(0o755)
-    script = ROOT / "scripts" / "cyrus-upstream.sh"
-    subprocess.run(["bash", str(script), "start", str(cyrus_dir), str(cyrus_port)], check=True)
-    upstream = f"http://127.0.0.1:{cyrus_port}"
-    processes: list[subprocess.Popen[bytes]] = []
-    try:
-        db_name = "eas_gateway_bench_search"
-        conn = await asyncpg.connect(SERVER + "/postgres")
-        await conn.execute(f"DROP DATABASE IF EXISTS {db_name} WITH (FORCE)")
-        await conn.execute(f"CREATE DATABASE {db_name}")
-        await conn.close()
-        name = f"sbench{uuid.uuid4().hex[:6]}"
-        subprocess.run(["bash", str(script), "adduser", str(cyrus_dir), str(cyrus_port), name], check=True,
-                       capture_output=True)
-        user = f"{name}@example.com"
-        creds = Credentials(user, name)
-        gw_port = free_port()
-        log = open(work / "gateway.log", "wb")
-        processes.append(subprocess.Popen(
-            [str(BIN / "eas-gateway"), "serve", "--port", str(gw_port), "--upstream", upstream, "--database-url",
-             f"{SERVER}/{db_name}"], env=dict(os.environ), stdout=log, stderr=subprocess.STDOUT))
-        endpoint = f"http://127.0.0.1:{gw_port}/Microsoft-Server-ActiveSync"
-        wait_http(endpoint)
+    async with stack(work, "eas_gateway_bench_search") as st:
+        upstream, endpoint, cyrus_dir = st.upstream, st.endpoint, st.cyrus_dir
+        user = st.add_user(f"sbench{uuid.uuid4().hex[:6]}")
+        creds = Credentials(user, user.split("@")[0])
         started = time.perf_counter()
         deliver(cyrus_dir / "socket" / "lmtp", user, args.messages)
         print(f"(delivered {args.messages:,} messages in {time.perf_counter() - started:.0f} s)")
@@ -151,25 +125,11 @@ async def main(args: argparse.Namespace, work: Path) -> None:
                   f"{upstream_ms:>10.1f} {upstream_ms / gateway_ms:>7.2f}")
             await dav.aclose()
         await jmap.aclose()
-    finally:
-        for p in processes:
-            p.terminate()
-        for p in processes:
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        subprocess.run(["bash", str(script), "stop", str(cyrus_dir)], check=False)
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--messages", type=int, default=10000)
-    parser.add_argument("--cards", type=int, default=5000)
-    parser.add_argument("--repeat", type=int, default=20)
-    parsed = parser.parse_args()
-    directory = Path(tempfile.mkdtemp(prefix="eas-bench-search-"))
-    try:
-        asyncio.run(main(parsed, directory))
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
+    arguments = harness.parser(__doc__)
+    arguments.add_argument("--messages", type=int, default=10000)
+    arguments.add_argument("--cards", type=int, default=5000)
+    arguments.add_argument("--repeat", type=int, default=20)
+    harness.main(main, arguments, "eas-bench-search-")

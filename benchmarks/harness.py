@@ -1,0 +1,101 @@
+"""What the contacts, calendar and search benchmarks set up alike: a private Cyrus
+(scripts/cyrus-upstream.sh), a fresh database on the machine's PostgreSQL
+(EAS_BENCH_DATABASE), the gateway (`eas-gateway serve`) and, when asked, the bare
+Starlette+asyncpg endpoint of benchmarks/gateway_sync.py as the ceiling; all stopped at
+the end. ``main`` is the command-line boilerplate around a benchmark's coroutine."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncpg
+from gateway_sync import BIN, CEILING_APP, SERVER, free_port, wait_http
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "scripts" / "cyrus-upstream.sh"
+
+
+@dataclass
+class Stack:
+    cyrus_dir: Path
+    cyrus_port: int
+    upstream: str
+    dsn: str
+    endpoint: str = ""
+    metrics_url: str = ""
+    ceiling_url: str = ""
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def add_user(self, name: str) -> str:
+        """A Cyrus user (password = ``name``); the address."""
+        subprocess.run(["bash", str(SCRIPT), "adduser", str(self.cyrus_dir), str(self.cyrus_port), name],
+                       check=True, capture_output=True)
+        return f"{name}@example.com"
+
+
+@contextlib.asynccontextmanager
+async def stack(work: Path, db_name: str, *, ceiling: bool = False,
+                env: dict[str, str] | None = None) -> AsyncIterator[Stack]:
+    cyrus_port = free_port()
+    cyrus_dir = work / "cyrus"
+    cyrus_dir.mkdir()
+    cyrus_dir.chmod(0o755)
+    work.chmod(0o755)
+    subprocess.run(["bash", str(SCRIPT), "start", str(cyrus_dir), str(cyrus_port)], check=True)
+    found = Stack(cyrus_dir, cyrus_port, f"http://127.0.0.1:{cyrus_port}", f"{SERVER}/{db_name}")
+    try:
+        conn = await asyncpg.connect(SERVER + "/postgres")
+        await conn.execute(f"DROP DATABASE IF EXISTS {db_name} WITH (FORCE)")
+        await conn.execute(f"CREATE DATABASE {db_name}")
+        await conn.close()
+        gw_port = free_port()
+        log = open(work / "gateway.log", "wb")
+        found.processes.append(subprocess.Popen(
+            [str(BIN / "eas-gateway"), "serve", "--port", str(gw_port), "--upstream", found.upstream,
+             "--database-url", found.dsn], env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT))
+        found.endpoint = f"http://127.0.0.1:{gw_port}/Microsoft-Server-ActiveSync"
+        found.metrics_url = f"http://127.0.0.1:{gw_port}/metrics"
+        if ceiling:
+            ceiling_port = free_port()
+            (work / "ceiling.py").write_text(CEILING_APP)
+            found.processes.append(subprocess.Popen(
+                [str(BIN / "python"), "-m", "uvicorn", "ceiling:app", "--port", str(ceiling_port), "--log-level",
+                 "warning"], cwd=work, env={**os.environ, "DSN": found.dsn}, stdout=log, stderr=subprocess.STDOUT))
+            found.ceiling_url = f"http://127.0.0.1:{ceiling_port}/query"
+            wait_http(found.ceiling_url)
+        wait_http(found.endpoint)
+        yield found
+    finally:
+        for p in found.processes:
+            p.terminate()
+        for p in found.processes:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        subprocess.run(["bash", str(SCRIPT), "stop", str(cyrus_dir)], check=False)
+
+
+def main(run: Callable[[argparse.Namespace, Path], Awaitable[None]], parser: argparse.ArgumentParser,
+         prefix: str) -> None:
+    """Parse the arguments, run the benchmark in a temporary directory, remove it."""
+    arguments = parser.parse_args()
+    directory = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        asyncio.run(run(arguments, directory))
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def parser(doc: str | None) -> argparse.ArgumentParser:
+    return argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+
