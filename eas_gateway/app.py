@@ -27,7 +27,7 @@ from starlette.routing import Route
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 import wbxml
-from eas_gateway import ashttp, autodiscover
+from eas_gateway import ashttp, autodiscover, versions
 from eas_gateway.admin import web as admin_web
 from eas_gateway.auth import Authenticator, parse_basic
 from eas_gateway.classes import KINDS
@@ -197,15 +197,15 @@ class Gateway:
         if not _same_user(line.user, account_user, credentials.user):
             raise Forbidden(f"User={line.user!r} is not the authenticated user {account_user!r}")
         version = line.version or ""
-        if version not in ashttp.VERSIONS:
+        if version not in versions.VERSIONS:
             raise BadRequest(f"protocol version {version!r} not offered (MS-ASProtocolVersions)")
+        if line.command in versions.COMMANDS and not versions.offers(line.command, version):
+            first, last = versions.COMMANDS[line.command]
+            raise BadRequest(f"{line.command} is a command of protocol versions {first} to {last or 'now'}, "
+                             f"not of {version} (MS-ASCMD 2.2.1)")
         command = COMMANDS.get(line.command)
         if command is None:
             raise NotImplementedCommand(f"command {line.command!r} is not implemented")
-        if float(version) < command.min_version:
-            raise BadRequest(f"{line.command} needs protocol version {command.min_version} or later")
-        if command.max_version is not None and float(version) > command.max_version:
-            raise BadRequest(f"{line.command} is gone after protocol version {command.max_version}")
         tree = await self._body(request, mime=command.mime_body and float(version) < 14.0)
         assert self.db is not None and self.push is not None, "Gateway.start() was not awaited"
         async with self.db.acquire() as conn:
@@ -238,7 +238,7 @@ class Gateway:
             return Response(result.content, media_type=result.media_type)
         if tracer:
             tracer.record(account_user, line.device_id, line.command, "response", result)
-        body = result if isinstance(result, bytes) else wbxml.encode(result)
+        body = result if isinstance(result, bytes) else wbxml.encode(versions.checked(result, version, line.command))
         return Response(body, media_type=WBXML_TYPE)
 
     async def _body(self, request: Request, *, mime: bool = False) -> etree._Element | bytes | None:
@@ -300,7 +300,7 @@ def _options_headers() -> dict[str, str]:
     return {
         "Allow": "OPTIONS,POST",
         "MS-Server-ActiveSync": "16.1",
-        "MS-ASProtocolVersions": ",".join(ashttp.VERSIONS),
+        "MS-ASProtocolVersions": ",".join(versions.VERSIONS),
         "MS-ASProtocolCommands": ",".join(COMMANDS),
     }
 

@@ -17,9 +17,6 @@ from urllib.parse import parse_qsl, unquote
 
 from eas_gateway.errors import BadRequest
 
-# MS-ASHTTP 2.2.1.1.2.6: the versions this server speaks (2.5 is not offered).
-VERSIONS: tuple[str, ...] = ("12.0", "12.1", "14.0", "14.1", "16.0", "16.1")
-
 # MS-ASHTTP 2.2.1.1.1.1.2: command codes of the base64-encoded query.
 COMMAND_CODES: dict[int, str] = {
     0: "Sync", 1: "SendMail", 2: "SmartForward", 3: "SmartReply", 4: "GetAttachment",

@@ -151,6 +151,20 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
     return embedded_url(tmp_path_factory.mktemp("embedded-pg"))
 
 
+@pytest.fixture(autouse=True)
+def responses_fit_their_version() -> Iterator[None]:
+    """Every response any test makes a gateway of this process produce is
+    walked against the version table (eas_gateway/versions.py): a test whose
+    responses carried an element newer (or older) than the phone's protocol
+    version fails, naming the element."""
+    from eas_gateway import versions
+
+    before = versions.dropped.copy()
+    yield
+    newly = versions.dropped - before
+    assert not newly, f"responses carried elements their protocol version does not have: {dict(newly)}"
+
+
 @dataclass
 class RunningGateway:
     url: str

@@ -125,6 +125,7 @@ class ItemClass(Protocol):
     kind: str  # the folder kind it serves (usm.upstream.Folder.kind)
     name: str  # the EAS class (Sync/Ping/GetItemEstimate Class): Email, Contacts, ...
     supported_refused: bool  # a Sync Supported element is a protocol error (Notes: MS-ASNOTE)
+    first_version: str  # the first protocol version that has the class (Notes: 14.0)
 
     def source(self, ctx: Context, folder_id: str, options: Options | None = None) -> ItemSource:
         """The folder's items upstream, for the sync engine (usm.sync), as the collection's

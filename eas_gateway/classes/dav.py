@@ -69,6 +69,7 @@ class DavClass(ABC):
     extension: str
     conversion_errors: tuple[type[Exception], ...] = ()
     supported_refused = False
+    first_version = "12.0"
 
     @abstractmethod
     def to_phone(self, ctx: Context, text: str, options: Options) -> etree._Element:

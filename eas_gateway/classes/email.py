@@ -30,6 +30,7 @@ class EmailClass:
     kind = "mail"
     name = "Email"
     supported_refused = False
+    first_version = "12.0"
 
     def source(self, ctx: Context, folder_id: str, options: Options | None = None) -> ItemSource:
         return ctx.upstream.mailstore.mail(ctx.credentials)

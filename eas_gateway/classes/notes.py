@@ -1,5 +1,6 @@
 """The Notes class (MS-ASNOTE): VJOURNALs in CalDAV calendars (items.notes).
 
+A phone below 14.0 is not shown Notes folders (the class is 14.0 on).
 MS-ASNOTE has no ghosting: a Sync that sends Supported for a Notes folder gets
 Status 4 (``supported_refused``).
 """
@@ -29,6 +30,7 @@ class NotesClass(DavClass):
     extension = "ics"
     conversion_errors = (notes.NoteError,)
     supported_refused = True
+    first_version = "14.0"  # MS-ASNOTE 1.5; MS-ASWBXML 2.1.2.1.24: the Notes code page is 14.0 on
 
     def to_phone(self, ctx: Context, text: str, options: Options) -> etree._Element:
         data = E(None, A + "ApplicationData")

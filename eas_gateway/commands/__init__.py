@@ -1,5 +1,5 @@
-"""The command table (MS-ASCMD 2.2.1): name -> handler, namespace of its
-response root, and the first protocol version that has it.
+"""The command table (MS-ASCMD 2.2.1): name -> handler and its response root.
+Which protocol versions have a command is eas_gateway/versions.py.
 
 A handler is ``async def handle(ctx, tree) -> lxml element | bytes`` (bytes:
 an already encoded response, e.g. a replayed one).
@@ -37,9 +37,7 @@ Handler = Callable[[Any, Any], Awaitable[Any]]
 class Command:
     handle: Handler
     root: str  # the response's root element, where Status 142/144 goes
-    min_version: float = 12.0
     mime_body: bool = False  # 12.x sends it a bare RFC 822 message, not WBXML
-    max_version: float | None = None  # the last protocol version that has it
 
 
 COMMANDS: dict[str, Command] = {
@@ -54,10 +52,10 @@ COMMANDS: dict[str, Command] = {
     "ItemOperations": Command(itemoperations.handle, "{ItemOperations:}ItemOperations"),
     "MoveItems": Command(moveitems.handle, "{Move:}MoveItems"),
     "MeetingResponse": Command(meetingresponse.handle, "{MeetingResponse:}MeetingResponse"),
-    "GetAttachment": Command(getattachment.handle, "", max_version=14.1),
+    "GetAttachment": Command(getattachment.handle, ""),
     "Search": Command(search.handle, "{Search:}Search"),
     "ValidateCert": Command(validatecert.handle, "{ValidateCert:}ValidateCert"),
-    "Find": Command(find.handle, "{Find:}Find"),  # 16.1; iOS sends it on 14.x accounts too
+    "Find": Command(find.handle, "{Find:}Find"),
     "ResolveRecipients": Command(resolverecipients.handle, "{ResolveRecipients:}ResolveRecipients"),
     "Ping": Command(ping.handle, "{Ping:}Ping"),
     "SendMail": Command(sendmail.handle_send, "{ComposeMail:}SendMail", mime_body=True),

@@ -15,6 +15,7 @@ import logging
 from lxml import etree
 
 import wbxml
+from eas_gateway import classes, versions
 from eas_gateway.context import Context
 from eas_gateway.errors import CommandStatus
 from eas_gateway.xml import E, child_text
@@ -40,7 +41,7 @@ async def handle(ctx: Context, tree: etree._Element | None) -> etree._Element | 
         raise CommandStatus(INVALID_KEY, f"FolderSync key {key} is not current ({state.sync_key})")
     # No database connection is held while the upstream answers; commit()
     # checks that the key did not move meanwhile.
-    upstream_folders = hierarchy.with_outbox(await ctx.upstream.folders(ctx.credentials))
+    upstream_folders = classes.shown(hierarchy.with_outbox(await ctx.upstream.folders(ctx.credentials)), ctx.version)
     async with ctx.db.acquire() as conn:
         ids = await folders.server_ids(conn, ctx.user, [f.id for f in upstream_folders])
         view = hierarchy.device_view(upstream_folders, ids)
@@ -49,7 +50,7 @@ async def handle(ctx: Context, tree: etree._Element | None) -> etree._Element | 
         if key != 0 and not changes:
             return render(key, changes)
         new_key = state.sync_key + 1
-        response = wbxml.encode(render(new_key, changes))
+        response = wbxml.encode(versions.checked(render(new_key, changes), ctx.version, "FolderSync"))
         if not await folders.commit(conn, ctx.user, ctx.line.device_id, expected_key=key, new_key=new_key,
                                     folders=view, response=response):
             raise CommandStatus(SERVER_ERROR, "FolderSync state moved under a concurrent request; retry")

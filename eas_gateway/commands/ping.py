@@ -129,7 +129,7 @@ async def _hierarchy_changed(ctx: Context) -> bool:
     """Whether the device's next FolderSync would bring something (MS-ASCMD 2.2.3.177.11:
     Status 7 asks for it). Only asked when the upstream's folder state moved."""
     forget_hierarchy()  # this request may have read it minutes ago
-    upstream_folders = hierarchy.with_outbox(await ctx.upstream.folders(ctx.credentials))
+    upstream_folders = classes.shown(hierarchy.with_outbox(await ctx.upstream.folders(ctx.credentials)), ctx.version)
     async with ctx.db.acquire() as conn:
         ids = await folders.server_ids(conn, ctx.user, [f.id for f in upstream_folders])
         known = await folders.known_folders(conn, ctx.user, ctx.line.device_id)

@@ -29,7 +29,7 @@ from typing import Any
 from lxml import etree
 
 import wbxml
-from eas_gateway import classes
+from eas_gateway import classes, versions
 from eas_gateway.context import Context
 from eas_gateway.errors import CommandStatus
 from eas_gateway.items.options import Options, OptionsError
@@ -300,6 +300,8 @@ async def _collection(ctx: Context, request: SyncRequest, wanted: CollectionRequ
     if new_key == key and plan.upstream_state == state.upstream_state and not plan.pending_done \
             and not plan.pending_new and options.to_json() == state.options:
         return _element(wanted, key, OK), False  # nothing to remember either
+    # The bytes kept for a replay are checked as the app checks what it sends (eas_gateway.versions).
+    versions.checked(element, ctx.version, "Sync")
     response = wbxml.encode(element) if new_key != key else (state.last_response or wbxml.encode(element))
     generation = plan.generation(state, new_key=new_key, filter_type=options.filter_type,
                                  options=options.to_json(), response=response, added=added)

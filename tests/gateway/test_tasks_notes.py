@@ -207,3 +207,12 @@ def test_filter_type_8_shows_the_incomplete_tasks_and_a_task_done_leaves(pim: Ru
     run(_dav(pim, user, complete))
     tree = phone.sync(collection(folder, key))
     assert [d.findtext(A + "ServerId") for d in tree.iter(A + "Delete")] == [adds[0].findtext(A + "ServerId")]
+
+
+def test_a_phone_below_14_0_is_not_shown_notes_folders(pim: RunningGateway) -> None:
+    """MS-ASNOTE: the Notes class is 14.0 on. A 12.1 phone gets calendars and tasks and no
+    Notes folder (Ping's hierarchy check uses the same classes.shown)."""
+    user = new_user(pim)
+    old = Phone(pim, user, version="12.1")
+    assert {"7", "8", "9"} <= set(old.types) and "10" not in old.types, old.types
+    assert "10" in Phone(pim, user, version="14.1").types
