@@ -34,3 +34,27 @@ def test_a_demo_users_phone_shows_every_class(gateway: RunningGateway) -> None:
     assert data["Company holiday"].findtext(C + "AllDayEvent") == "1"
     invited = next(v for k, v in data.items() if k.startswith("Design review"))
     assert invited.findtext(C + "MeetingStatus") == "3"  # an invitation: another user organizes it
+
+
+@pytest.mark.parametrize("version", ["12.0", "12.1", "14.0", "14.1", "16.0", "16.1"])
+def test_every_class_at_every_version_answers_within_its_version(gateway: RunningGateway, version: str) -> None:
+    """A seeded user's every folder synced whole, with the richest options of each version
+    (bodies, at 14.0 on previews, MIME): the version check of every response
+    (tests/conftest.py) finds nothing the version lacks, and every class still shows."""
+    from tests.gateway.helpers import collection, options
+
+    user = new_user(gateway)
+    marker = gateway.cyrus_dir / f"demo-{user}"
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "demo-data.py"), "--upstream", gateway.upstream,
+                    "--lmtp", str(gateway.cyrus_dir / "socket" / "lmtp"), "--marker", str(marker),
+                    f"--user={user}:{password(user)}"], check=True, timeout=120)
+    phone = Phone(gateway, user, version=version)
+    expected = {"2": 3, "7": 2, "8": 3, "9": 2} | ({"10": 1} if float(version) >= 14.0 else {})
+    counts = {}
+    for folder_type, wanted in expected.items():
+        body = [(2, 20_000, False)] if folder_type == "2" else [(1, 5_000, False)]
+        preview = 100 if float(version) >= 14.0 and folder_type == "2" else None
+        rich = options(body=body, preview=preview, mime_support=1 if folder_type == "2" else None)
+        counts[folder_type] = len(phone.sync_all(phone.types[folder_type], options=rich)[1])
+    assert counts == expected
+    assert ("10" in phone.types) == (float(version) >= 14.0)
