@@ -251,6 +251,12 @@ def span_of(name: str) -> Span | None:
     return span
 
 
+def has(tag: str, version: str) -> bool:
+    """Whether ``version`` has the element of lxml tag ``tag`` ("{ResolveRecipients:}Picture")."""
+    span = _BY_TAG.get(tag) or _BY_NAMESPACE.get(tag[:tag.find("}") + 1])
+    return span is None or within(span, version)
+
+
 # The same tables by lxml's tag spelling ("{AirSync:}Wait"), for the walk.
 _BY_TAG: dict[str, Span] = {"{%s:}%s" % tuple(name.split(":")): span for name, span in ELEMENTS.items()}
 _BY_NAMESPACE: dict[str, Span] = {"{%s:}" % name: span for name, span in NAMESPACES.items()}

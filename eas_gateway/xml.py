@@ -1,6 +1,8 @@
-"""Building response trees for wbxml.encode."""
+"""Building response trees for wbxml.encode, and reading request values."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
 
 from lxml import etree
 
@@ -26,3 +28,14 @@ def E(parent: etree._Element | None, tag: str, text: str | int | None = None) ->
 def child_text(el: etree._Element, tag: str) -> str | None:
     found = el.find(tag)
     return None if found is None else (found.text or "")
+
+
+def date_time(text: str | None) -> datetime | None:
+    """An MS-ASDTYPE 2.3 dateTime (2026-11-30T08:00:00.000Z, the fraction optional), UTC;
+    None for anything else."""
+    for layout in ("%Y-%m-%dT%H:%M:%S.%fZ", "%Y-%m-%dT%H:%M:%SZ"):
+        try:
+            return datetime.strptime((text or "").strip(), layout).replace(tzinfo=UTC)
+        except ValueError:
+            continue
+    return None

@@ -4,7 +4,7 @@ searched through CardDAV (usm.upstream.dav query_cards: an addressbook-query).
 The directory is the address book ``EAS_DIRECTORY`` names (e.g. a company book every
 user may read), else the union of the user's own address books. An entry carries what
 MS-ASCMD's GAL code page has: display name, first/last name, e-mail, phones, company,
-title, office, alias, and the picture.
+title, office, alias, the picture, and the certificates (KEY) for ResolveRecipients.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ class Entry:
     mobile_phone: str | None
     picture: str | None  # base64
     emails: tuple[str, ...]  # every address of the card (ResolveRecipients matches any)
+    certificates: tuple[str, ...] = ()  # base64 DER of the card's KEY lines (S/MIME certificates, unchecked)
 
 
 def entry(text: str) -> Entry | None:
@@ -59,7 +60,8 @@ def entry(text: str) -> Entry | None:
     return Entry(display, emails[0] if emails else None, values.get("FirstName"), values.get("LastName"),
                  values.get("CompanyName"), values.get("JobTitle"), values.get("OfficeLocation"),
                  values.get("NickName"), values.get("BusinessPhoneNumber"), values.get("HomePhoneNumber"),
-                 values.get("MobilePhoneNumber"), fields.picture, emails)
+                 values.get("MobilePhoneNumber"), fields.picture, emails,
+                 tuple(k for line in card.all("KEY") if (k := contacts.inline_base64(line))))
 
 
 async def books(ctx: Context, *, directory: bool) -> list[str]:

@@ -18,7 +18,7 @@ import base64
 import dataclasses
 import logging
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 
 from lxml import etree
 
@@ -29,7 +29,7 @@ from eas_gateway.errors import CommandStatus
 from eas_gateway.items import email, fetch
 from eas_gateway.items.options import OptionsError
 from eas_gateway.items.options import parse as parse_options
-from eas_gateway.xml import E, child_text
+from eas_gateway.xml import E, child_text, date_time
 from usm import folders, hierarchy, ids
 from usm.upstream import MailQuery, Message, UpstreamError, UpstreamUnavailable
 
@@ -252,9 +252,7 @@ async def mail_query(ctx: Context, element: etree._Element | None, *, deep: bool
 
 
 def _date(text: str | None) -> datetime:
-    for layout in ("%Y-%m-%dT%H:%M:%S.%fZ", "%Y-%m-%dT%H:%M:%SZ"):
-        try:
-            return datetime.strptime((text or "").strip(), layout).replace(tzinfo=UTC)
-        except ValueError:
-            continue
-    raise BadQuery(f"{text!r} is no date-time")
+    moment = date_time(text)
+    if moment is None:
+        raise BadQuery(f"{text!r} is no date-time")
+    return moment

@@ -45,6 +45,23 @@ def load(text: str) -> x509.Certificate | None:
         return None
 
 
+def usable(text: str, address: str, now: datetime) -> bool:
+    """Whether a certificate someone published (a vCard KEY) can encrypt mail to ``address``
+    now: an X.509 certificate, in its validity period, fit for e-mail, and naming the address
+    when it names any (subjectAltName rfc822Name or the subject's emailAddress). Who issued
+    it is the phone's to judge (it validates before it encrypts)."""
+    cert = load(text)
+    if cert is None or not _in_time(cert, now) or not _for_email(cert):
+        return False
+    named = [str(a.value) for a in cert.subject.get_attributes_for_oid(x509.NameOID.EMAIL_ADDRESS)]
+    try:
+        named += cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
+            x509.RFC822Name)
+    except x509.ExtensionNotFound:
+        pass
+    return not named or address.lower() in (n.lower() for n in named)
+
+
 def load_store(pem: bytes) -> list[x509.Certificate]:
     """The trusted roots of a PEM bundle (e.g. /etc/ssl/certs/ca-certificates.crt), each on
     its own: one the library refuses is left out, the rest stay (system bundles hold old

@@ -215,11 +215,13 @@ def card_fields(card: Card) -> Contact:
     children = [line.text for line in card.all("RELATED") if "child" in line.types and line.text.strip()]
     children += [line.text for line in card.all("X-CHILD") if line.text.strip()]
     note = card.first("NOTE")
-    return Contact(values, {"Categories": categories, "Children": children}, _picture(card.first("PHOTO")),
+    return Contact(values, {"Categories": categories, "Children": children}, inline_base64(card.first("PHOTO")),
                    note.text if note and note.text else None)
 
 
-def _picture(line: Line | None) -> str | None:
+def inline_base64(line: Line | None) -> str | None:
+    """The bytes a PHOTO or KEY line holds (vCard 3 ENCODING=b, vCard 4 a data: URI) as
+    base64; None for a URL or something unreadable."""
     if line is None:
         return None
     value = line.value.strip()

@@ -41,7 +41,7 @@ def test_every_class_at_every_version_answers_within_its_version(gateway: Runnin
     """A seeded user's every folder synced whole, with the richest options of each version
     (bodies, at 14.0 on previews, MIME): the version check of every response
     (tests/conftest.py) finds nothing the version lacks, and every class still shows."""
-    from tests.gateway.helpers import collection, options
+    from tests.gateway.helpers import options
 
     user = new_user(gateway)
     marker = gateway.cyrus_dir / f"demo-{user}"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -170,3 +171,43 @@ def test_collection_classes_from_components() -> None:
     read_only = props(calendar + '<d:current-user-privilege-set><d:privilege><d:read/></d:privilege>'
                                  '</d:current-user-privilege-set>')
     assert not any(c.writable for c in _collections("/h/c/", read_only, "/h/"))
+
+
+EVENT = ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:x\r\nBEGIN:VEVENT\r\nUID:{uid}\r\nDTSTAMP:20261101T000000Z\r\n"
+         "DTSTART:{start}\r\nDTEND:{end}\r\n{rule}SUMMARY:x\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
+
+
+@pytest.mark.parametrize("store", ["cyrus", "radicale", "memory"])
+def test_events_between_and_free_busy(request: pytest.FixtureRequest, store: str) -> None:
+    """events_between is a time-range calendar-query (a series counts by any occurrence); the
+    memory store keeps the same rule. free_busy asks Cyrus' schedule outbox; Radicale and
+    the memory store have none (DavNotOffered)."""
+    from usm.upstream.dav_store import DavNotOffered
+    from usm.upstream.memory import MemoryDav
+
+    async def go() -> None:
+        dav = MemoryDav() if store == "memory" else DavUpstream(request.getfixturevalue(store))
+        try:
+            calendar = await dav.make_collection(ALICE, CALENDAR, "FB " + uuid.uuid4().hex[:6],
+                                                 "fb" + uuid.uuid4().hex[:12])
+            objects = {"in": ("20261201T090000Z", "20261201T100000Z", ""),
+                       "before": ("20261130T090000Z", "20261130T100000Z", ""),
+                       "series": ("20261125T093000Z", "20261125T094500Z", "RRULE:FREQ=DAILY\r\n")}
+            for uid, (start, end, rule) in objects.items():
+                await dav.create(ALICE, f"{calendar}{uid}.ics", EVENT.format(uid=uid, start=start, end=end, rule=rule),
+                                 "text/calendar")
+            window = (datetime(2026, 12, 1, 8, tzinfo=UTC), datetime(2026, 12, 1, 12, tzinfo=UTC))
+            found = sorted(o.path.rsplit("/", 1)[1] for o in await dav.events_between(ALICE, calendar, *window))
+            assert found == ["in.ics", "series.ics"]
+            if store == "cyrus":
+                busy = await dav.free_busy(ALICE, ALICE.user, [ALICE.user, "nobody@elsewhere.org"], *window)
+                assert (datetime(2026, 12, 1, 9, tzinfo=UTC), datetime(2026, 12, 1, 10, tzinfo=UTC), "BUSY") \
+                    in (busy[ALICE.user] or [])
+                assert busy["nobody@elsewhere.org"] is None
+            else:
+                with pytest.raises(DavNotOffered):
+                    await dav.free_busy(ALICE, ALICE.user, [ALICE.user], *window)
+            await dav.delete_collection(ALICE, calendar)
+        finally:
+            await dav.aclose()
+    run(go())

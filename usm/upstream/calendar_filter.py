@@ -52,6 +52,19 @@ def uid_of(text: str) -> str | None:
     return next((str(c["UID"]) for c in calendar.subcomponents if "UID" in c), None)
 
 
+def occurs_between(text: str, component: str, start: datetime, end: datetime) -> bool:
+    """The object has an occurrence overlapping [start, end) (an unreadable one does not:
+    this answers a time-range query, not what to keep)."""
+    calendar = _parse(text)
+    if calendar is None:
+        return False
+    try:
+        return bool(recurring_ical_events.of(calendar, components=[component]).between(start, end))
+    except Exception:
+        log.info("calendar filter: could not expand an object", exc_info=True)
+        return False
+
+
 def occurs_since(text: str, component: str, since: datetime) -> bool:
     """The object has an occurrence ending at or after ``since`` (one without a start,
     or one the expansion cannot read, counts: better shown than lost)."""

@@ -54,8 +54,10 @@ from usm.upstream.dav_store import (
     DavNotOffered,
     DavObject,
     Homes,
+    Period,
     state_of,
 )
+from usm.upstream.freebusy import freebusy_periods, freebusy_request
 
 D, CARD, CAL, CS = "DAV:", "urn:ietf:params:xml:ns:carddav", "urn:ietf:params:xml:ns:caldav", \
     "http://calendarserver.org/ns/"
@@ -161,10 +163,12 @@ class DavUpstream:
     async def _discover(self, credentials: Credentials) -> Homes:
         principal = await self._principal(credentials)
         answer = await self._propfind(credentials, principal, 0, [(CAL, "calendar-home-set"),
-                                                                  (CARD, "addressbook-home-set")])
+                                                                  (CARD, "addressbook-home-set"),
+                                                                  (CAL, "schedule-outbox-URL")])
         props = answer[0][1] if answer else {}
         homes = Homes(principal, _href_in(props.get((CAL, "calendar-home-set"))),
-                      _href_in(props.get((CARD, "addressbook-home-set"))))
+                      _href_in(props.get((CARD, "addressbook-home-set"))),
+                      _href_in(props.get((CAL, "schedule-outbox-URL"))))
         if homes.calendars is None and homes.addressbooks is None:
             raise DavNotOffered(f"DAV upstream {self.base_url}: principal {principal} has no calendar or"
                                 " address book home")
@@ -286,6 +290,41 @@ class DavUpstream:
                                        ok=(207,))
         return [DavObject(path, _text(props.get((D, "getetag"))) or "", _text(props.get((CARD, "address-data"))) or "")
                 for path, props in _multistatus(response) if props.get((CARD, "address-data")) is not None]
+
+    async def events_between(self, credentials: Credentials, collection: str, start: datetime,
+                             end: datetime) -> list[DavObject]:
+        """The events of ``collection`` with an occurrence overlapping [start, end), with their
+        data: a calendar-query with a time-range (RFC 4791 9.9), the server expanding rules."""
+        body, inner = _calendar_query("VEVENT", data=True)
+        etree.SubElement(inner, f"{{{CAL}}}time-range", start=start.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ"),
+                         end=end.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ"))
+        response = await self._request("REPORT", collection, credentials, body=body, headers={"Depth": "1"},
+                                       ok=(207,))
+        return [DavObject(path, _text(props.get((D, "getetag"))) or "", _text(props.get((CAL, "calendar-data"))) or "")
+                for path, props in _multistatus(response) if path != collection and (CAL, "calendar-data") in props]
+
+    async def free_busy(self, credentials: Credentials, organizer: str, attendees: list[str], start: datetime,
+                        end: datetime) -> dict[str, list[Period] | None]:
+        """Busy periods of each of ``attendees`` (e-mail addresses) over [start, end), asked of
+        the server's scheduling (RFC 6638 5: a VFREEBUSY REQUEST POSTed to the outbox);
+        None for one the server gives none for (unknown, external, not permitted).
+        DavNotOffered when the server has no schedule outbox (Radicale)."""
+        homes = await self.homes(credentials)
+        if homes.outbox is None:
+            raise DavNotOffered(f"DAV upstream {self.base_url} offers no schedule outbox")
+        response = await self._request("POST", homes.outbox, credentials,
+                                       body=freebusy_request(organizer, attendees, start, end),
+                                       headers={"Content-Type": "text/calendar; charset=utf-8"}, ok=(200,))
+        found: dict[str, list[Period] | None] = {a: None for a in attendees}
+        by_address = {a.lower(): a for a in attendees}
+        for one in _parse(response).iter(f"{{{CAL}}}response"):
+            href = (one.findtext(f"{{{CAL}}}recipient/{{{D}}}href") or "").strip()
+            address = by_address.get(href.removeprefix("mailto:").removeprefix("MAILTO:").lower())
+            status = (one.findtext(f"{{{CAL}}}request-status") or "").strip()
+            if address is None or not status.startswith("2."):
+                continue
+            found[address] = freebusy_periods(one.findtext(f"{{{CAL}}}calendar-data") or "")
+        return found
 
     async def etags(self, credentials: Credentials, collection: str, kind: str, paths: list[str]) -> dict[str, str]:
         """ETags of the objects among ``paths`` that exist (a multiget of getetag)."""

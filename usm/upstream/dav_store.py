@@ -47,6 +47,11 @@ class Homes:
     principal: str
     calendars: str | None
     addressbooks: str | None
+    outbox: str | None = None  # the schedule outbox (RFC 6638 2.1): free/busy of other users
+
+
+# A busy period of a free/busy answer: (start, end, FBTYPE), UTC (RFC 5545 3.2.9).
+Period = tuple[datetime, datetime, str]
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,12 @@ class DavStore(Protocol):
     async def get_bytes(self, credentials: Credentials, path: str) -> bytes: ...
 
     async def query_cards(self, credentials: Credentials, collection: str, text: str) -> list[DavObject]: ...
+
+    async def events_between(self, credentials: Credentials, collection: str, start: datetime,
+                             end: datetime) -> list[DavObject]: ...
+
+    async def free_busy(self, credentials: Credentials, organizer: str, attendees: list[str], start: datetime,
+                        end: datetime) -> dict[str, list[Period] | None]: ...
 
     async def find_uid(self, credentials: Credentials, collections: list[str], uid: str) -> DavObject | None: ...
 

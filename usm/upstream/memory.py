@@ -26,7 +26,17 @@ from usm.upstream import (
     calendar_filter,
     note_write,
 )
-from usm.upstream.dav_store import CALENDAR, CONTACTS, NOTES, TASKS, Collection, DavObject, Homes
+from usm.upstream.dav_store import (
+    CALENDAR,
+    CONTACTS,
+    NOTES,
+    TASKS,
+    Collection,
+    DavNotOffered,
+    DavObject,
+    Homes,
+    Period,
+)
 
 COMPONENTS = {CALENDAR: frozenset({"VEVENT"}), TASKS: frozenset({"VTODO"}), NOTES: frozenset({"VJOURNAL"}),
               CONTACTS: frozenset()}
@@ -155,6 +165,15 @@ class MemoryDav:
         return [o for o in self._collection(credentials, collection).objects.values()
                 if any(line.split(":", 1)[-1].casefold().find(wanted) >= 0 for line in o.data.splitlines()
                        if line.split(":", 1)[0].split(";")[0].upper() in ("FN", "N", "EMAIL", "NICKNAME", "ORG"))]
+
+    async def events_between(self, credentials: Credentials, collection: str, start: datetime,
+                             end: datetime) -> list[DavObject]:
+        return [o for o in self._collection(credentials, collection).objects.values()
+                if calendar_filter.occurs_between(o.data, "VEVENT", start, end)]
+
+    async def free_busy(self, credentials: Credentials, organizer: str, attendees: list[str], start: datetime,
+                        end: datetime) -> dict[str, list[Period] | None]:
+        raise DavNotOffered("memory DAV: no scheduling (as Radicale)")
 
     async def find_uid(self, credentials: Credentials, collections: list[str], uid: str) -> DavObject | None:
         for collection in collections:
