@@ -51,7 +51,7 @@ def test_every_class_at_every_version_answers_within_its_version(gateway: Runnin
     phone = Phone(gateway, user, version=version)
     expected = {"2": 3, "7": 2, "8": 3, "9": 2} | ({"10": 1} if float(version) >= 14.0 else {})
     counts = {}
-    for folder_type, wanted in expected.items():
+    for folder_type in expected:
         body = [(2, 20_000, False)] if folder_type == "2" else [(1, 5_000, False)]
         preview = 100 if float(version) >= 14.0 and folder_type == "2" else None
         rich = options(body=body, preview=preview, mime_support=1 if folder_type == "2" else None)

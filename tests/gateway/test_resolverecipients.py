@@ -80,10 +80,10 @@ def test_certificates_from_the_vcard_key_usable_now_and_max_certificates(pim: Ru
     good, other = certificate("ada@example.org"), certificate("someone@else.org")
     expired = certificate("alan@example.org", days=(-400, -30))
     cards = {
-        "ada.vcf": f"BEGIN:VCARD\r\nVERSION:3.0\r\nUID:ada\r\nFN:Ada Lovelace\r\nN:Lovelace;Ada;;;\r\nEMAIL:ada@example.org\r\n"
-                   f"KEY;ENCODING=b;TYPE=X509:{good}\r\nKEY;ENCODING=b;TYPE=X509:{other}\r\nEND:VCARD\r\n",
-        "alan.vcf": f"BEGIN:VCARD\r\nVERSION:4.0\r\nUID:alan\r\nFN:Alan Turing\r\nN:Turing;Alan;;;\r\nEMAIL:alan@example.org\r\n"
-                    f"KEY:data:application/pkix-cert;base64,{expired}\r\nEND:VCARD\r\n",
+        "ada.vcf": "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:ada\r\nFN:Ada Lovelace\r\nN:Lovelace;Ada;;;\r\n"
+                   f"EMAIL:ada@example.org\r\nKEY;ENCODING=b;TYPE=X509:{good}\r\nKEY;ENCODING=b;TYPE=X509:{other}\r\nEND:VCARD\r\n",
+        "alan.vcf": "BEGIN:VCARD\r\nVERSION:4.0\r\nUID:alan\r\nFN:Alan Turing\r\nN:Turing;Alan;;;\r\n"
+                    f"EMAIL:alan@example.org\r\nKEY:data:application/pkix-cert;base64,{expired}\r\nEND:VCARD\r\n",
     }
     put_all(pim, user, CONTACTS, cards)
     ada, alan, outsider = resolve(phone, ["ada@example.org", "alan@example.org", "x@elsewhere.net"],
@@ -144,7 +144,8 @@ def test_availability_is_refused_without_a_span_and_omitted_where_ambiguous(pim:
     user = new_user(pim)
     phone = Phone(pim, user)
     put_all(pim, user, CONTACTS, {
-        f"{n}.vcf": f"BEGIN:VCARD\r\nVERSION:3.0\r\nUID:{n}\r\nFN:Same {n}\r\nN:{n};Same;;;\r\nEMAIL:{n}@example.org\r\nEND:VCARD\r\n"
+        f"{n}.vcf": f"BEGIN:VCARD\r\nVERSION:3.0\r\nUID:{n}\r\nFN:Same {n}\r\nN:{n};Same;;;\r\n"
+                    f"EMAIL:{n}@example.org\r\nEND:VCARD\r\n"
         for n in ("one", "two")})
     (ambiguous,) = resolve(phone, ["Same"], Availability=availability(NOW, 2))
     assert ambiguous.findtext(R + "Status") == "2"
