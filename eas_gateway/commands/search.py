@@ -208,13 +208,14 @@ class BadQuery(ValueError):
 
 async def mail_query(ctx: Context, element: etree._Element | None, *, deep: bool, ns: str = S) -> MailQuery:
     """The conditions of a mailbox Search Query (MS-ASCMD 2.2.3.139.2): And of Class,
-    CollectionId, FreeText, GreaterThan/LessThan of DateReceived (``ns``: Find's Query
-    has the same parts in its own namespace, without the And)."""
+    CollectionId, FreeText, GreaterThan/LessThan of DateReceived, ConversationId (the bytes
+    of an Email2:ConversationId; not with FreeText) (``ns``: Find's Query has the same parts
+    in its own namespace, without the And and the ConversationId)."""
     if element is None:
         raise BadQuery("no Query")
     conditions = element.find(S + "And")
     parts = list(conditions if conditions is not None else element)
-    text, folder, after, before = None, None, None, None
+    text, folder, after, before, conversation = None, None, None, None, None
     for part in parts:
         tag = part.tag
         if tag == A + "Class":
@@ -222,6 +223,8 @@ async def mail_query(ctx: Context, element: etree._Element | None, *, deep: bool
                 raise BadQuery(f"Class {part.text!r}: the mailbox holds Email")
         elif tag == A + "CollectionId":
             folder = (part.text or "").strip()
+        elif tag == S + "ConversationId":
+            conversation = wbxml.element_bytes(part)
         elif tag == ns + "FreeText":
             text = (part.text or "").strip() or None
         elif tag in (S + "GreaterThan", S + "LessThan"):
@@ -246,9 +249,11 @@ async def mail_query(ctx: Context, element: etree._Element | None, *, deep: bool
         if deep:
             folder_ids += [f.id for f in hierarchy.descendants(await ctx.upstream.mailstore.folders(ctx.credentials),
                                                                  found)]
-    if text is None and after is None and before is None and folder_ids is None:
+    if text is None and after is None and before is None and folder_ids is None and conversation is None:
         raise BadQuery("a Query with no condition")
-    return MailQuery(text=text, folder_ids=folder_ids, after=after, before=before)
+    if text is not None and conversation is not None:
+        raise BadQuery("FreeText within one ConversationId: search the conversation, or the text")
+    return MailQuery(text=text, folder_ids=folder_ids, after=after, before=before, conversation=conversation)
 
 
 def _date(text: str | None) -> datetime:

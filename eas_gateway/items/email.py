@@ -8,7 +8,6 @@ size of the whole body. MIME is the stored RFC 5322 message, byte for byte.
 
 from __future__ import annotations
 
-import hashlib
 import html
 import re
 from collections.abc import Callable
@@ -23,7 +22,7 @@ import wbxml
 from eas_gateway.items.body import data as body_data
 from eas_gateway.items.options import HTML, MIME, PLAIN, Options
 from eas_gateway.xml import E
-from usm.upstream import Address, BodyRequest, Message
+from usm.upstream import Address, BodyRequest, Message, conversation_id
 
 M = "{Email:}"
 M2 = "{Email2:}"
@@ -156,7 +155,7 @@ def application_data(parent: etree._Element, message: Message, options: Options,
     E(parent, B + "NativeBodyType", HTML if message.html is not None and not message.html_is_text else PLAIN)
     if version >= 14.0:
         if message.thread_id:
-            wbxml.set_opaque(E(parent, M2 + "ConversationId"), hashlib.md5(message.thread_id.encode()).digest())
+            wbxml.set_opaque(E(parent, M2 + "ConversationId"), conversation_id(message.thread_id))
         categories(parent, message)
 
 

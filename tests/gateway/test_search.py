@@ -101,6 +101,40 @@ def test_dates_deep_traversal_and_a_real_clients_date_search(gateway: RunningGat
         assert len(client.search_mailbox(phone.inbox, date_received_after=yesterday)) == 2
 
 
+def test_a_conversation_by_its_conversation_id(gateway: RunningGateway) -> None:
+    """Search by the ConversationId a Sync showed (all folders): the thread's messages and
+    nothing of other threads; an unknown id finds nothing; the dates still apply."""
+    user = new_user(gateway)
+    first = message("Budget 2027", text="numbers")
+    first.replace_header("Message-ID", f"<budget-{user}@example.org>")
+    reply = message("Re: Budget 2027", text="agreed")
+    reply.replace_header("Message-ID", f"<re-{user}@example.org>")
+    reply["In-Reply-To"] = reply["References"] = first["Message-ID"]
+    deliver(gateway, user, [first, message("Other things", text="unrelated"), reply])
+    phone = Phone(gateway, user)
+    _, adds = phone.sync_all(phone.inbox)
+    ids = {a.findtext(f"{A}ApplicationData/{M}Subject"): a.find(f"{A}ApplicationData/{{Email2:}}ConversationId")
+           for a in adds}
+    assert wbxml.element_bytes(ids["Budget 2027"]) == wbxml.element_bytes(ids["Re: Budget 2027"])
+
+    def conversation(*more: etree._Element, of: str = "Budget 2027") -> etree._Element:
+        condition = etree.Element(S + "ConversationId")
+        wbxml.set_opaque(condition, wbxml.element_bytes(ids[of]))
+        return mailbox_search(phone, condition, *more, deep=True)
+
+    found = conversation()
+    assert found.findtext(f".//{S}Store/{S}Status") == "1" and found.findtext(f".//{S}Total") == "2"
+    assert sorted(r.findtext(f"{S}Properties/{M}Subject") for r in found.iter(S + "Result")) == \
+        ["Budget 2027", "Re: Budget 2027"]
+    assert conversation(of="Other things").findtext(f".//{S}Total") == "1"
+    yesterday = (datetime.now(UTC) - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    old = element(S + "LessThan", None, element(M + "DateReceived"), element(S + "Value", yesterday))
+    assert conversation(old).findtext(f".//{S}Total") == "0"
+    unknown = etree.Element(S + "ConversationId")
+    wbxml.set_opaque(unknown, bytes(16))
+    assert mailbox_search(phone, unknown).findtext(f".//{S}Total") == "0"
+
+
 def test_queries_the_gateway_refuses_answer_status_2(gateway: RunningGateway) -> None:
     user = new_user(gateway)
     phone = Phone(gateway, user)
@@ -109,7 +143,7 @@ def test_queries_the_gateway_refuses_answer_status_2(gateway: RunningGateway) ->
         (element(A + "CollectionId", "99999"), element(S + "FreeText", "x")),  # no such folder
         (element(S + "GreaterThan", None, element(M + "Subject"), element(S + "Value", "x")),),
         (element(S + "GreaterThan", None, element(M + "DateReceived"), element(S + "Value", "yesterday")),),
-        (element(S + "ConversationId", "abc"),),
+        (element(S + "FreeText", "x"), element(S + "ConversationId", "abc")),  # one or the other
     ]
     for conditions in cases:
         answer = mailbox_search(phone, *conditions)

@@ -14,6 +14,7 @@ changed the user's data wakes the user's held requests, whatever it called.
 from __future__ import annotations
 
 import contextvars
+import hashlib
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -160,14 +161,23 @@ class Attachment:
 
 @dataclass(frozen=True)
 class MailQuery:
-    """A mailbox search (Search, Find): text in any part, folders (None: all), dates, a page."""
+    """A mailbox search (Search, Find): text in any part, folders (None: all), dates, one
+    conversation (its ``conversation_id``), a page."""
 
     text: str | None = None
     folder_ids: list[str] | None = None
     after: datetime | None = None
     before: datetime | None = None
+    conversation: bytes | None = None
     position: int = 0
     limit: int = 100
+
+
+def conversation_id(thread_id: str) -> bytes:
+    """The 16 bytes a thread of the upstream is shown as (Email2:ConversationId): fixed
+    length whatever the server's thread ids look like; a search by it finds the thread by
+    computing this of the threads in scope."""
+    return hashlib.md5(thread_id.encode()).digest()
 
 
 @dataclass(frozen=True)

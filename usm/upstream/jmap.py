@@ -7,6 +7,7 @@ resolved against the URL the session came from.
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from collections.abc import AsyncIterator, Callable
@@ -36,6 +37,7 @@ from usm.upstream import (
     UpstreamError,
     UpstreamUnavailable,
     Vacation,
+    conversation_id,
     keywords_version,
     note_write,
 )
@@ -313,6 +315,8 @@ class JMAPUpstream:
     async def search(self, credentials: Credentials, query: MailQuery) -> tuple[list[str], int]:
         """(ids of one page, newest first; the total) of the emails matching ``query``
         (Email/query, RFC 8621 4.4: text needs the server's search engine)."""
+        if query.conversation is not None:
+            return await self._search_conversation(credentials, query)
         conditions: list[dict[str, Any]] = []
         if query.text:
             conditions.append({"text": query.text})
@@ -328,6 +332,39 @@ class JMAPUpstream:
             "collapseThreads": False, "position": query.position, "limit": query.limit, "calculateTotal": True},
             "0"]])
         return list(result["ids"]), int(result.get("total", len(result["ids"])))
+
+    async def _search_conversation(self, credentials: Credentials, query: MailQuery) -> tuple[list[str], int]:
+        """One conversation's emails (JMAP has no thread filter, RFC 8621 4.4.1): the thread
+        whose conversation_id is asked is found among the threads of the folders searched
+        (one email per thread, CONVERSATION_SCAN at a time), then read whole (Thread/get)
+        and the dates and folders applied to its emails."""
+        assert query.conversation is not None
+        scope = {"operator": "OR", "conditions": [{"inMailbox": f} for f in query.folder_ids]} \
+            if query.folder_ids is not None else {}
+        thread = None
+        for position in itertools.count(0, CONVERSATION_SCAN):
+            _, (_, got, _) = await self.call(credentials, [
+                ["Email/query", {"filter": scope, "sort": [{"property": "receivedAt", "isAscending": False}],
+                                 "collapseThreads": True, "position": position, "limit": CONVERSATION_SCAN}, "q"],
+                ["Email/get", {"#ids": {"resultOf": "q", "name": "Email/query", "path": "/ids"},
+                               "properties": ["threadId"]}, "g"]])
+            thread = next((e["threadId"] for e in got["list"]
+                           if e.get("threadId") and conversation_id(e["threadId"]) == query.conversation), None)
+            if thread is not None or len(got["list"]) < CONVERSATION_SCAN:
+                break
+        if thread is None:
+            return [], 0
+        _, (_, emails, _) = await self.call(credentials, [
+            ["Thread/get", {"ids": [thread]}, "t"],
+            ["Email/get", {"#ids": {"resultOf": "t", "name": "Thread/get", "path": "/list/*/emailIds"},
+                           "properties": ["receivedAt", "mailboxIds"]}, "e"]])
+        wanted = set(query.folder_ids) if query.folder_ids is not None else None
+        found = [e for e in emails["list"]
+                 if (wanted is None or wanted & set(e.get("mailboxIds") or {}))
+                 and (query.after is None or e["receivedAt"] > _utc(query.after))
+                 and (query.before is None or e["receivedAt"] < _utc(query.before))]
+        found.sort(key=lambda e: e["receivedAt"], reverse=True)
+        return [e["id"] for e in found[query.position:query.position + query.limit]], len(found)
 
     async def identities(self, credentials: Credentials) -> list[Identity]:
         [(_, result, _)] = await self.call(credentials, [["Identity/get", {"ids": None}, "0"]])
@@ -414,6 +451,7 @@ def _folder_error(error: dict[str, Any] | None) -> UpstreamError:
 
 GET_CHUNK = 500
 QUERY_PAGE = 1000
+CONVERSATION_SCAN = GET_CHUNK  # threads looked at per call when searching a conversation
 MESSAGE_PROPERTIES = [
     "id", "blobId", "threadId", "mailboxIds", "keywords", "receivedAt", "size", "subject", "from", "to", "cc",
     "replyTo", "messageId", "references", "attachments", "header:Importance:asText", "header:X-Priority:asText",
