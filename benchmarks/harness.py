@@ -44,7 +44,8 @@ class Stack:
 
 @contextlib.asynccontextmanager
 async def stack(work: Path, db_name: str, *, ceiling: bool = False,
-                env: dict[str, str] | None = None) -> AsyncIterator[Stack]:
+                env: dict[str, str] | None = None, idle: bool = False) -> AsyncIterator[Stack]:
+    """``idle``: the gateway idles on Cyrus' IMAP service (EAS_IMAP_IDLE)."""
     cyrus_port = free_port()
     cyrus_dir = work / "cyrus"
     cyrus_dir.mkdir()
@@ -59,6 +60,8 @@ async def stack(work: Path, db_name: str, *, ceiling: bool = False,
         await conn.close()
         gw_port = free_port()
         log = open(work / "gateway.log", "wb")
+        if idle:
+            env = {**(env or {}), "EAS_IMAP_IDLE": f"imap://127.0.0.1:{cyrus_port + 1}"}
         found.processes.append(subprocess.Popen(
             [str(BIN / "eas-gateway"), "serve", "--port", str(gw_port), "--upstream", found.upstream,
              "--database-url", found.dsn], env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT))

@@ -15,7 +15,7 @@ import ipaddress
 import logging
 import math
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
 import asyncpg
@@ -58,6 +58,7 @@ from usm.upstream import Credentials, MailStore, UpstreamError, recording_writes
 from usm.upstream.composite import Sources
 from usm.upstream.dav import DavUpstream
 from usm.upstream.dav_store import DavStore
+from usm.upstream.imap_idle import ImapIdle
 from usm.upstream.jmap import JMAPUpstream
 
 log = logging.getLogger("eas_gateway.request")
@@ -108,8 +109,10 @@ class Gateway:
             self.embedded = await asyncio.to_thread(database.embedded, self.settings.state_dir)
             url = self.embedded.url
         self.db = await database.connect(url)
+        idle = ImapIdle(self.settings.imap_idle, max_connections=self.settings.imap_idle_max) \
+            if self.settings.imap_idle else None
         self.push = PushHub(self.db, self.upstream, poll_seconds=self.settings.poll_seconds,
-                            dav_poll_seconds=self.settings.dav_poll_seconds)
+                            dav_poll_seconds=self.settings.dav_poll_seconds, idle=idle)
         await self.push.start()
         self.tracer = Tracer(self.db)
         await self.tracer.start()
@@ -144,6 +147,11 @@ class Gateway:
             credentials, account_user = await self._credentials(request)
             line = ashttp.parse(request.url.query, {k.lower(): v for k, v in request.headers.items()})
             return await self._command(request, line, credentials, account_user)
+        except HungUp:
+            status, detail = "hung-up", " the phone closed the connection while held"
+            log.info("%s of %s ended: the phone hung up", line.command if line else "request",
+                     line.device_id if line else "?")
+            return Response(b"", status_code=204)  # nobody reads it
         except EASError as exc:
             status = f"{exc.http_status}" if not isinstance(exc, CommandStatus) else f"eas-{exc.status}"
             detail = f" {type(exc).__name__}: {exc}"
@@ -221,7 +229,10 @@ class Gateway:
             tracer.record(account_user, line.device_id, line.command, "request", tree)
         try:
             with recording_writes() as writes:
-                result = await command.handle(ctx, tree)
+                if line.command in HELD_UNTIL_HANG_UP:
+                    result = await _until_hung_up(request, command.handle(ctx, tree))
+                else:
+                    result = await command.handle(ctx, tree)
         except CommandStatus as exc:
             if not command.root:
                 raise
@@ -267,6 +278,37 @@ class Gateway:
             raise PayloadTooLarge(f"WBXML body: {exc}") from exc
         except wbxml.WBXMLError as exc:
             raise BadRequest(f"malformed WBXML body: {exc}") from exc
+
+
+class HungUp(Exception):
+    """The phone closed the connection while its request was held: nobody to answer."""
+
+
+# Requests that only read while they wait: ended when the phone hangs up (a waiting Sync has
+# applied the phone's commands before it waits, and ends at its own time).
+HELD_UNTIL_HANG_UP = frozenset({"Ping"})
+
+
+async def _until_hung_up(request: Request, work: Awaitable[Any]) -> Any:
+    """``work``'s result, unless the phone hangs up first: then ``work`` is cancelled (its
+    held wait leaves the push hub at once, not at its heartbeat) and HungUp raised."""
+    task = asyncio.ensure_future(work)
+
+    async def hung_up() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    watch = asyncio.ensure_future(hung_up())
+    try:
+        await asyncio.wait({task, watch}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watch.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    raise HungUp("the phone closed the connection")
 
 
 def _check_wipe(device: devices.Device, version: str) -> None:

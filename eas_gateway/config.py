@@ -28,6 +28,11 @@ class Settings:
     # How often a waiting Sync or a Ping asks the upstream for changes when it
     # offers no push (Cyrus 3.6): one cheap */changes call per user per poll.
     poll_seconds: float = 20.0
+    # The upstream's IMAP service, imap://host:port or imaps://host:port, for IDLE on the
+    # INBOX of users with held requests (sub-second wake-ups where JMAP has no push, as
+    # Debian's Cyrus 3.6); empty: none. At most imap_idle_max such connections per node.
+    imap_idle: str = ""
+    imap_idle_max: int = 5000
     # Ping HeartbeatInterval bounds in seconds (MS-ASCMD 2.2.3.88.1: implementation
     # specific; Exchange allows 60..3540). Apache's ProxyTimeout must exceed the maximum.
     heartbeat_min: int = 60

@@ -23,4 +23,6 @@ bash scripts/cyrus-upstream.sh start "$cyrus_dir" "$upstream_port"
     --lmtp "$cyrus_dir/socket/lmtp" --marker "$cyrus_dir/demo-seeded"
 
 export EAS_UPSTREAM=${EAS_UPSTREAM:-http://127.0.0.1:$upstream_port}
+# Debian's Cyrus has no JMAP push: the gateway idles on its IMAP service (HTTP port + 1).
+export EAS_IMAP_IDLE=${EAS_IMAP_IDLE:-imap://127.0.0.1:$((upstream_port + 1))}
 exec .venv/bin/eas-gateway serve --state-dir var "$@"

@@ -10,7 +10,9 @@ device, credentials, timeout)``; it returns why it woke:
   node runs one watcher per user with waiting requests, however many devices
   the user has: for mail it follows the server's push stream (JMAP EventSource)
   where there is one, else polls the cheap state strings every
-  ``poll_seconds`` (Cyrus 3.6 from Debian offers no working push); for DAV it
+  ``poll_seconds`` (Cyrus 3.6 from Debian offers no working push), and where an
+  IMAP service is configured also idles on the INBOX (usm.upstream.imap_idle),
+  reading the state as soon as IDLE reports a change; for DAV it
   reads every collection's sync-token with one PROPFIND per home every
   ``dav_poll_seconds``. A node that sees a change tells the others through
   PostgreSQL NOTIFY, so every node's waiters look again.
@@ -36,13 +38,15 @@ from dataclasses import dataclass, field
 import asyncpg
 
 from usm.listener import Listener
-from usm.upstream import Credentials, UpstreamError
+from usm.upstream import AuthenticationFailed, Credentials, UpstreamError
 from usm.upstream.composite import KIND_SOURCES, Sources, qualify
+from usm.upstream.imap_idle import ImapIdle
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "eas_gateway_push"
 CHANGED, SUPERSEDED, TIMEOUT, SHUTDOWN = "changed", "superseded", "timeout", "shutdown"
+IDLE_RETRY_SECONDS = 5.0
 
 
 @dataclass(eq=False)
@@ -56,8 +60,9 @@ class _Waiter:
 
 class PushHub:
     def __init__(self, pool: asyncpg.Pool, upstream: Sources, *, poll_seconds: float,
-                 dav_poll_seconds: float = 20.0) -> None:
+                 dav_poll_seconds: float = 20.0, idle: ImapIdle | None = None) -> None:
         self.pool = pool
+        self.idle = idle
         self.upstream = upstream
         self.poll_seconds = poll_seconds
         self.dav_poll_seconds = dav_poll_seconds
@@ -202,9 +207,32 @@ class PushHub:
                         await self._check_mail(user)
             except UpstreamError as exc:
                 log.warning("push: the event stream of %s ended (%s); polling instead", user, exc)
-        while self._credentials.get(user) is not None:
-            await asyncio.sleep(self.poll_seconds)
-            await self._check_mail(user)
+        idle = asyncio.create_task(self._follow_idle(user), name=f"IMAP IDLE {user}") \
+            if self.idle is not None else None
+        try:
+            while self._credentials.get(user) is not None:
+                await asyncio.sleep(self.poll_seconds)
+                await self._check_mail(user)
+        finally:
+            if idle is not None:
+                idle.cancel()
+
+    async def _follow_idle(self, user: str) -> None:
+        """IMAP IDLE on the user's INBOX beside the polling (which still sees the other
+        folders): a change there is read at once. A broken connection is opened again after
+        IDLE_RETRY_SECONDS; the node's connection limit or a refused login leaves the polling."""
+        assert self.idle is not None
+        while (credentials := self._credentials.get(user)) is not None:
+            try:
+                async with contextlib.aclosing(self.idle.events(credentials)) as events:  # type: ignore[type-var]
+                    async for _ in events:
+                        await self._check_mail(user)
+            except AuthenticationFailed as exc:
+                log.warning("push: IMAP IDLE for %s refused (%s); polling", user, exc)
+                return
+            except UpstreamError as exc:
+                log.warning("push: IMAP IDLE for %s ended (%s); again in %s s", user, exc, IDLE_RETRY_SECONDS)
+            await asyncio.sleep(IDLE_RETRY_SECONDS)
 
     async def _watch_dav(self, user: str) -> None:
         """One PROPFIND Depth 1 per DAV home every ``dav_poll_seconds``: every

@@ -226,7 +226,10 @@ def for_zone(zone: str | tzinfo, at: datetime) -> Blob:
     windows = _WINDOWS_NAMES.get(name, "")
     year = at.year
     changes = zone_transitions(tz, year)
-    if len(changes) == 2 and changes[0][1] == changes[1][2] and changes[0][2] == changes[1][1]:
+    # A yearly rule holds a pair of changes there and back, each at a local time of the year
+    # itself (Bangladesh left its 2009 daylight time at 2010-01-01 00:00 local: no rule of 2009).
+    if len(changes) == 2 and changes[0][1] == changes[1][2] and changes[0][2] == changes[1][1] and \
+            all((instant + before).year == year for instant, before, _ in changes):
         (first, a, b), (second, _, _) = changes
         standard, daylight = (a, b) if b > a else (b, a)
         to_daylight, to_standard = (first, second) if b > a else (second, first)

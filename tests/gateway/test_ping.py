@@ -184,3 +184,67 @@ def test_a_server_push_stream_wakes_the_ping_without_polling(gateway: RunningGat
         fire.set()  # the server's StateChange
         thread.join(timeout=30)
         assert answers == ["2"] and time.monotonic() - started < 5
+
+
+def test_imap_idle_wakes_the_ping_without_polling(gateway: RunningGateway) -> None:
+    """Debian's Cyrus has no JMAP push: with EAS_IMAP_IDLE the watcher idles on the INBOX
+    (its IMAP service, HTTP port + 1) and a delivery wakes the held Ping though nobody polls
+    for an hour. A second user's delivery does not wake it."""
+    imap = f"imap://127.0.0.1:{int(gateway.upstream.rsplit(':', 1)[1]) + 1}"
+    with running_gateway(gateway.upstream, gateway.database_url, poll_seconds=3600.0, imap_idle=imap) as idling:
+        user, other = new_user(idling), new_user(idling)
+        phone = Phone(idling, user)
+        key = phone.sync(collection(phone.inbox, "0")).findtext(".//{AirSync:}SyncKey")
+        phone.sync(collection(phone.inbox, key))
+        thread, answers = _held_ping(phone, phone.inbox)
+        time.sleep(1.5)
+        deliver(idling, other, [message("not for you", text="x")])
+        time.sleep(1.5)
+        assert not answers, "woken by another user's mail"
+        started = time.monotonic()
+        deliver(idling, user, [message("idle", text="x")])
+        thread.join(timeout=60)
+        assert answers == ["2"] and time.monotonic() - started < 10
+
+
+def test_a_ping_whose_phone_hangs_up_is_no_longer_held(gateway: RunningGateway) -> None:
+    """A phone that closes the connection of its held Ping (it lost the network, the user
+    left the app) ends the Ping at once: it no longer counts as held, its watcher can stop."""
+    import httpx
+
+    from tests.gateway.test_observability import metric
+
+    user = new_user(gateway)
+    phone = Phone(gateway, user)
+    key = phone.sync(collection(phone.inbox, "0")).findtext(".//{AirSync:}SyncKey")
+    phone.sync(collection(phone.inbox, key))
+    before = metric(gateway, "eas_held_requests")
+    root = etree.Element(P + "Ping")
+    etree.SubElement(root, P + "HeartbeatInterval").text = "600"
+    folder = etree.SubElement(etree.SubElement(root, P + "Folders"), P + "Folder")
+    etree.SubElement(folder, P + "Id").text = phone.inbox
+    etree.SubElement(folder, P + "Class").text = "Email"
+    outcome: list[str] = []
+
+    def impatient() -> None:
+        try:
+            httpx.post(gateway.endpoint, content=wbxml.encode(root), timeout=3, auth=(user, user.split("@")[0]),
+                       params={"Cmd": "Ping", "User": user, "DeviceId": phone.device, "DeviceType": "TestPhone"},
+                       headers={"MS-ASProtocolVersion": phone.version, "X-MS-PolicyKey": phone.policy_key or "",
+                                "Content-Type": "application/vnd.ms-sync.wbxml"})
+            outcome.append("answered")
+        except httpx.ReadTimeout:
+            outcome.append("gave up")  # and closed the connection
+
+    gone = threading.Thread(target=impatient)
+    gone.start()
+    deadline = time.monotonic() + 3
+    while metric(gateway, "eas_held_requests") < before + 1:
+        assert time.monotonic() < deadline, "the Ping was never held"
+        time.sleep(0.1)
+    gone.join()
+    assert outcome == ["gave up"]
+    deadline = time.monotonic() + 5
+    while metric(gateway, "eas_held_requests") > before:
+        assert time.monotonic() < deadline, "the Ping is still held though its phone hung up"
+        time.sleep(0.1)

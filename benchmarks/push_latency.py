@@ -1,0 +1,94 @@
+"""Push latency: how long after a delivery a held Ping answers, per wake-up path.
+
+    .venv/bin/python benchmarks/push_latency.py [--trials 20] [--poll-seconds 20]
+
+Starts a private Cyrus (Debian's 3.6: its JMAP has no push), a fresh database on the
+machine's PostgreSQL (EAS_BENCH_DATABASE) and the gateway, twice: first polling the JMAP
+state every --poll-seconds (the baseline: what a server without push gets), then with
+EAS_IMAP_IDLE on Cyrus' IMAP service. For each, --trials deliveries at a random moment of
+a held Ping (LMTP, as an MTA delivers) and the time from the delivery to the Ping's
+answer: p50, p99, max, and the ratio of IDLE to polling.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from lxml import etree
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import harness  # noqa: E402
+from gateway_sync import Device, deliver, percentile  # noqa: E402
+from harness import stack  # noqa: E402
+
+import wbxml  # noqa: E402
+
+P = "{Ping:}"
+
+
+def ping_request(folder: str, heartbeat: int) -> etree._Element:
+    root = etree.Element(P + "Ping")
+    etree.SubElement(root, P + "HeartbeatInterval").text = str(heartbeat)
+    f = etree.SubElement(etree.SubElement(root, P + "Folders"), P + "Folder")
+    etree.SubElement(f, P + "Id").text = folder
+    etree.SubElement(f, P + "Class").text = "Email"
+    return root
+
+
+async def trials(endpoint: str, cyrus_dir: Path, user: str, count: int, seed: int) -> list[float]:
+    """Seconds from each delivery to the held Ping's answer."""
+    chance = random.Random(seed)
+    lmtp = cyrus_dir / "socket" / "lmtp"
+    out: list[float] = []
+    async with httpx.AsyncClient(timeout=300) as http:
+        phone = Device(http, endpoint, user, f"push{seed}")
+        inbox = (await phone.provision())["2"]
+        key, _ = await phone.sync_all(inbox)
+        for _ in range(count):
+            ping = asyncio.create_task(phone.post("Ping", ping_request(inbox, 300)))
+            await asyncio.sleep(1.0 + chance.uniform(0, 5))  # a random phase of the poll
+            assert not ping.done(), "the Ping answered before the delivery"
+            delivered = time.monotonic()
+            await asyncio.to_thread(deliver, lmtp, user, 1)
+            status = wbxml.decode(await ping).findtext(P + "Status")
+            out.append(time.monotonic() - delivered)
+            assert status == "2", f"Ping answered Status {status}"
+            while True:  # take the new mail, so that the next Ping waits again
+                tree = await phone.sync(inbox, key)
+                key = tree.findtext(".//{AirSync:}SyncKey") or key
+                if tree.find(".//{AirSync:}MoreAvailable") is None:
+                    break
+    return out
+
+
+async def run(args: argparse.Namespace, work: Path) -> None:
+    results: dict[str, list[float]] = {}
+    for name, idle in (("polling", False), ("IMAP IDLE", True)):
+        place = work / name.replace(" ", "-")
+        place.mkdir()
+        env = {"EAS_POLL_SECONDS": str(args.poll_seconds)}
+        async with stack(place, "eas_bench_push", env=env, idle=idle) as found:
+            user = found.add_user("pusher")
+            results[name] = await trials(found.endpoint, found.cyrus_dir, user, args.trials, seed=args.seed)
+    print(f"{'delivery -> Ping answer, s':<28} {'p50':>8} {'p99':>8} {'max':>8}   ({args.trials} trials)")
+    for name, values in results.items():
+        print(f"{name:<28} {percentile(values, 0.5):>8.2f} {percentile(values, 0.99):>8.2f} {max(values):>8.2f}")
+    ratio = percentile(results["IMAP IDLE"], 0.5) / percentile(results["polling"], 0.5)
+    print(f"{'IMAP IDLE / polling, p50':<28} {ratio:>8.3f}")
+
+
+if __name__ == "__main__":
+    parser = harness.parser(__doc__)
+    parser.add_argument("--trials", type=int, default=20)
+    parser.add_argument("--poll-seconds", type=float, default=20.0)
+    parser.add_argument("--seed", type=int, default=7)
+    harness.main(run, parser, "eas-bench-push-")
