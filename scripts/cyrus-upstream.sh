@@ -58,7 +58,7 @@ if [[ ! -x $bin/master ]]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq cyrus-imapd cyrus-caldav sasl2-bin >/dev/null
 fi
 
-mkdir -p "$dir"/{conf,spool,socket,lock,search}
+mkdir -p "$dir"/{conf,conf/socket,spool,socket,lock,search}  # conf/socket: where imapd and lmtpd bind their idled client sockets
 conf=$dir/imapd.conf
 cat >"$conf" <<CONF
 configdirectory: $dir/conf
@@ -112,6 +112,9 @@ EVENTS {
 }
 DAEMON {
   squatter cmd="$bin/squatter -C $conf -R -d"
+  # IMAP IDLE (the gateway's EAS_IMAP_IDLE wake-ups): without idled an idling imapd
+  # looks for new mail only every imapidlepoll (60 s); with it, at once.
+  idled cmd="$bin/idled -C $conf"
 }
 CONF
 

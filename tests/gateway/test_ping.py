@@ -9,6 +9,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import httpx
 import pytest
 from lxml import etree
 from pyactivesync import FolderType
@@ -16,6 +17,7 @@ from pyactivesync import FolderType
 import wbxml
 from tests.conftest import RunningGateway, running_gateway
 from tests.gateway.helpers import Phone, collection, deliver, message, new_device_id, new_user, pyactivesync_client
+from tests.gateway.test_observability import metric
 from usm.upstream.jmap import JMAPUpstream
 
 pytestmark = [pytest.mark.postgres, pytest.mark.upstream]
@@ -210,10 +212,6 @@ def test_imap_idle_wakes_the_ping_without_polling(gateway: RunningGateway) -> No
 def test_a_ping_whose_phone_hangs_up_is_no_longer_held(gateway: RunningGateway) -> None:
     """A phone that closes the connection of its held Ping (it lost the network, the user
     left the app) ends the Ping at once: it no longer counts as held, its watcher can stop."""
-    import httpx
-
-    from tests.gateway.test_observability import metric
-
     user = new_user(gateway)
     phone = Phone(gateway, user)
     key = phone.sync(collection(phone.inbox, "0")).findtext(".//{AirSync:}SyncKey")

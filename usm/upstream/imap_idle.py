@@ -73,9 +73,14 @@ class ImapIdle:
             raise UpstreamUnavailable(f"IMAP IDLE of {credentials.user} at {self.host}:{self.port}: {exc!r}") from exc
         finally:
             self.open -= 1
-            if not lost.is_set():
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(client.logout(), 2)
+            try:
+                if not lost.is_set():
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(client.logout(), 2)
+            finally:  # cancelled (the watcher stops) or not, the socket is closed now
+                transport = getattr(getattr(client, "protocol", None), "transport", None)
+                if transport is not None:
+                    transport.close()
 
     async def _next(self, client: aioimaplib.IMAP4, lost: asyncio.Event) -> list[bytes]:
         """The next untagged lines while idling; UpstreamUnavailable when the connection is gone."""
