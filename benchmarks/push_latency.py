@@ -72,6 +72,7 @@ async def trials(endpoint: str, cyrus_dir: Path, user: str, count: int, seed: in
 
 async def run(args: argparse.Namespace, work: Path) -> None:
     results: dict[str, list[float]] = {}
+    work.chmod(0o755)  # Cyrus (user cyrus) reaches its directories below it
     for name, idle in (("polling", False), ("IMAP IDLE", True)):
         place = work / name.replace(" ", "-")
         place.mkdir()

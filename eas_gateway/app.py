@@ -53,6 +53,7 @@ from eas_gateway.observability.metrics import Metrics
 from eas_gateway.observability.trace import Tracer
 from eas_gateway.xml import E
 from usm import database, devices, ids
+from usm.access import ALLOW, DeviceAccess
 from usm.push import PushHub
 from usm.upstream import Credentials, MailStore, UpstreamError, recording_writes
 from usm.upstream.composite import Sources
@@ -66,6 +67,7 @@ log = logging.getLogger("eas_gateway.request")
 WBXML_TYPE = "application/vnd.ms-sync.wbxml"
 # MS-ASCMD 2.2.2: Status codes shared by all commands.
 REMOTE_WIPE_REQUESTED, DEVICE_NOT_PROVISIONED, INVALID_POLICY_KEY = 140, 142, 144
+DEVICE_BLOCKED = 129  # DeviceIsBlockedForThisUser
 # SendMail, SmartReply and SmartForward below 14.0 answer failures with HTTP
 # only: item not found 404, server errors 500 (110 ServerError, 120
 # MailSubmissionFailed), 111 ServerErrorRetryLater 503; the rest (malformed
@@ -95,6 +97,7 @@ class Gateway:
         self.db: asyncpg.Pool | None = None
         self.embedded: database.Embedded | None = None
         self.push: PushHub | None = None
+        self.access: DeviceAccess | None = None
         self.tracer: Tracer | None = None
         self.metrics = Metrics()
         if isinstance(mail, JMAPUpstream):
@@ -114,6 +117,9 @@ class Gateway:
         self.push = PushHub(self.db, self.upstream, poll_seconds=self.settings.poll_seconds,
                             dav_poll_seconds=self.settings.dav_poll_seconds, idle=idle)
         await self.push.start()
+        self.access = DeviceAccess(self.db, default=self.settings.device_access, loop_limit=self.settings.loop_limit,
+                                   block_minutes=self.settings.loop_block_minutes,
+                                   reload_seconds=self.settings.access_reload_seconds)
         self.tracer = Tracer(self.db)
         await self.tracer.start()
         push, db = self.push, self.db
@@ -214,8 +220,10 @@ class Gateway:
         command = COMMANDS.get(line.command)
         if command is None:
             raise NotImplementedCommand(f"command {line.command!r} is not implemented")
-        tree = await self._body(request, mime=command.mime_body and float(version) < 14.0)
-        assert self.db is not None and self.push is not None, "Gateway.start() was not awaited"
+        tree, raw = await self._body(request, mime=command.mime_body and float(version) < 14.0)
+        assert self.db is not None and self.push is not None and self.access is not None, \
+            "Gateway.start() was not awaited"
+        await self._check_access(line, account_user, request, raw, version)
         async with self.db.acquire() as conn:
             device = await devices.touch(conn, account_user, line.device_id, line.device_type,
                                          request.headers.get("user-agent"), version)
@@ -252,9 +260,28 @@ class Gateway:
         body = result if isinstance(result, bytes) else wbxml.encode(versions.checked(result, version, line.command))
         return Response(body, media_type=WBXML_TYPE)
 
-    async def _body(self, request: Request, *, mime: bool = False) -> etree._Element | bytes | None:
+    async def _check_access(self, line: ashttp.RequestLine, user: str, request: Request, raw: bytes,
+                            version: str) -> None:
+        """Device access rules and blocks (usm.access): a device refused gets Status 129
+        (MS-ASCMD 2.2.2: blocked for this user), below 14.0 HTTP 403; a device that sends the
+        same request too often in a minute is in a loop and blocked from now on."""
+        assert self.access is not None
+        decision = await self.access.decide(user, line.device_id, line.device_type,
+                                            request.headers.get("user-agent", ""))
+        if decision.access == ALLOW and await self.access.seen(user, line.device_id, line.command,
+                                                               request.url.query, raw):
+            decision = await self.access.decide(user, line.device_id, line.device_type,
+                                                request.headers.get("user-agent", ""))
+        if decision.access == ALLOW:
+            return
+        reason = f"device {line.device_id} of {user}: {decision.access} by {decision.why}"
+        if float(version) < 14.0 or not COMMANDS[line.command].root:
+            raise Forbidden(reason)
+        raise CommandStatus(DEVICE_BLOCKED, reason)
+
+    async def _body(self, request: Request, *, mime: bool = False) -> tuple[etree._Element | bytes | None, bytes]:
         """The decoded WBXML body, or with ``mime`` (12.x SendMail and friends,
-        Content-Type message/rfc822) the bare message bytes."""
+        Content-Type message/rfc822) the bare message bytes; and the bytes as they came."""
         limit = self.settings.max_request_bytes
         declared = request.headers.get("content-length")
         if (ids.number(declared, digits=20) or 0) > limit:
@@ -267,13 +294,13 @@ class Gateway:
             chunks.append(chunk)
         data = b"".join(chunks)
         if mime and request.headers.get("content-type", "").lower().startswith("message/rfc822"):
-            return data
+            return data, data
         if not data:
-            return None
+            return None, data
         try:
             if len(data) > OFF_LOOP_BYTES:  # a big body is decoded beside the event loop, not on it
-                return await asyncio.to_thread(wbxml.decode, data, max_size=limit, max_elements=MAX_ELEMENTS)
-            return wbxml.decode(data, max_size=limit, max_elements=MAX_ELEMENTS)
+                return await asyncio.to_thread(wbxml.decode, data, max_size=limit, max_elements=MAX_ELEMENTS), data
+            return wbxml.decode(data, max_size=limit, max_elements=MAX_ELEMENTS), data
         except wbxml.LimitExceededError as exc:
             raise PayloadTooLarge(f"WBXML body: {exc}") from exc
         except wbxml.WBXMLError as exc:

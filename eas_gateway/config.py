@@ -33,6 +33,14 @@ class Settings:
     # Debian's Cyrus 3.6); empty: none. At most imap_idle_max such connections per node.
     imap_idle: str = ""
     imap_idle_max: int = 5000
+    # Device access (usm/access.py): what a device no rule names gets (allow, block or
+    # quarantine); identical requests per minute past which a device is in a sync loop and
+    # blocked for loop_block_minutes (0: no autoblock).
+    device_access: str = "allow"
+    loop_limit: int = 60
+    loop_block_minutes: float = 15.0
+    # How soon a rule or block made elsewhere (another node, the CLI, SQL) counts.
+    access_reload_seconds: float = 10.0
     # Ping HeartbeatInterval bounds in seconds (MS-ASCMD 2.2.3.88.1: implementation
     # specific; Exchange allows 60..3540). Apache's ProxyTimeout must exceed the maximum.
     heartbeat_min: int = 60

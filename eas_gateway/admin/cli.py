@@ -1,12 +1,14 @@
 """`eas-gateway admin ...`: look after devices from the shell.
 
-Each subcommand is one call of usm.admin, printed as a table (or JSON with
---json). Errors name what was not found and exit with status 1.
+Each subcommand is one call of usm.admin or usm.access, printed as a table (or JSON with
+--json). Errors name what was not found and exit with status 1. Every change is written
+to the audit log (actor cli:<login>), which `admin audit` shows.
 """
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import sys
 from collections.abc import Awaitable, Callable
@@ -15,7 +17,7 @@ from typing import Any
 
 import asyncpg
 
-from usm import admin, database
+from usm import access, admin, database
 
 LIST_COLUMNS = ("user_name", "device_id", "device_type", "protocol_version", "last_seen", "policy", "wipe",
                 "user_agent")
@@ -55,15 +57,32 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser],
     trace.add_argument("--device", help="only this device (default: all the user's devices)")
     trace.add_argument("--minutes", type=float, default=60.0, help="for how long (default 60; 0 stops it)")
     command("traces", "the traces switched on", user=False, device=False)
+    command("rules", "the device access rules", user=False, device=False)
+    rule = command("rule-add", "a device access rule (first match decides: the user's before everyone's; "
+                   "DeviceId before User-Agent before DeviceType)", user=False, device=False)
+    rule.add_argument("field", choices=access.FIELDS)
+    rule.add_argument("pattern", help="case-insensitive, * and ? as in shell globs, e.g. 'Apple-iPhone*'")
+    rule.add_argument("access", choices=access.ACCESS_LEVELS)
+    rule.add_argument("--user", help="only for this user (default: every user)")
+    unrule = command("rule-remove", "remove a device access rule", user=False, device=False)
+    unrule.add_argument("id", type=int)
+    command("blocks", "the devices blocked now (sync loops, admins)", user=False, device=False)
+    block = command("block", "refuse the device for a while")
+    block.add_argument("--minutes", type=float, default=24 * 60, help="for how long (default a day)")
+    block.add_argument("--reason", default="blocked by an admin")
+    command("unblock", "let a blocked device in again")
+    audit = command("audit", "what admins did, newest first", user=False, device=False)
+    audit.add_argument("--limit", type=int, default=50)
 
 
 async def run(args: argparse.Namespace, database_url: str) -> int:
+    args.user_or_everyone = getattr(args, "user", None) or "every user"
     # Through database.connect: the schema (and so the reset functions) is brought up to date first.
     pool = await database.connect(database_url, min_size=1, max_size=1)
     try:
         async with pool.acquire() as conn:
             result = await _ACTIONS[args.admin_command](conn, args)
-    except admin.AdminError as exc:
+    except (admin.AdminError, access.AccessError) as exc:
         print(f"eas-gateway admin {args.admin_command}: {exc}", file=sys.stderr)
         return 1
     finally:
@@ -98,7 +117,9 @@ async def _device(conn: asyncpg.Connection, args: argparse.Namespace) -> Any:
 
 async def _mutate(conn: asyncpg.Connection, args: argparse.Namespace) -> Any:
     change, message = _MUTATIONS[args.admin_command]
-    text = message.format(a=args, n=await change(conn, args))
+    async with conn.transaction():
+        text = message.format(a=args, n=await change(conn, args))
+        await access.audit(conn, f"cli:{getpass.getuser()}", args.admin_command, text)
     return {"done": text} if args.json else text
 
 
@@ -117,14 +138,35 @@ _MUTATIONS: dict[str, tuple[_Change, str]] = {
                       "folder {a.folder} of {a.user} will be synced again on {n} device(s)"),
     "trace": (lambda c, a: admin.trace(c, a.user, a.device, a.minutes),
               "protocol trace of {a.user} set for {a.minutes:g} minutes (0: off)"),
+    "rule-add": (lambda c, a: access.add_rule(c, a.field, a.pattern, a.access, a.user),
+                 "rule {n}: {a.field} {a.pattern!r} -> {a.access} for {a.user_or_everyone}"),
+    "rule-remove": (lambda c, a: access.remove_rule(c, a.id), "rule {a.id} removed"),
+    "block": (lambda c, a: access.block(c, a.user, a.device, minutes=a.minutes, reason=a.reason),
+              "device {a.device} of {a.user} blocked for {a.minutes:g} minutes: {a.reason}"),
+    "unblock": (lambda c, a: access.unblock(c, a.user, a.device), "device {a.device} of {a.user} let in again"),
 }
 async def _traces(conn: asyncpg.Connection, args: argparse.Namespace) -> Any:
     rows = await admin.traces(conn)
     return rows if args.json else _table(rows, ("user_name", "device_id", "until"))
 
 
-_ACTIONS: dict[str, _Change] = {"devices": _devices, "device": _device, "traces": _traces,
-                                **{name: _mutate for name in _MUTATIONS}}
+async def _rules(conn: asyncpg.Connection, args: argparse.Namespace) -> Any:
+    rows = await access.rules(conn)
+    return rows if args.json else _table(rows, ("id", "user_name", "field", "pattern", "access", "created_at"))
+
+
+async def _blocks(conn: asyncpg.Connection, args: argparse.Namespace) -> Any:
+    rows = await access.blocks(conn)
+    return rows if args.json else _table(rows, ("user_name", "device_id", "until", "reason"))
+
+
+async def _audit(conn: asyncpg.Connection, args: argparse.Namespace) -> Any:
+    rows = await access.audit_log(conn, args.limit)
+    return rows if args.json else _table(rows, ("at", "actor", "action", "detail"))
+
+
+_ACTIONS: dict[str, _Change] = {"devices": _devices, "device": _device, "traces": _traces, "rules": _rules,
+                                "blocks": _blocks, "audit": _audit, **{name: _mutate for name in _MUTATIONS}}
 
 
 def _table(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:

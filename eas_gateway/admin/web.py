@@ -33,7 +33,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from usm import admin
+from usm import access, admin
 
 if TYPE_CHECKING:
     from eas_gateway.app import Gateway
@@ -49,6 +49,8 @@ ACTIONS: dict[str, tuple[str, Callable[[Any, str, str], Awaitable[Any]]]] = {
     "cancel-wipe": ("Cancel the wipe", admin.cancel_wipe),
     "reset": ("Reset sync state", admin.reset_device),
     "remove": ("Remove the device", admin.remove_device),
+    "block": ("Block for a day", lambda c, u, d: access.block(c, u, d, minutes=24 * 60, reason="blocked by an admin")),
+    "unblock": ("Let in again", access.unblock),
 }
 
 
@@ -140,11 +142,14 @@ def routes(gateway: Gateway) -> list[Route]:
         label, call = ACTIONS[action]
         assert gateway.db is not None
         try:
-            async with gateway.db.acquire() as conn:
+            async with gateway.db.acquire() as conn, conn.transaction():
                 await call(conn, user, device)
+                await access.audit(conn, "web:admin", action, f"{label}: device {device} of {user}")
+            if gateway.access is not None:
+                gateway.access.forget()
             message = f"{label}: done for {device}."
             log.warning("admin page: %s for device %s of %s", label, device, user)
-        except admin.AdminError as exc:
+        except (admin.AdminError, access.AccessError) as exc:
             message = f"{label} failed: {exc}"
             log.info("admin page: %s", message)
         return RedirectResponse("/admin?" + urlencode({"user": user, "message": message}), status_code=303)
@@ -158,6 +163,9 @@ async def _devices_page(gateway: Gateway, request: Request, session: dict[str, A
     assert gateway.db is not None
     async with gateway.db.acquire() as conn:
         devices = await admin.list_devices(conn, user or None)
+        blocked = await access.blocks(conn)
+        rules = await access.rules(conn)
+        audit = await access.audit_log(conn, 20)
     body = [f'<form method="get" action="/admin"><label>User <input name="user" value="{escape(user)}"></label>'
             ' <button>Show devices</button></form>']
     message = request.query_params.get("message")
@@ -170,13 +178,45 @@ async def _devices_page(gateway: Gateway, request: Request, session: dict[str, A
                     "<th>Policy</th><th>Wipe</th><th>Folders synced</th><th></th></tr>")
         body += [_device_row(d, session["csrf"]) for d in devices]
         body.append("</table>")
+    body.append(_section("Blocked devices", ("User", "Device", "Until", "Why"),
+                         [(b["user_name"], b["device_id"], _when(b["until"]), b["reason"]) for b in blocked],
+                         unblock=session["csrf"]))
+    body.append(_section("Device access rules (eas-gateway admin rule-add)", ("Id", "User", "Field", "Pattern",
+                                                                               "Access"),
+                         [(r["id"], r["user_name"] or "everyone", r["field"], r["pattern"], r["access"])
+                          for r in rules]))
+    body.append(_section("What admins did", ("When", "Who", "Action", "What"),
+                         [(_when(a["at"]), a["actor"], a["action"], a["detail"]) for a in audit]))
     body.append('<form method="post" action="/admin/logout">'
                 f'<input type="hidden" name="csrf" value="{escape(session["csrf"])}"><button>Sign out</button></form>')
     return _html(f"Devices{' of ' + user if user else ''}", "\n".join(body))
 
 
+def _when(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _section(title: str, headings: tuple[str, ...], rows: list[tuple[Any, ...]], *, unblock: str = "") -> str:
+    """A titled table; with ``unblock`` (the CSRF token) each row, a blocked device, gets its button."""
+    if not rows:
+        return f"<h2>{escape(title)}</h2><p>None.</p>"
+    out = [f"<h2>{escape(title)}</h2><table><tr>" + "".join(f"<th>{escape(h)}</th>" for h in headings) +
+           ("<th></th>" if unblock else "") + "</tr>"]
+    for row in rows:
+        cells = "".join(f"<td>{escape(str(c))}</td>" for c in row)
+        if unblock:
+            cells += ('<td><form method="post" action="/admin/action" class="inline" data-confirm="unblock">'
+                      f'<input type="hidden" name="csrf" value="{escape(unblock)}">'
+                      f'<input type="hidden" name="user" value="{escape(str(row[0]))}">'
+                      f'<input type="hidden" name="device" value="{escape(str(row[1]))}">'
+                      f'<button name="action" value="unblock">{escape(ACTIONS["unblock"][0])}</button></form></td>')
+        out.append(f"<tr>{cells}</tr>")
+    out.append("</table>")
+    return "".join(out)
+
+
 def _device_row(d: dict[str, Any], csrf: str) -> str:
-    actions = ["reset", "remove"]
+    actions = ["reset", "block", "remove"]
     if d["wipe"]:
         actions.insert(0, "cancel-wipe")
     else:

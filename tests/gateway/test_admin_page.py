@@ -122,6 +122,26 @@ def test_sign_in_find_devices_reset_and_wipe(admin_gateway: RunningGateway, brow
     browser.switch_to.alert.dismiss()
     assert browser.find_element(By.XPATH, f"//tr[td[text()='{phone.device}']]/td[7]").text == "device wipe requested"
 
+    # Every action of the page is in the audit log, as web:admin.
+    audit = [[td.text for td in tr.find_elements(By.TAG_NAME, "td")] for tr in browser.find_elements(
+        By.XPATH, "//h2[text()='What admins did']/following-sibling::table[1]//tr[td]")]
+    assert {a[2] for a in audit if a[1] == "web:admin" and phone.device in a[3]} >= {"reset", "wipe"}
+    # Blocking: the device is refused (Status 129) until it is let in again.
+    click_and_confirm(browser, phone.device, "Cancel the wipe")
+    assert click_and_confirm(browser, phone.device, "Block for a day") == f"Block for a day: done for {phone.device}."
+    blocked = post(gw, "FolderSync", etree.Element("{FolderHierarchy:}FolderSync"), device_id=phone.device,
+                   user=user, policy_key=phone.policy_key)
+    assert ModelPhone._status(blocked) == "129"
+    unblock = browser.find_element(By.XPATH, "//h2[text()='Blocked devices']/following-sibling::table[1]"
+                                             f"//tr[td[text()='{phone.device}']]//button[text()='Let in again']")
+    unblock.click()
+    WebDriverWait(browser, 10).until(expected_conditions.alert_is_present())
+    browser.switch_to.alert.accept()
+    WebDriverWait(browser, 10).until(replaced(unblock))
+    synced_before = phone.statuses["FolderSync 1"]
+    phone.folder_sync()
+    assert phone.statuses["FolderSync 1"] == synced_before + 1
+
 
 def test_changes_need_a_session_and_its_csrf_token(admin_gateway: RunningGateway, gateway: RunningGateway) -> None:
     gw = admin_gateway
