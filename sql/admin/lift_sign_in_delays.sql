@@ -3,3 +3,5 @@
 -- The delays are usm/signin.py's: per (user, client address) and per user, shared by every node.
 \set ON_ERROR_STOP on
 DELETE FROM sign_in_failures WHERE user_name = lower(:'user');
+-- Written to the audit log, as the CLI and the admin page do.
+INSERT INTO admin_audit (actor, action, detail) VALUES ('sql:' || current_user, 'lift-sign-in-delays', 'sign-in delays of ' || :'user' || ' lifted (sql/admin)');

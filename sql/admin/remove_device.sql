@@ -4,3 +4,5 @@
 -- Safe while the gateway serves (see sql/006_admin.sql). Fails if there is no such device.
 \set ON_ERROR_STOP on
 SELECT eas_remove_device(:'user', :'device') AS devices_removed;
+-- Written to the audit log, as the CLI and the admin page do.
+INSERT INTO admin_audit (actor, action, detail) VALUES ('sql:' || current_user, 'remove-device', 'device ' || :'device' || ' of ' || :'user' || ' removed (sql/admin)');

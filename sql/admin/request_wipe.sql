@@ -10,3 +10,5 @@
 \set kind device
 \endif
 SELECT eas_request_wipe(:'user', :'device', :'kind') AS wipes_requested;
+-- Written to the audit log, as the CLI and the admin page do.
+INSERT INTO admin_audit (actor, action, detail) VALUES ('sql:' || current_user, 'wipe', :'kind' || ' wipe requested for ' || :'device' || ' of ' || :'user' || ' (sql/admin)');

@@ -6,3 +6,5 @@
 -- Safe while the gateway serves (see sql/006_admin.sql). Fails if there is no such device.
 \set ON_ERROR_STOP on
 SELECT eas_reset_device(:'user', :'device') AS devices_reset;
+-- Written to the audit log, as the CLI and the admin page do.
+INSERT INTO admin_audit (actor, action, detail) VALUES ('sql:' || current_user, 'reset-device', 'sync state of ' || :'device' || ' of ' || :'user' || ' reset (sql/admin)');

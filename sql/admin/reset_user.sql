@@ -3,3 +3,5 @@
 -- Safe while the gateway serves (see sql/006_admin.sql).
 \set ON_ERROR_STOP on
 SELECT eas_reset_user(:'user') AS devices_reset;
+-- Written to the audit log, as the CLI and the admin page do.
+INSERT INTO admin_audit (actor, action, detail) VALUES ('sql:' || current_user, 'reset-user', 'every device of ' || :'user' || ' reset (sql/admin)');

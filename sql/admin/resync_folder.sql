@@ -9,3 +9,5 @@ SELECT eas_resync_folder(:'user', :'folder', :'device') AS devices_resynced;
 \else
 SELECT eas_resync_folder(:'user', :'folder') AS devices_resynced;
 \endif
+-- Written to the audit log, as the CLI and the admin page do.
+INSERT INTO admin_audit (actor, action, detail) VALUES ('sql:' || current_user, 'resync-folder', 'folder ' || :'folder' || ' of ' || :'user' || ' synced again (sql/admin)');

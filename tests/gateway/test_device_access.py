@@ -13,7 +13,7 @@ import pytest
 import wbxml
 from tests.conftest import RunningGateway, running_gateway
 from tests.gateway.helpers import folder_sync, new_device_id, new_user, password, provision
-from tests.gateway.test_admin import cli
+from tests.gateway.test_admin import cli, psql
 
 pytestmark = [pytest.mark.postgres, pytest.mark.upstream]
 
@@ -83,7 +83,9 @@ def test_a_device_in_a_loop_is_blocked_then_let_in_again(quick: RunningGateway) 
     assert status(request(quick, user, calm, "Loopy", key=provision(quick, calm, user=user))) == "1"
     blocked = json.loads(cli(quick, "blocks", "--json").stdout)
     assert any(b["device_id"] == looping and "loop" in b["reason"] for b in blocked)
-    cli(quick, "unblock", user, looping)
+    psql(quick, "unblock_device.sql", user=user, device=looping)  # as an admin with psql would
     assert status(request(quick, user, looping, "Loopy", key=key)) == "1"
-    cli(quick, "unblock", user, looping, ok=False)  # not blocked any more: says so
+    cli(quick, "unblock", user, looping, ok=False)  # not blocked any more: says so, changes nothing
+    audit = json.loads(cli(quick, "audit", "--json", "--limit", "20").stdout)
+    assert any(a["actor"].startswith("sql:") and a["action"] == "unblock" and looping in a["detail"] for a in audit)
 
