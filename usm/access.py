@@ -9,8 +9,8 @@ matches decides; else ``default``. Quarantine refuses like block (the phone says
 blocked) and tells the admin the device waits for a decision: an allow rule for its
 DeviceId lets it in.
 
-``DeviceAccess.seen`` counts identical requests (same device, command, query and body)
-per minute: past ``loop_limit`` the device is in a loop (a phone resending what fails
+``DeviceAccess.seen`` counts identical requests (same device, command, query and body;
+not Pings, not empty bodies) per minute: past ``loop_limit`` the device is in a loop (a phone resending what fails
 the same way forever) and is blocked for ``block_minutes``.
 """
 
@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 ALLOW, BLOCK, QUARANTINE = "allow", "block", "quarantine"
 ACCESS_LEVELS = (ALLOW, BLOCK, QUARANTINE)
 FIELDS = ("device_id", "user_agent", "device_type")  # most specific first
+NOT_COUNTED = frozenset({"Ping"})
 
 
 @dataclass(frozen=True)
@@ -100,8 +101,10 @@ class DeviceAccess:
         self._loaded = time.monotonic()
 
     async def seen(self, user: str, device_id: str, command: str, query: str, body: bytes) -> bool:
-        """Count one request; True when it made the device one in a loop (now blocked)."""
-        if self.loop_limit <= 0:
+        """Count one request; True when it made the device one in a loop (now blocked). Pings
+        and requests without a body are not counted: they repeat by design (a Ping under a
+        stream of new mail, an empty Sync that means "the same as last time, from where I am")."""
+        if self.loop_limit <= 0 or command in NOT_COUNTED or not body:
             return False
         key = (user.lower(), device_id.lower(), hashlib.sha256(f"{command}\0{query}\0".encode() + body).hexdigest())
         now = time.monotonic()

@@ -9,6 +9,7 @@ import uuid
 
 import httpx
 import pytest
+from lxml import etree
 
 import wbxml
 from tests.conftest import RunningGateway, running_gateway
@@ -89,3 +90,25 @@ def test_a_device_in_a_loop_is_blocked_then_let_in_again(quick: RunningGateway) 
     audit = json.loads(cli(quick, "audit", "--json", "--limit", "20").stdout)
     assert any(a["actor"].startswith("sql:") and a["action"] == "unblock" and looping in a["detail"] for a in audit)
 
+
+
+def test_pings_and_empty_requests_do_not_count_as_a_loop(quick: RunningGateway) -> None:
+    """Under a stream of new mail a phone Pings again and again with the same body, and an
+    empty Sync means "as last time": neither is a loop."""
+    from tests.gateway.helpers import Phone, collection
+
+    user = new_user(quick)
+    phone = Phone(quick, user)
+    key = phone.sync(collection(phone.inbox, "0")).findtext(".//{AirSync:}SyncKey")
+    phone.sync(collection(phone.inbox, key))
+    root = etree.Element("{Ping:}Ping")
+    etree.SubElement(root, "{Ping:}HeartbeatInterval").text = "10"  # below the minimum: answered at once
+    folder = etree.SubElement(etree.SubElement(root, "{Ping:}Folders"), "{Ping:}Folder")
+    etree.SubElement(folder, "{Ping:}Id").text = phone.inbox
+    etree.SubElement(folder, "{Ping:}Class").text = "Email"
+    for _ in range(8):
+        answer = phone.post("Ping", root)
+        assert wbxml.decode(answer.content).findtext("{Ping:}Status") == "5"
+    for _ in range(8):
+        assert phone.post("Sync", None).status_code == 200
+    assert not any(b["device_id"] == phone.device for b in json.loads(cli(quick, "blocks", "--json").stdout))
