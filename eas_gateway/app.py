@@ -318,24 +318,29 @@ HELD_UNTIL_HANG_UP = frozenset({"Ping"})
 
 async def _until_hung_up(request: Request, work: Awaitable[Any]) -> Any:
     """``work``'s result, unless the phone hangs up first: then ``work`` is cancelled (its
-    held wait leaves the push hub at once, not at its heartbeat) and HungUp raised."""
-    task = asyncio.ensure_future(work)
+    held wait leaves the push hub at once, not at its heartbeat) and HungUp raised. ``work``
+    runs in this task; one small task waits for the disconnect (held Pings are many)."""
+    current = asyncio.current_task()
+    assert current is not None
+    gone = False
 
     async def hung_up() -> None:
+        nonlocal gone
         while (await request.receive())["type"] != "http.disconnect":
             pass
+        gone = True
+        current.cancel()
 
     watch = asyncio.ensure_future(hung_up())
     try:
-        await asyncio.wait({task, watch}, return_when=asyncio.FIRST_COMPLETED)
+        return await work
+    except asyncio.CancelledError:
+        if not gone:
+            raise
+        current.uncancel()
+        raise HungUp("the phone closed the connection") from None
     finally:
         watch.cancel()
-    if task.done():
-        return task.result()
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-    raise HungUp("the phone closed the connection")
 
 
 def _check_wipe(device: devices.Device, version: str) -> None:
