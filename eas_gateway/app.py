@@ -27,7 +27,7 @@ from starlette.routing import Route
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 import wbxml
-from eas_gateway import ashttp, autodiscover, versions
+from eas_gateway import ashttp, autodiscover, upstream_events, versions
 from eas_gateway.admin import web as admin_web
 from eas_gateway.auth import Authenticator, parse_basic
 from eas_gateway.classes import KINDS
@@ -450,6 +450,9 @@ def create_app(settings: Settings, *, upstream: MailStore | None = None,
                 return _error_response(exc, None)
         return await gateway.post(request)
 
+    async def upstream_events_endpoint(request: Request) -> Response:
+        return await upstream_events.receive(gateway, request)
+
     async def healthz(request: Request) -> Response:
         checks = await gateway.health()
         healthy = all(v == "ok" for v in checks.values())
@@ -479,6 +482,7 @@ def create_app(settings: Settings, *, upstream: MailStore | None = None,
                   for a in "aA" for tail in ("", "/v1.0/{address}")]
     app = Starlette(routes=[Route("/Microsoft-Server-ActiveSync", activesync, methods=["OPTIONS", "POST"]),
                             *discovery, Route("/healthz", healthz), Route("/metrics", metrics),
+                            Route("/push/upstream-events", upstream_events_endpoint, methods=["POST"]),
                             *admin_web.routes(gateway)],
                     lifespan=lifespan)
     app.state.gateway = gateway

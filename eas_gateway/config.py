@@ -33,6 +33,9 @@ class Settings:
     # Debian's Cyrus 3.6); empty: none. At most imap_idle_max such connections per node.
     imap_idle: str = ""
     imap_idle_max: int = 5000
+    # The secret an upstream's event notifier sends (Authorization: Bearer) to POST its change
+    # events to /push/upstream-events (eas_gateway/upstream_events.py); empty: the endpoint is off.
+    upstream_events_secret: str = ""
     # Device access (usm/access.py): what a device no rule names gets (allow, block or
     # quarantine); identical requests per minute past which a device is in a sync loop and
     # blocked for loop_block_minutes (0: no autoblock).

@@ -96,7 +96,23 @@ sync_log: yes
 sync_log_channels: squatter
 smtp_backend: host
 smtp_host: 127.0.0.1:$smtp_port
+# Change events (RFC 5423 names, JSON) go through notifyd to DIR/notify-events, which POSTs
+# them to the gateway named in DIR/events-target ("URL SECRET"; no file: nothing is sent):
+# the gateway's EAS_UPSTREAM_EVENTS_SECRET endpoint, /push/upstream-events.
+event_notifier: external
+event_groups: message mailbox flags
+notify_external: $dir/notify-events
 CONF
+
+cat >"$dir/notify-events" <<NOTIFY
+#!/bin/sh
+# Called by notifyd for every event, the event's JSON on stdin (see imapd.conf).
+[ -r "$dir/events-target" ] || exit 0
+read -r url secret < "$dir/events-target"
+exec curl -s -o /dev/null -m 2 -H "Authorization: Bearer \$secret" -H "Content-Type: application/json" \
+    --data-binary @- "\$url"
+NOTIFY
+chmod 755 "$dir/notify-events"
 
 cat >"$dir/cyrus.conf" <<CONF
 START {
@@ -106,6 +122,7 @@ SERVICES {
   http cmd="$bin/httpd -C $conf" listen="127.0.0.1:$port" prefork=1
   imap cmd="$bin/imapd -C $conf" listen="127.0.0.1:$imap_port" prefork=0
   lmtpunix cmd="$bin/lmtpd -C $conf -a" listen="$dir/socket/lmtp" prefork=0
+  notify cmd="$bin/notifyd -C $conf" listen="$dir/socket/notify" proto="udp" prefork=1
 }
 EVENTS {
   checkpoint cmd="$bin/ctl_cyrusdb -C $conf -c" period=30

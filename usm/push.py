@@ -73,6 +73,9 @@ class PushHub:
         self._states: dict[str, dict[str, str]] = {}
         self._listener = Listener(pool, CHANNEL, self._notified, on_back=self._listening_again)
         self._closing = False
+        # Users an upstream event has a state read under way for -> another event came meanwhile.
+        self._checking: dict[str, bool] = {}
+        self._event_checks: set[asyncio.Task[None]] = set()
 
     @property
     def waiting(self) -> int:
@@ -160,6 +163,33 @@ class PushHub:
             self._forget_folders(user)
         self._wake(user)
         await self._notify({"kind": "changed", "user": user, **({"folders": "1"} if folders else {})})
+
+    async def upstream_changed(self, user: str) -> None:
+        """The upstream said (an event it pushed) that the user's data changed: every node
+        with a watcher for the user reads the state now, and wakes the requests it concerns."""
+        self._check_soon(user)
+        await self._notify({"kind": "upstream", "user": user})
+
+    def _check_soon(self, user: str) -> None:
+        if user not in self._watchers:
+            return  # nobody waits for the user here
+        if user in self._checking:
+            self._checking[user] = True  # the read under way may have missed this one: once more after it
+            return
+        self._checking[user] = False
+        task = asyncio.create_task(self._check_now(user), name=f"event check {user}")
+        self._event_checks.add(task)
+        task.add_done_callback(self._event_checks.discard)
+
+    async def _check_now(self, user: str) -> None:
+        try:
+            while True:
+                await self._check_mail(user)
+                if not self._checking.get(user):
+                    return
+                self._checking[user] = False
+        finally:
+            self._checking.pop(user, None)
 
     def _supersede(self, user: str, device_id: str, token: str) -> None:
         for waiter in list(self._waiters.get(user, ())):
@@ -306,6 +336,8 @@ class PushHub:
             if message.get("folders"):
                 self._forget_folders(user)
             self._wake(user)
+        elif message.get("kind") == "upstream" and user:
+            self._check_soon(user)
         elif message.get("kind") == "started" and user:
             self._supersede(user, message.get("device", ""), message.get("token", ""))
 

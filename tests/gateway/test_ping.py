@@ -246,3 +246,36 @@ def test_a_ping_whose_phone_hangs_up_is_no_longer_held(gateway: RunningGateway) 
     while metric(gateway, "eas_held_requests") > before:
         assert time.monotonic() < deadline, "the Ping is still held though its phone hung up"
         time.sleep(0.1)
+
+
+def test_the_upstreams_own_events_wake_the_ping_without_polling(gateway: RunningGateway) -> None:
+    """Cyrus' change events (notifyd's external notifier, set up by scripts/cyrus-upstream.sh)
+    POSTed to /push/upstream-events wake the held Ping though nobody polls for an hour and
+    nothing idles; the endpoint takes Dovecot's "ox" events too, and nothing without the secret."""
+    secret = "events-" + new_device_id()
+    with running_gateway(gateway.upstream, gateway.database_url, poll_seconds=3600.0,
+                         upstream_events_secret=secret) as listening:
+        target = listening.cyrus_dir / "events-target"
+        events = listening.url + "/push/upstream-events"
+        user = new_user(listening)
+        phone = Phone(listening, user)
+        key = phone.sync(collection(phone.inbox, "0")).findtext(".//{AirSync:}SyncKey")
+        phone.sync(collection(phone.inbox, key))
+        try:
+            target.write_text(f"{events} {secret}\n")
+            thread, answers = _held_ping(phone, phone.inbox)
+            started = time.monotonic()
+            deliver(listening, user, [message("evented", text="x")])
+            thread.join(timeout=60)
+            assert answers == ["2"] and time.monotonic() - started < 10
+        finally:
+            target.unlink(missing_ok=True)
+        ox = {"user": user, "folder": "INBOX", "event": "MessageNew", "imap-uid": 7, "unseen": 1}
+        assert httpx.post(events, json=ox, headers={"Authorization": f"Bearer {secret}"}).status_code == 204
+        assert httpx.post(events, json=ox, headers={"Authorization": "Bearer guess"}).status_code == 401
+        assert httpx.post(events, json=ox).status_code == 401
+        assert httpx.post(events, content=b"{not json", headers={"Authorization": f"Bearer {secret}"}
+                          ).status_code == 400
+        assert httpx.post(events, json={"event": "Login"}, headers={"Authorization": f"Bearer {secret}"}
+                          ).status_code == 400
+    assert httpx.post(gateway.url + "/push/upstream-events", json=ox).status_code == 404  # no secret: off
