@@ -3,11 +3,13 @@
     .venv/bin/python benchmarks/push_latency.py [--trials 20] [--poll-seconds 20]
 
 Starts a private Cyrus (Debian's 3.6: its JMAP has no push), a fresh database on the
-machine's PostgreSQL (EAS_BENCH_DATABASE) and the gateway, twice: first polling the JMAP
-state every --poll-seconds (the baseline: what a server without push gets), then with
-EAS_IMAP_IDLE on Cyrus' IMAP service. For each, --trials deliveries at a random moment of
-a held Ping (LMTP, as an MTA delivers) and the time from the delivery to the Ping's
-answer: p50, p99, max, and the ratio of IDLE to polling.
+machine's PostgreSQL (EAS_BENCH_DATABASE) and the gateway, three times: polling the JMAP
+state every --poll-seconds only (the baseline: what a server without push gets); with
+EAS_IMAP_IDLE on Cyrus' IMAP service; with Cyrus' own change events POSTed to the
+gateway's /push/upstream-events (notifyd's external notifier, scripts/cyrus-upstream.sh).
+For each, --trials deliveries at a random moment of a held Ping (LMTP, as an MTA delivers)
+and the time from the delivery to the Ping's answer: p50, p99, max, and each path's
+ratio to polling.
 """
 
 from __future__ import annotations
@@ -73,18 +75,25 @@ async def trials(endpoint: str, cyrus_dir: Path, user: str, count: int, seed: in
 async def run(args: argparse.Namespace, work: Path) -> None:
     results: dict[str, list[float]] = {}
     work.chmod(0o755)  # Cyrus (user cyrus) reaches its directories below it
-    for name, idle in (("polling", False), ("IMAP IDLE", True)):
+    secret = "bench-events-secret"
+    for name in ("polling", "IMAP IDLE", "upstream events"):
         place = work / name.replace(" ", "-")
         place.mkdir()
         env = {"EAS_POLL_SECONDS": str(args.poll_seconds)}
-        async with stack(place, "eas_bench_push", env=env, idle=idle) as found:
+        if name == "upstream events":
+            env["EAS_UPSTREAM_EVENTS_SECRET"] = secret
+        async with stack(place, "eas_bench_push", env=env, idle=name == "IMAP IDLE") as found:
+            if name == "upstream events":
+                base = found.endpoint.removesuffix("/Microsoft-Server-ActiveSync")
+                (found.cyrus_dir / "events-target").write_text(f"{base}/push/upstream-events {secret}\n")
             user = found.add_user("pusher")
             results[name] = await trials(found.endpoint, found.cyrus_dir, user, args.trials, seed=args.seed)
     print(f"{'delivery -> Ping answer, s':<28} {'p50':>8} {'p99':>8} {'max':>8}   ({args.trials} trials)")
     for name, values in results.items():
         print(f"{name:<28} {percentile(values, 0.5):>8.2f} {percentile(values, 0.99):>8.2f} {max(values):>8.2f}")
-    ratio = percentile(results["IMAP IDLE"], 0.5) / percentile(results["polling"], 0.5)
-    print(f"{'IMAP IDLE / polling, p50':<28} {ratio:>8.3f}")
+    for name in ("IMAP IDLE", "upstream events"):
+        ratio = percentile(results[name], 0.5) / percentile(results["polling"], 0.5)
+        print(f"{name + ' / polling, p50':<28} {ratio:>8.3f}")
 
 
 if __name__ == "__main__":
