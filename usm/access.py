@@ -16,6 +16,7 @@ the same way forever) and is blocked for ``block_minutes``.
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
 import hashlib
 import logging
@@ -67,6 +68,7 @@ class DeviceAccess:
         self._rules: list[Rule] = []
         self._blocks: dict[tuple[str, str], tuple[datetime, str]] = {}
         self._loaded = 0.0
+        self._loading: asyncio.Future[None] | None = None
         self._recent: dict[tuple[str, str, str], deque[float]] = {}
 
     def forget(self) -> None:
@@ -75,7 +77,10 @@ class DeviceAccess:
 
     async def decide(self, user: str, device_id: str, device_type: str, user_agent: str) -> Decision:
         if time.monotonic() - self._loaded > self.reload_seconds:
-            await self._load()
+            # One read for all the requests that find the copy old at once (a busy node's hundreds).
+            if self._loading is None or self._loading.done():
+                self._loading = asyncio.ensure_future(self._load())
+            await asyncio.shield(self._loading)
         user, device_id = user.lower(), device_id.lower()
         block = self._blocks.get((user, device_id))
         if block is not None and block[0] > datetime.now(UTC):
