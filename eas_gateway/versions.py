@@ -4,9 +4,9 @@ This file is data: the command list of [MS-ASCMD] 2.2.1 (each command's
 section says which protocol versions do not support it) and the "Protocol
 versions" column of the code page tables of [MS-ASWBXML] 2.1.2.1.x, where a
 tag is not in every version this gateway offers (12.0-16.1). A tag not named
-here exists in all of them. The element tables of [MS-ASEMAIL], [MS-ASCAL],
-[MS-ASCNTC] and [MS-ASTASK] agree with these; where one of them is narrower
-than its token, the narrower one is written and cited.
+here exists in all of them. Where an element's own table in a content
+specification (e.g. [MS-ASEMAIL] for email:Categories) is narrower than its
+token's, the narrower one is written and cited.
 
 The app answers a command only in the versions that have it, and checks every
 response before encoding it: an element the phone's version does not have is
