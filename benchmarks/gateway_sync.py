@@ -12,7 +12,9 @@ one asyncpg query per request under the same uvicorn. Reports:
    BodyPreference HTML truncated at 5,000 bytes as iOS asks, WindowSize 100):
    items/s;
 2. no-change Sync at 1, 10 and 50 concurrent devices: requests/s, p50, p99,
-   and the same for the bare endpoint; ratio gateway / ceiling;
+   and the same for the bare endpoint; ratio gateway / ceiling; and what one
+   costs: upstream calls (the gateway's /metrics) and database transactions
+   (pg_stat_database), over 200 in a row;
 3. held Pings at each --pings count: all held (none answered), the gateway's
    RSS growth per Ping, and the bare endpoint's per held request.
 """
@@ -310,6 +312,29 @@ async def main(args: argparse.Namespace, work: Path) -> None:
 
             async def bare(i: int) -> None:
                 (await http.post(f"http://127.0.0.1:{ceiling_port}/query", content=b"x")).raise_for_status()
+
+            async def counters() -> tuple[float, int]:
+                """Upstream calls the gateway made (its /metrics) and transactions of its database."""
+                text = (await http.get(f"http://127.0.0.1:{gw_port}/metrics")).text
+                calls = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                            if line.startswith("eas_upstream_calls_total"))
+                conn = await asyncpg.connect(dsn)
+                try:
+                    await asyncio.sleep(1.5)  # PostgreSQL publishes a backend's counts at most once a second
+                    xacts = await conn.fetchval("SELECT xact_commit + xact_rollback FROM pg_stat_database "
+                                                "WHERE datname = current_database()")
+                finally:
+                    await conn.close()
+                return calls, int(xacts)
+
+            # What one no-change Sync costs: upstream calls and database transactions (a statement
+            # outside a transaction block is one), over 200 in a row.
+            before = await counters()
+            for _ in range(200):
+                await no_change(0)
+            after = await counters()
+            print(f"{'no-change Sync: upstream calls / DB transactions':<44} "
+                  f"{(after[0] - before[0]) / 200:>6.2f} /{(after[1] - before[1]) / 200:>6.2f}")
 
             for workers in (1, 10, 50):
                 ours = await load(no_change, workers, args.seconds)
