@@ -268,10 +268,8 @@ class Gateway:
         assert self.access is not None
         decision = await self.access.decide(user, line.device_id, line.device_type,
                                             request.headers.get("user-agent", ""))
-        if decision.access == ALLOW and await self.access.seen(user, line.device_id, line.command,
-                                                               request.url.query, raw):
-            decision = await self.access.decide(user, line.device_id, line.device_type,
-                                                request.headers.get("user-agent", ""))
+        if decision.access == ALLOW:
+            decision = await self.access.seen(user, line.device_id, line.command, request.url.query, raw) or decision
         if decision.access == ALLOW:
             return
         reason = f"device {line.device_id} of {user}: {decision.access} by {decision.why}"

@@ -105,12 +105,12 @@ class DeviceAccess:
         self._blocks = {(b["user_name"], b["device_id"]): (b["until"], b["reason"]) for b in blocks}
         self._loaded = time.monotonic()
 
-    async def seen(self, user: str, device_id: str, command: str, query: str, body: bytes) -> bool:
-        """Count one request; True when it made the device one in a loop (now blocked). Pings
+    async def seen(self, user: str, device_id: str, command: str, query: str, body: bytes) -> Decision | None:
+        """Count one request; the block when it made the device one in a loop. Pings
         and requests without a body are not counted: they repeat by design (a Ping under a
         stream of new mail, an empty Sync that means "the same as last time, from where I am")."""
         if self.loop_limit <= 0 or command in NOT_COUNTED or not body:
-            return False
+            return None
         key = (user.lower(), device_id.lower(), hashlib.sha256(f"{command}\0{query}\0".encode() + body).hexdigest())
         now = time.monotonic()
         times = self._recent.setdefault(key, deque())
@@ -120,14 +120,14 @@ class DeviceAccess:
         if len(self._recent) > 100_000:  # forget the quiet ones
             self._recent = {k: v for k, v in self._recent.items() if v and v[-1] > now - 60}
         if len(times) <= self.loop_limit:
-            return False
+            return None
         times.clear()
         reason = f"{self.loop_limit + 1} identical {command} requests within a minute (a sync loop)"
         async with self.pool.acquire() as conn:
             await block(conn, user, device_id, minutes=self.block_minutes, reason=reason)
         log.warning("device %s of %s blocked for %g minutes: %s", device_id, user, self.block_minutes, reason)
         self.forget()
-        return True
+        return Decision(BLOCK, reason)
 
 
 # -- what the admin CLI and page do (each also writes the audit log) ---------------------

@@ -16,16 +16,16 @@ from zoneinfo import ZoneInfo
 import icalendar
 import recurring_ical_events
 
-from eas_gateway.items import ical
+from eas_gateway.items import calendar, ical
 
 log = logging.getLogger(__name__)
 
 SLOT = timedelta(minutes=30)
 MAX_SLOTS = 32 * 1024  # "a maximum length of 32 KB": a longer span is asked in parts
 FREE, TENTATIVE, BUSY, OOF = 0, 1, 2, 3
-# An event's own free/busy (MS-ASCAL BusyStatus as X-MICROSOFT-CDO-BUSYSTATUS writes it);
-# working elsewhere is being at work: free for whoever looks for a slot.
-BY_BUSY_STATUS = {"FREE": FREE, "TENTATIVE": TENTATIVE, "BUSY": BUSY, "OOF": OOF, "WORKINGELSEWHERE": FREE}
+# An event's own free/busy: MS-ASCAL BusyStatus as X-MICROSOFT-CDO-BUSYSTATUS writes it (the
+# digits 0-3 are the same), but working elsewhere is being at work: free for whoever looks for a slot.
+BY_BUSY_STATUS = {**calendar.BUSY, "WORKINGELSEWHERE": FREE}
 # RFC 5545 3.2.9 FBTYPE.
 BY_FBTYPE = {"FREE": FREE, "BUSY-TENTATIVE": TENTATIVE, "BUSY": BUSY, "BUSY-UNAVAILABLE": OOF}
 

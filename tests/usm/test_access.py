@@ -80,7 +80,7 @@ def test_the_loop_counter_counts_identical_requests_with_a_body_but_no_pings() -
     access = DeviceAccess(pool, loop_limit=3)  # type: ignore[arg-type]
 
     def seen(command: str, body: bytes, query: str = "Cmd=Sync") -> bool:
-        return asyncio.run(access.seen("alice@example.com", "DEV1", command, query, body))
+        return asyncio.run(access.seen("alice@example.com", "DEV1", command, query, body)) is not None
 
     assert [seen("Ping", b"same") for _ in range(10)] == [False] * 10
     assert [seen("Sync", b"") for _ in range(10)] == [False] * 10
