@@ -320,7 +320,9 @@ async def main(args: argparse.Namespace, work: Path) -> None:
                             if line.startswith("eas_upstream_calls_total"))
                 conn = await asyncpg.connect(dsn)
                 try:
-                    await asyncio.sleep(1.5)  # PostgreSQL publishes a backend's counts at most once a second
+                    # PostgreSQL publishes a busy backend's counts at most once a second and an idle
+                    # one's within 10 s: wait for every earlier phase's to be in.
+                    await asyncio.sleep(11)
                     xacts = await conn.fetchval("SELECT xact_commit + xact_rollback FROM pg_stat_database "
                                                 "WHERE datname = current_database()")
                 finally:
