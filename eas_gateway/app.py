@@ -16,6 +16,7 @@ import logging
 import math
 import time
 from collections.abc import AsyncIterator, Awaitable
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -48,6 +49,8 @@ from eas_gateway.errors import (
     Unauthorized,
     UpstreamFailed,
 )
+from eas_gateway.oauth import BearerSignIn, Issuer, TokenRefused, UpstreamSigner
+from eas_gateway.oauth import algorithms as oauth_algorithms
 from eas_gateway.observability.metrics import CONTENT_TYPE as METRICS_TYPE
 from eas_gateway.observability.metrics import Metrics
 from eas_gateway.observability.trace import Tracer
@@ -55,7 +58,7 @@ from eas_gateway.xml import E
 from usm import database, devices, ids
 from usm.access import ALLOW, DeviceAccess
 from usm.push import PushHub
-from usm.upstream import Credentials, MailStore, UpstreamError, recording_writes
+from usm.upstream import Account, Credentials, MailStore, UpstreamError, recording_writes
 from usm.upstream.composite import Sources
 from usm.upstream.dav import DavUpstream
 from usm.upstream.dav_store import DavStore
@@ -94,6 +97,7 @@ class Gateway:
             dav = DavUpstream(settings.dav_upstream or settings.upstream)
         self.upstream = Sources(mail, dav, kinds=KINDS)
         self.auth = Authenticator(self.upstream, ttl=settings.auth_cache_seconds)
+        self.bearer = _bearer_sign_in(settings, self.upstream)
         self.db: asyncpg.Pool | None = None
         self.embedded: database.Embedded | None = None
         self.push: PushHub | None = None
@@ -137,6 +141,8 @@ class Gateway:
                 log.warning("database pool did not close within 10 s; terminating its connections")
                 self.db.terminate()
         await self.upstream.aclose()
+        if self.bearer is not None:
+            await self.bearer.issuer.aclose()
         if self.embedded is not None:
             await asyncio.to_thread(self.embedded.release)
             log.info("embedded PostgreSQL released (stopped unless another process holds it)")
@@ -161,7 +167,7 @@ class Gateway:
         except EASError as exc:
             status = f"{exc.http_status}" if not isinstance(exc, CommandStatus) else f"eas-{exc.status}"
             detail = f" {type(exc).__name__}: {exc}"
-            return _error_response(exc, line)
+            return self.challenge(_error_response(exc, line), exc)
         except DATABASE_DOWN as exc:
             # The database (or its pool) is unreachable: phones retry after a 503, and nothing was
             # committed (every write commits at the end of its command).
@@ -201,10 +207,43 @@ class Gateway:
         return checks
 
     async def _credentials(self, request: Request) -> tuple[Credentials, str]:
-        credentials = parse_basic(request.headers.get("authorization"))
+        credentials, account = await self.sign_in(request)
+        return credentials, account.user
+
+    async def sign_in(self, request: Request) -> tuple[Credentials, Account]:
+        """The request's user: a password (Basic, eas_gateway.auth) or an OAuth access token
+        (Bearer, eas_gateway.oauth), whichever this gateway takes; Unauthorized otherwise."""
+        header = request.headers.get("authorization") or ""
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() == "bearer":
+            if self.bearer is None:
+                raise Unauthorized("a bearer token, and no OAuth issuer is configured (EAS_OAUTH_ISSUER)")
+            return await self.bearer.authenticate(token.strip())
+        if self.settings.basic_auth == "off" and header:
+            raise Unauthorized(f"{scheme or 'an empty'} authorization: only OAuth bearer tokens sign in here "
+                               "(EAS_BASIC_AUTH=off)")
+        credentials = parse_basic(header)
         account = await self.auth.authenticate(credentials, client=request.client.host if request.client else "",
                                                db=self.db)
-        return credentials, account.user
+        return credentials, account
+
+    def challenge(self, response: Response, exc: EASError) -> Response:
+        """The WWW-Authenticate challenges of a 401 (RFC 7235 4.1): Basic when passwords sign
+        in, Bearer (RFC 6750 3) when OAuth does, naming the issuer's sign-in page and, for a
+        refused token, invalid_token."""
+        if not isinstance(exc, Unauthorized):
+            return response
+        del response.headers["WWW-Authenticate"]
+        if self.settings.basic_auth == "on":
+            response.headers.append("WWW-Authenticate", 'Basic realm="ActiveSync"')
+        if self.bearer is not None:
+            params = ['realm="ActiveSync"']
+            if self.bearer.issuer.authorization_endpoint:
+                params.append(f'authorization_uri="{self.bearer.issuer.authorization_endpoint}"')
+            if isinstance(exc, TokenRefused):
+                params.append('error="invalid_token"')
+            response.headers.append("WWW-Authenticate", "Bearer " + ", ".join(params))
+        return response
 
     async def _command(self, request: Request, line: ashttp.RequestLine, credentials: Credentials,
                        account_user: str) -> Response:
@@ -427,6 +466,22 @@ def _trusted_client(request: Request, settings: Settings) -> bool:
     return False
 
 
+def _bearer_sign_in(settings: Settings, upstream: Sources) -> BearerSignIn | None:
+    """OAuth sign-in when an issuer is configured (its settings were checked by Settings.from_env)."""
+    if not settings.oauth_issuer:
+        return None
+    signer = None
+    if settings.upstream_jwt_key:
+        try:
+            signer = UpstreamSigner(Path(settings.upstream_jwt_key).read_bytes())
+        except (OSError, ValueError) as exc:
+            raise SystemExit(f"EAS_UPSTREAM_JWT_KEY={settings.upstream_jwt_key!r}: {exc}") from exc
+    issuer = Issuer(settings.oauth_issuer, settings.oauth_audience, allowed=oauth_algorithms(settings.oauth_algorithms),
+                    jwks_url=settings.oauth_jwks_url, user_claim=settings.oauth_user_claim,
+                    leeway=settings.oauth_leeway, jwks_min_interval=settings.oauth_jwks_refresh_seconds)
+    return BearerSignIn(issuer, upstream, signer=signer, ttl=settings.auth_cache_seconds)
+
+
 def create_app(settings: Settings, *, upstream: MailStore | None = None,
                dav: DavStore | None = None) -> Starlette | ProxyHeadersMiddleware:
     gateway = Gateway(settings, upstream=upstream, dav=dav)
@@ -445,7 +500,7 @@ def create_app(settings: Settings, *, upstream: MailStore | None = None,
                 return await gateway.options(request)
             except EASError as exc:
                 log.info("OPTIONS refused: %s", _describe(exc))
-                return _error_response(exc, None)
+                return gateway.challenge(_error_response(exc, None), exc)
         return await gateway.post(request)
 
     async def upstream_events_endpoint(request: Request) -> Response:
@@ -469,7 +524,7 @@ def create_app(settings: Settings, *, upstream: MailStore | None = None,
             return await autodiscover.pox(request, gateway)
         except EASError as exc:
             log.info("Autodiscover refused: %s", _describe(exc))
-            return _error_response(exc, None)
+            return gateway.challenge(_error_response(exc, None), exc)
 
     async def autodiscover_json(request: Request) -> Response:
         return await autodiscover.json_v2(request, gateway)

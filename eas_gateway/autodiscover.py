@@ -29,7 +29,6 @@ from lxml import etree
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from eas_gateway.auth import parse_basic
 from usm.upstream import UpstreamError
 
 if TYPE_CHECKING:
@@ -53,9 +52,7 @@ class AutodiscoverError(Exception):
 
 
 async def pox(request: Request, gateway: Gateway) -> Response:
-    credentials = parse_basic(request.headers.get("authorization"))
-    account = await gateway.auth.authenticate(  # EASError: 401, 429, 503 (the caller answers those)
-        credentials, client=request.client.host if request.client else "", db=gateway.db)
+    credentials, account = await gateway.sign_in(request)  # EASError: 401, 429, 503 (the caller answers those)
     try:
         address = check_address(parse_pox(await _body(request)), _domains(gateway))
         if address.lower() not in (account.user.lower(), credentials.user.lower()):

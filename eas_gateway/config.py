@@ -70,6 +70,25 @@ class Settings:
     directory: str = ""
     # PEM bundle of the roots ValidateCert trusts for S/MIME certificates.
     trust_store: str = "/etc/ssl/certs/ca-certificates.crt"
+    # OAuth 2.0 sign-in (eas_gateway/oauth.py, docs/oauth.md): the OpenID issuer whose access
+    # tokens (Authorization: Bearer) sign users in, and the audience ("aud") they must name;
+    # empty issuer: bearer tokens are refused. The issuer's keys: oauth_jwks_url, else the
+    # jwks_uri of its discovery document; read again when a token names an unknown key, at
+    # most every oauth_jwks_refresh_seconds. The allowed algorithms (public-key ones only),
+    # the claim that names the user, and the clock skew allowed in seconds.
+    oauth_issuer: str = ""
+    oauth_audience: str = ""
+    oauth_jwks_url: str = ""
+    oauth_jwks_refresh_seconds: float = 10.0
+    oauth_algorithms: str = "RS256,ES256"
+    oauth_user_claim: str = "email"
+    oauth_leeway: float = 60.0
+    # A PEM file with an RSA private key the upstream trusts to sign any user in (Cyrus: its
+    # public half in http_jwt_key_dir): OAuth users reach the upstream with tokens the gateway
+    # signs. Empty: the phone's own token goes upstream (an upstream that accepts the issuer's).
+    upstream_jwt_key: str = ""
+    # "off": passwords (Basic) sign nobody in, only OAuth tokens do.
+    basic_auth: str = "on"
     # The users' time zone (IANA name): phones below EAS 16.0 get all-day events as its
     # local midnight, and floating times and blobs that match no zone are read in it.
     time_zone: str = "UTC"
@@ -89,6 +108,7 @@ class Settings:
             ZoneInfo(settings.time_zone)
         except (ValueError, ZoneInfoNotFoundError) as exc:
             raise SystemExit(f"EAS_TIME_ZONE={settings.time_zone!r} is no IANA time zone") from exc
+        _check_oauth(settings)
         return settings
 
 
@@ -104,3 +124,18 @@ def _convert(name: str, raw: str, annotation: object) -> object:
     if kind == "Path":
         return Path(raw)
     return raw
+
+
+def _check_oauth(settings: Settings) -> None:
+    from eas_gateway.oauth import algorithms
+
+    if settings.basic_auth not in ("on", "off"):
+        raise SystemExit(f"EAS_BASIC_AUTH={settings.basic_auth!r}: on or off")
+    if settings.oauth_issuer and not settings.oauth_audience:
+        raise SystemExit("EAS_OAUTH_ISSUER needs EAS_OAUTH_AUDIENCE (the aud its tokens name for this gateway)")
+    if settings.basic_auth == "off" and not settings.oauth_issuer:
+        raise SystemExit("EAS_BASIC_AUTH=off without EAS_OAUTH_ISSUER: nobody could sign in")
+    try:
+        algorithms(settings.oauth_algorithms)
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from exc

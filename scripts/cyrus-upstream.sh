@@ -9,6 +9,7 @@
 #   scripts/cyrus-upstream.sh adduser DIR HTTP_PORT NAME   (NAME@example.com, password NAME)
 #
 # Users (password = the name before @): alice@example.com, bob@example.com.
+# DIR/upstream-jwt.pem: the key that signs in as any user (http_jwt; EAS_UPSTREAM_JWT_KEY).
 # LMTP socket: DIR/socket/lmtp. Cyrus' syslog lines go to DIR/cyrus.log.
 # Submitted mail: DIR/sent/N.eml with its envelope in N.json (scripts/smtp-relay.py);
 # recipients @example.com also get it delivered over LMTP.
@@ -102,7 +103,18 @@ smtp_host: 127.0.0.1:$smtp_port
 event_notifier: external
 event_groups: message mailbox flags
 notify_external: $dir/notify-events
+# OAuth sign-in (the gateway's EAS_UPSTREAM_JWT_KEY): Cyrus takes a JSON Web Token
+# {"sub": user, "iat": now} signed with the private key DIR/upstream-jwt.pem, whose public
+# half is in DIR/jwt/, as any user's login; a token is good for 10 minutes.
+http_jwt_key_dir: $dir/jwt
+http_jwt_max_age: 600
 CONF
+
+if [[ ! -f $dir/upstream-jwt.pem ]]; then
+    mkdir -p "$dir/jwt"
+    (umask 077 && openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$dir/upstream-jwt.pem" 2>/dev/null)
+    openssl pkey -in "$dir/upstream-jwt.pem" -pubout -out "$dir/jwt/gateway.pem"
+fi
 
 cat >"$dir/notify-events" <<NOTIFY
 #!/bin/sh

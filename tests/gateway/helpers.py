@@ -63,17 +63,20 @@ def pyactivesync_client(gw: RunningGateway, device_id: str, user: str = "alice@e
 def post(gw: RunningGateway, command: str, body: etree._Element | bytes | None, *, device_id: str,
          user: str = "alice@example.com", secret: str | None = None, version: str = "14.1",
          policy_key: str | None = None, query_user: str | None = None, params: dict[str, str] | None = None,
-         content_type: str = "application/vnd.ms-sync.wbxml") -> httpx.Response:
-    """A plain-query POST, as most phones send it (``params``: more query parameters)."""
+         content_type: str = "application/vnd.ms-sync.wbxml", token: str | None = None) -> httpx.Response:
+    """A plain-query POST, as most phones send it (``params``: more query parameters; ``token``:
+    an OAuth bearer token instead of the password)."""
     headers = {"MS-ASProtocolVersion": version, "Content-Type": content_type,
                "User-Agent": "eas-gateway-tests/1"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
     if policy_key is not None:
         headers["X-MS-PolicyKey"] = policy_key
     params = {"Cmd": command, "User": query_user or user, "DeviceId": device_id, "DeviceType": "TestPhone",
               **(params or {})}
     data = wbxml.encode(body) if isinstance(body, etree._Element) else (body or b"")
     return httpx.post(gw.endpoint, params=params, content=data, headers=headers,
-                      auth=(user, secret or password(user)), timeout=60)
+                      auth=None if token is not None else (user, secret or password(user)), timeout=60)
 
 
 def base64_query(command_code: int, *, device_id: str, user: str, version: int = 141,
@@ -87,7 +90,8 @@ def base64_query(command_code: int, *, device_id: str, user: str, version: int =
     return base64.b64encode(out).decode()
 
 
-def provision(gw: RunningGateway, device_id: str, user: str = "alice@example.com", version: str = "14.1") -> str:
+def provision(gw: RunningGateway, device_id: str, user: str = "alice@example.com", version: str = "14.1",
+              token: str | None = None) -> str:
     """Both Provision phases over raw WBXML; the final PolicyKey."""
     def request(key: str | None) -> etree._Element:
         root = etree.Element("{Provision:}Provision")
@@ -99,10 +103,10 @@ def provision(gw: RunningGateway, device_id: str, user: str = "alice@example.com
         return root
 
     first = wbxml.decode(post(gw, "Provision", request(None), device_id=device_id, user=user,
-                              version=version).content)
+                              version=version, token=token).content)
     temporary = first.findtext(".//{Provision:}PolicyKey")
     second = wbxml.decode(post(gw, "Provision", request(temporary), device_id=device_id, user=user,
-                               version=version, policy_key=temporary).content)
+                               version=version, policy_key=temporary, token=token).content)
     final = second.findtext(".//{Provision:}PolicyKey")
     assert final and final != temporary
     return final
@@ -197,10 +201,10 @@ def message(subject: str, *, text: str | None = None, html: str | None = None,
 class Phone:
     """A provisioned device speaking raw WBXML (no client library), for one user."""
 
-    def __init__(self, gw: RunningGateway, user: str, version: str = "14.1") -> None:
-        self.gw, self.user, self.version = gw, user, version
+    def __init__(self, gw: RunningGateway, user: str, version: str = "14.1", token: str | None = None) -> None:
+        self.gw, self.user, self.version, self.token = gw, user, version, token
         self.device = new_device_id()
-        self.policy_key = provision(gw, self.device, user=user, version=version)
+        self.policy_key = provision(gw, self.device, user=user, version=version, token=token)
         answer = self.post("FolderSync", folder_sync("0"))
         tree = wbxml.decode(answer.content)
         F = "{FolderHierarchy:}"
@@ -212,6 +216,7 @@ class Phone:
         return self.types["2"]
 
     def post(self, command: str, body: etree._Element | bytes | None, **more: Any) -> httpx.Response:
+        more.setdefault("token", self.token)
         answer = post(self.gw, command, body, device_id=self.device, user=self.user, version=self.version,
                       policy_key=self.policy_key, **more)
         assert answer.status_code == 200, answer.text

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+import httpx
+
 
 class UpstreamError(RuntimeError):
     """The upstream failed or answered something the driver cannot use."""
@@ -117,8 +119,16 @@ def request_hierarchy() -> dict[str, list[Folder]] | None:
 
 @dataclass(frozen=True)
 class Credentials:
+    """Whom the upstream is asked as: the user's name and password (Basic), or, for a user
+    signed in with OAuth (eas_gateway.oauth), ``auth``, which sets each request's
+    Authorization (the phone's token, or one the gateway signs) and there is no password."""
+
     user: str
-    password: str
+    password: str = ""
+    auth: httpx.Auth | None = field(default=None, compare=False, repr=False)
+
+    def http_auth(self) -> httpx.Auth | tuple[str, str]:
+        return self.auth if self.auth is not None else (self.user, self.password)
 
 
 @dataclass(frozen=True)

@@ -107,7 +107,7 @@ class DavUpstream:
                        (method == "DELETE" and str(url.path).endswith("/")))
         try:
             response = await self._http.request(method, url, content=content, headers=all_headers,
-                                                auth=(credentials.user, credentials.password))
+                                                auth=credentials.http_auth())
         except httpx.HTTPError as exc:
             self._observe(method, started, failed=True)
             raise UpstreamUnavailable(f"DAV upstream {self.base_url} unreachable: {exc!r}") from exc

@@ -43,6 +43,8 @@ class ImapIdle:
         """Yield once when idling has begun, then once per change of the user's INBOX, until the connection breaks
         (UpstreamUnavailable) or the caller stops iterating. UpstreamUnavailable at once when
         this node already holds ``max_connections``; AuthenticationFailed for a refused login."""
+        if credentials.auth is not None:
+            raise AuthenticationFailed(f"IMAP IDLE: {credentials.user} signed in with OAuth: no password to log in")
         if self.open >= self.max_connections:
             raise UpstreamUnavailable(f"IMAP IDLE: {self.open} connections open, the most allowed")
         self.open += 1

@@ -111,7 +111,7 @@ class JMAPUpstream:
         started = time.monotonic()
         try:
             response = await self._http.request(
-                method, url, auth=(credentials.user, credentials.password), **kwargs)
+                method, url, auth=credentials.http_auth(), **kwargs)
         except httpx.HTTPError as exc:
             self._observe(op, started, failed=True)
             raise UpstreamUnavailable(f"JMAP upstream {self.base_url} unreachable: {exc!r}") from exc
@@ -213,7 +213,7 @@ class JMAPUpstream:
         # No read timeout shorter than three of the server's 30 s pings.
         timeout = httpx.Timeout(30.0, read=100.0)
         try:
-            async with self._http.stream("GET", url, auth=(credentials.user, credentials.password),
+            async with self._http.stream("GET", url, auth=credentials.http_auth(),
                                          headers={"Accept": "text/event-stream"}, timeout=timeout) as response:
                 if response.status_code != 200:
                     raise UpstreamUnavailable(f"JMAP EventSource answered {response.status_code}")
