@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -26,6 +27,11 @@ class Device:
     wipe_kind: str | None = None  # "device" or "account": an admin asked for a remote wipe
 
 
+_DEVICE_FIELDS = ("user_name", "device_id", "device_type", "policy_key", "pending_policy_key", "wipe_kind")
+# How stale devices.last_seen may be (what the admin sees as "last seen").
+LAST_SEEN_PRECISION = timedelta(minutes=1)
+
+
 def new_policy_key() -> int:
     # PolicyKey is an unsigned 32-bit number in text (MS-ASPROV 2.2.2.42); 0
     # means "none", so keys are drawn from 1..2^31-1 (fits PostgreSQL integer
@@ -35,7 +41,17 @@ def new_policy_key() -> int:
 
 async def touch(conn: asyncpg.Connection, user: str, device_id: str, device_type: str,
                 user_agent: str | None, version: str | None) -> Device:
-    """Record that the device made a request; create it on first contact."""
+    """Record that the device made a request; create it on first contact.
+
+    Read first: a device seen within LAST_SEEN_PRECISION whose type, agent and version are
+    unchanged costs one read, not a write (a write per request is a WAL flush per request)."""
+    row = await conn.fetchrow(
+        "SELECT user_name, device_id, device_type, policy_key, pending_policy_key, wipe_kind, user_agent,"
+        " protocol_version, last_seen > now() - $3::interval AS recent FROM devices"
+        " WHERE user_name = $1 AND device_id = $2", user, device_id, LAST_SEEN_PRECISION)
+    if row is not None and row["recent"] and row["device_type"] == device_type and \
+            user_agent in (None, row["user_agent"]) and version in (None, row["protocol_version"]):
+        return Device(**{k: row[k] for k in _DEVICE_FIELDS})
     row = await conn.fetchrow(
         """
         INSERT INTO devices (user_name, device_id, device_type, user_agent, protocol_version)
