@@ -102,12 +102,23 @@ async def upgrade(conn: asyncpg.Connection, sql_dir: Path = SQL_DIR) -> list[str
 async def connect(url: str, *, min_size: int = 2, max_size: int = 20) -> asyncpg.Pool:
     """A pool on an up-to-date schema."""
     try:
-        pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size, reset=_keep_session)
+        pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size, reset=_keep_session,
+                                         connect=_connect)
     except (OSError, asyncpg.PostgresError) as exc:
         raise DatabaseError(f"cannot connect to PostgreSQL at {_redact(url)}: {exc}") from exc
     async with pool.acquire() as conn:
         await upgrade(conn)
     return pool
+
+
+async def _connect(*args: Any, **kwargs: Any) -> asyncpg.Connection:
+    """A new pool connection. While a PostgreSQL reached over a Unix socket restarts, its socket
+    file is gone and connecting raises FileNotFoundError: that is the database being down
+    (ConnectionRefusedError, which the gateway answers with 503), not a bug."""
+    try:
+        return await asyncpg.connect(*args, **kwargs)
+    except FileNotFoundError as exc:
+        raise ConnectionRefusedError(f"the database's socket is not there (restarting?): {exc}") from exc
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:

@@ -19,3 +19,4 @@ def test_the_phones_converge_with_the_upstream_through_faults_kills_and_restarts
     assert report.gateway_kills == 2 and report.database_restarts == 2
     assert sum(report.faults.values()) >= 10, report.summary()  # the faults happened
     assert any("answer lost" in k for k in report.phone_stats), report.summary()
+    assert not [k for k in report.phone_stats if "HTTP 500" in k], report.summary()  # a fault is a 503, never a bug

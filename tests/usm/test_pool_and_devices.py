@@ -72,3 +72,13 @@ def test_a_device_seen_a_moment_ago_is_read_not_written(database_url: str) -> No
     assert second == first
     assert third[0] != second[0] and third[1] == "Apple-iPhone/2"
     assert fourth[0] != before[0]
+
+
+def test_a_database_whose_socket_is_gone_is_down_not_a_bug(tmp_path: object) -> None:
+    # While PostgreSQL restarts, its Unix socket file is missing: connecting must look like a
+    # refused connection (the gateway's 503), not a FileNotFoundError (a 500).
+    async def run() -> None:
+        await database._connect(f"postgresql://postgres@/eas?host={tmp_path}")
+
+    with pytest.raises(ConnectionRefusedError):
+        asyncio.run(run())
