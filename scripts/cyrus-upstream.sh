@@ -188,7 +188,7 @@ fi
 "$bin/master" -C "$conf" -M "$dir/cyrus.conf" -p "$dir/master.pid" -d
 # The first IMAP login creates a user's INBOX and special-use folders
 # (autocreate_*); Cyrus' httpd does not, and answers 500 until it exists.
-for _ in $(seq 100); do
+for _ in $(seq 600); do  # up to 60 s: a fresh instance on a busy machine is slow to create its mailboxes
     if python3 - "$imap_port" <<'PY' 2>/dev/null; then
 import imaplib, sys
 for user in ("alice", "bob"):

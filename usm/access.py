@@ -67,16 +67,17 @@ class DeviceAccess:
         self.reload_seconds = reload_seconds
         self._rules: list[Rule] = []
         self._blocks: dict[tuple[str, str], tuple[datetime, str]] = {}
-        self._loaded = 0.0
+        self._loaded: float | None = None  # monotonic time of the last read; None: never read
         self._loading: asyncio.Future[None] | None = None
         self._recent: dict[tuple[str, str, str], deque[float]] = {}
 
     def forget(self) -> None:
         """Read the rules and blocks again at the next request (this process changed them)."""
-        self._loaded = 0.0
+        self._loaded = None
 
     async def decide(self, user: str, device_id: str, device_type: str, user_agent: str) -> Decision:
-        if time.monotonic() - self._loaded > self.reload_seconds:
+        # (None, not 0: the monotonic clock may start near 0, as on a machine booted a minute ago.)
+        if self._loaded is None or time.monotonic() - self._loaded > self.reload_seconds:
             # One read for all the requests that find the copy old at once (a busy node's hundreds).
             if self._loading is None or self._loading.done():
                 self._loading = asyncio.ensure_future(self._load())

@@ -19,6 +19,7 @@ upstream answers.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -30,6 +31,8 @@ from usm.sync_state import CollectionState, Generation
 from usm.upstream import ItemSource, StateTooOld
 
 MAX_CHANGE_ROUNDS = 20  # Email/changes pages of 5,000 ids each; beyond that, list the folder again
+PENDING_PAGE = 1000  # pending ids read at a time
+EVERYTHING_FROM = 100_000  # a window this large means "count them all" (GetItemEstimate): big chunks
 
 
 @dataclass
@@ -64,6 +67,10 @@ async def plan(db: asyncpg.Pool, source: ItemSource, key: tuple[str, str, int], 
     ``known_now``: items whose state on the device this same request changed
     (the phone's own Change: (item, version it shows); its Delete: None), to
     be used instead of what is stored.
+
+    A page costs what it looks at, not what the folder holds: the pending list is read
+    PENDING_PAGE ids at a time, and the item map only for the ids looked at (a listing
+    still reads all of it: what the device has but the listing lacks is deleted).
     """
     listed: list[str] | None = None
     new_ids: list[str] = []
@@ -82,50 +89,93 @@ async def plan(db: asyncpg.Pool, source: ItemSource, key: tuple[str, str, int], 
                 raise StateTooOld("too many changes to page through")
         except StateTooOld:
             upstream_state, listed = await source.listing(folder_id, since)
-    async with db.acquire() as conn:
-        stored = [] if listed is not None else await sync_state.pending(conn, *key)
-        if listed is None and not stored and not new_ids:
-            return Plan(upstream_state)  # nothing changed: the item map is not even read
-        known = await sync_state.items(conn, *key)
-    for uid, now in (known_now or {}).items():
-        if now is None:
-            known.pop(uid, None)
-        else:
-            known[uid] = now
-    out = Plan(upstream_state)
     if listed is not None:
-        # A listing replaces the pending list; what the device has but the
-        # listing lacks is looked at too (deleted, or now outside the filter).
-        listed_set = set(listed)
-        candidates = listed + [uid for uid in known if uid not in listed_set]
-        out.replace_pending = True
-    else:
-        stored_set = set(stored)
-        fresh = [uid for uid in dict.fromkeys(new_ids) if uid not in stored_set]
-        candidates = stored + fresh
-    await _sort(out, source, folder_id, since, window, candidates, known)
+        return await _plan_listing(db, source, key, folder_id, since, window, upstream_state, listed, known_now)
+
+    async with db.acquire() as conn:
+        page = await sync_state.pending(conn, *key, limit=PENDING_PAGE)
+        if not page and not new_ids:
+            return Plan(upstream_state)  # nothing changed: the item map is not even read
+        complete = len(page) < PENDING_PAGE
+        unique_new = list(dict.fromkeys(new_ids))
+        already = {uid for uid, _ in page}
+        if not complete and unique_new:
+            already |= await sync_state.pending_among(conn, *key, unique_new)
+    fresh = [uid for uid in unique_new if uid not in already]
+
+    async def known_of(ids: list[str]) -> dict[str, tuple[int, str]]:
+        async with db.acquire() as conn:
+            found = await sync_state.items_of(conn, *key, ids)
+        return _overridden(found, ids, known_now)
+
+    out = Plan(upstream_state)
+    stored: list[str] = []  # the pending ids read so far, in order
+    found = 0
+    while True:
+        segment = [uid for uid, _ in page]
+        stored.extend(segment)
+        found += await _sort(out, source, folder_id, since, window - found, segment, known_of)
+        if found >= window or complete or not page:
+            break
+        async with db.acquire() as conn:
+            page = await sync_state.pending(conn, *key, limit=PENDING_PAGE, after=page[-1][1])
+        complete = len(page) < PENDING_PAGE
+    if found < window and fresh:
+        found += await _sort(out, source, folder_id, since, window - found, fresh, known_of)
     examined = set(out.pending_done)
-    remaining = [uid for uid in candidates if uid not in examined]
-    out.more = bool(remaining)
-    if out.replace_pending:
-        out.pending_new = remaining
-    else:
-        stored_set = set(stored)
-        out.pending_done = [uid for uid in out.pending_done if uid in stored_set]
-        out.pending_new = [uid for uid in remaining if uid not in stored_set]
+    stored_set = set(stored)
+    out.pending_done = [uid for uid in out.pending_done if uid in stored_set]
+    out.pending_new = [uid for uid in fresh if uid not in examined]
+    out.more = bool(out.pending_new) or not complete or any(uid not in examined for uid in stored)
     return out
 
 
+async def _plan_listing(db: asyncpg.Pool, source: ItemSource, key: tuple[str, str, int], folder_id: str,
+                        since: datetime | None, window: int, upstream_state: str, listed: list[str],
+                        known_now: dict[str, tuple[int, str] | None] | None) -> Plan:
+    """A listing replaces the pending list; what the device has but the listing lacks is
+    looked at too (deleted, or now outside the filter)."""
+    async with db.acquire() as conn:
+        known = await sync_state.items(conn, *key)
+    known = _overridden(known, list(known_now or ()), known_now)
+    listed_set = set(listed)
+    candidates = listed + [uid for uid in known if uid not in listed_set]
+
+    async def known_of(ids: list[str]) -> dict[str, tuple[int, str]]:
+        return {uid: known[uid] for uid in ids if uid in known}
+
+    out = Plan(upstream_state, replace_pending=True)
+    await _sort(out, source, folder_id, since, window, candidates, known_of)
+    examined = set(out.pending_done)
+    out.pending_new = [uid for uid in candidates if uid not in examined]
+    out.more = bool(out.pending_new)
+    return out
+
+
+def _overridden(found: dict[str, tuple[int, str]], ids: list[str],
+                known_now: dict[str, tuple[int, str] | None] | None) -> dict[str, tuple[int, str]]:
+    for uid in ids:
+        if known_now and uid in known_now:
+            now = known_now[uid]
+            if now is None:
+                found.pop(uid, None)
+            else:
+                found[uid] = now
+    return found
+
+
 async def _sort(out: Plan, source: ItemSource, folder_id: str, since: datetime | None, window: int,
-                candidates: list[str], known: dict[str, tuple[int, str]]) -> None:
+                candidates: list[str],
+                known_of: Callable[[list[str]], Awaitable[dict[str, tuple[int, str]]]]) -> int:
     """Fill ``out`` from ``candidates`` in order until ``window`` commands; ``pending_done``
-    lists every id examined."""
+    lists every id examined. How many commands it found."""
     found = 0
-    chunk = max(50, window * 2)
+    chunk = max(50, window * 2) if window < EVERYTHING_FROM else 500
     position = 0
     while position < len(candidates) and found < window:
         ids = candidates[position:position + chunk]
         versions = await source.versions(folder_id, ids, since)
+        known = await known_of(ids)
         for uid in ids:
             position += 1
             version, mine = versions.get(uid), known.get(uid)
@@ -144,6 +194,7 @@ async def _sort(out: Plan, source: ItemSource, folder_id: str, since: datetime |
             found += 1
             if found >= window:
                 break
+    return found
 
 
 async def has_changes(db: asyncpg.Pool, source: ItemSource, key: tuple[str, str, int], state: CollectionState,
@@ -154,7 +205,7 @@ async def has_changes(db: asyncpg.Pool, source: ItemSource, key: tuple[str, str,
     if state.sync_key == 0 or state.upstream_state is None:
         return True  # the device has yet to sync this folder
     async with db.acquire() as conn:
-        if await sync_state.pending_count(conn, *key) > 0:
+        if await sync_state.has_pending(conn, *key):
             return True
     if upstream_state is not None and upstream_state == state.upstream_state:
         return False

@@ -103,17 +103,38 @@ async def client_ids(conn: asyncpg.Connection, user: str, device_id: str, collec
     return {r["client_id"]: r["item"] for r in rows}
 
 
-async def pending(conn: asyncpg.Connection, user: str, device_id: str, collection_id: int) -> list[str]:
+async def items_of(conn: asyncpg.Connection, user: str, device_id: str, collection_id: int,
+                   upstream_ids: list[str]) -> dict[str, tuple[int, str]]:
+    """``items`` for these upstream ids only."""
+    rows = await conn.fetch(
+        "SELECT item, upstream_id, version FROM collection_items WHERE user_name = $1 AND device_id = $2"
+        " AND collection_id = $3 AND upstream_id = ANY($4::text[])", user, device_id, collection_id, upstream_ids)
+    return {r["upstream_id"]: (r["item"], r["version"]) for r in rows}
+
+
+async def pending(conn: asyncpg.Connection, user: str, device_id: str, collection_id: int, *,
+                  limit: int | None = None, after: int | None = None) -> list[tuple[str, int]]:
+    """The pending list in order, as (upstream id, position): ``limit`` of them after ``after``."""
+    rows = await conn.fetch(
+        "SELECT upstream_id, position FROM collection_pending WHERE user_name = $1 AND device_id = $2"
+        " AND collection_id = $3 AND position > $4 ORDER BY position LIMIT $5",
+        user, device_id, collection_id, after if after is not None else -(2**62), limit)
+    return [(r["upstream_id"], r["position"]) for r in rows]
+
+
+async def pending_among(conn: asyncpg.Connection, user: str, device_id: str, collection_id: int,
+                        upstream_ids: list[str]) -> set[str]:
+    """Which of these ids are on the pending list."""
     rows = await conn.fetch(
         "SELECT upstream_id FROM collection_pending WHERE user_name = $1 AND device_id = $2"
-        " AND collection_id = $3 ORDER BY position", user, device_id, collection_id)
-    return [r["upstream_id"] for r in rows]
+        " AND collection_id = $3 AND upstream_id = ANY($4::text[])", user, device_id, collection_id, upstream_ids)
+    return {r["upstream_id"] for r in rows}
 
 
-async def pending_count(conn: asyncpg.Connection, user: str, device_id: str, collection_id: int) -> int:
-    return int(await conn.fetchval(
-        "SELECT count(*) FROM collection_pending WHERE user_name = $1 AND device_id = $2 AND collection_id = $3",
-        user, device_id, collection_id))
+async def has_pending(conn: asyncpg.Connection, user: str, device_id: str, collection_id: int) -> bool:
+    return bool(await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM collection_pending WHERE user_name = $1 AND device_id = $2"
+        " AND collection_id = $3)", user, device_id, collection_id))
 
 
 async def commit(conn: asyncpg.Connection, user: str, device_id: str, collection_id: int, *,

@@ -3,9 +3,16 @@ ItemSource: the sorting into Add/Change/Delete, the window, what stays pending."
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from usm.sync import Plan, _sort
+
+
+def lookup(known: dict[str, tuple[int, str]]) -> Callable[[list[str]], Awaitable[dict[str, tuple[int, str]]]]:
+    async def known_of(ids: list[str]) -> dict[str, tuple[int, str]]:
+        return {uid: known[uid] for uid in ids if uid in known}
+    return known_of
 
 
 class FakeSource:
@@ -22,7 +29,8 @@ async def test_sorting_into_adds_changes_deletes_and_nothing() -> None:
     source = FakeSource({"new": "", "same": "$seen", "changed": "$flagged"})
     known = {"same": (1, "$seen"), "changed": (2, ""), "gone": (3, "")}
     plan = Plan("s2")
-    await _sort(plan, source, "f", None, 10, ["new", "same", "changed", "gone", "elsewhere"], known)  # type: ignore[arg-type]
+    await _sort(plan, source, "f", None, 10, ["new", "same", "changed", "gone", "elsewhere"],  # type: ignore[arg-type]
+                lookup(known))
     assert plan.adds == ["new"] and plan.changes == [(2, "changed")] and plan.deletes == [3]
     assert plan.versions == {"new": "", "changed": "$flagged"}
     assert plan.pending_done == ["new", "same", "changed", "gone", "elsewhere"]
@@ -32,7 +40,7 @@ async def test_a_full_window_leaves_the_rest_pending_unexamined() -> None:
     ids = [f"m{i}" for i in range(300)]
     source = FakeSource({i: "" for i in ids})
     plan = Plan("s")
-    await _sort(plan, source, "f", None, 25, ids, {})  # type: ignore[arg-type]
+    assert await _sort(plan, source, "f", None, 25, ids, lookup({})) == 25  # type: ignore[arg-type]
     assert plan.adds == ids[:25] and plan.pending_done == ids[:25]
     # The upstream is asked in chunks, not for the whole list.
     assert sum(len(chunk) for chunk in source.asked) == 50
