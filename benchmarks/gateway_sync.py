@@ -1,6 +1,6 @@
 """The gateway under load, against a ceiling measured in the same run.
 
-    .venv/bin/python benchmarks/gateway_sync.py [--pings 1000,10000] [--seconds 5]
+    .venv/bin/python benchmarks/gateway_sync.py [--mailboxes 1000,10000] [--pings 1000,10000] [--seconds 5]
 
 Starts a private Cyrus (scripts/cyrus-upstream.sh), a fresh database on the
 machine's PostgreSQL (EAS_BENCH_DATABASE, default postgresql://postgres@
@@ -8,9 +8,10 @@ machine's PostgreSQL (EAS_BENCH_DATABASE, default postgresql://postgres@
 file as in production) and, as the ceiling, a bare Starlette endpoint doing
 one asyncpg query per request under the same uvicorn. Reports:
 
-1. initial sync of a 1,000-message mailbox (LMTP-delivered, text + HTML,
-   BodyPreference HTML truncated at 5,000 bytes as iOS asks, WindowSize 100):
-   items/s;
+1. initial sync of a mailbox of each --mailboxes size (default 1,000 and 10,000; LMTP-delivered,
+   text + HTML, BodyPreference HTML truncated at 5,000 bytes as iOS asks, WindowSize 100):
+   items/s, the first page (the listing included) and the slowest later page in ms, and
+   items/s of each size against the smallest (flat: within 20 %);
 2. no-change Sync at 1, 10 and 50 concurrent devices: requests/s, p50, p99,
    and the same for the bare endpoint; ratio gateway / ceiling; and what one
    costs: upstream calls (the gateway's /metrics) and database transactions
@@ -156,15 +157,18 @@ class Device:
             etree.SubElement(pref, B + "TruncationSize").text = "5000"
         return wbxml.decode(await self.post("Sync", root))
 
-    async def sync_all(self, collection_id: str) -> tuple[str, int]:
+    async def sync_all(self, collection_id: str) -> tuple[str, int, list[float]]:
+        """Key 0, then every page; the last key, the items, and each page's seconds."""
         tree = await self.sync(collection_id, "0", options=True)
-        key, items = tree.findtext(f".//{A}SyncKey"), 0
+        key, items, pages = tree.findtext(f".//{A}SyncKey"), 0, []
         while True:
+            started = time.perf_counter()
             tree = await self.sync(collection_id, key)
+            pages.append(time.perf_counter() - started)
             key = tree.findtext(f".//{A}SyncKey")
             items += len(list(tree.iter(A + "Add")))
             if tree.find(f".//{A}MoreAvailable") is None:
-                return key, items
+                return key, items, pages
 
 
 def deliver(lmtp: Path, user: str, count: int) -> None:
@@ -262,10 +266,10 @@ async def main(args: argparse.Namespace, work: Path) -> None:
         await conn.execute(f"CREATE DATABASE {db_name}")
         await conn.close()
         dsn = f"{SERVER}/{db_name}"
-        users = [f"bench{uuid.uuid4().hex[:6]}{i}" for i in range(2)]
+        users = [f"bench{uuid.uuid4().hex[:6]}{i}" for i in range(1 + len(args.mailboxes))]
         for name in users:
             subprocess.run(["bash", str(script), "adduser", str(cyrus_dir), str(cyrus_port), name], check=True)
-        big, small = (f"{u}@example.com" for u in users)
+        small, *bigs = (f"{u}@example.com" for u in users)
 
         gw_port, ceiling_port = free_port(), free_port()
         # The load repeats the same no-change Sync hundreds of times a minute per device: what the
@@ -288,15 +292,22 @@ async def main(args: argparse.Namespace, work: Path) -> None:
         print(f"{'figure':<44} {'gateway':>14} {'ceiling':>14} {'ratio':>7}")
         limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
         async with httpx.AsyncClient(timeout=600, limits=limits) as http:
-            # 1. Initial sync of 1,000 messages.
-            deliver(cyrus_dir / "socket" / "lmtp", big, 1000)
-            phone = Device(http, endpoint, big, "benchbig")
-            folders = await phone.provision()
-            started = time.perf_counter()
-            _, items = await phone.sync_all(folders["2"])
-            elapsed = time.perf_counter() - started
-            assert items == 1000, items
-            print(f"{'initial sync, 1,000 messages: items/s':<44} {items / elapsed:>14.0f} {'':>14} {'':>7}")
+            # 1. Initial sync of each mailbox size.
+            first_rate = 0.0
+            for size, big in zip(args.mailboxes, bigs, strict=True):
+                deliver(cyrus_dir / "socket" / "lmtp", big, size)
+                phone = Device(http, endpoint, big, f"benchbig{size}")
+                folders = await phone.provision()
+                started = time.perf_counter()
+                _, items, pages = await phone.sync_all(folders["2"])
+                elapsed = time.perf_counter() - started
+                assert items == size, (items, size)
+                rate = items / elapsed
+                first_rate = first_rate or rate
+                print(f"{f'initial sync, {size:,} messages: items/s':<44} {rate:>14.0f} {'':>14} "
+                      f"{rate / first_rate:>7.2f}")
+                print(f"{'  first page / slowest later page ms':<44} "
+                      f"{pages[0] * 1e3:>6.0f} / {max(pages[1:] or [0]) * 1e3:>5.0f}")
 
             # 2. No-change Sync.
             devices = [Device(http, endpoint, small, f"benchsmall{i}") for i in range(50)]
@@ -401,6 +412,7 @@ async def main(args: argparse.Namespace, work: Path) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--mailboxes", default="1000,10000", type=lambda s: [int(x) for x in s.split(",")])
     parser.add_argument("--pings", default="1000,10000", type=lambda s: [int(x) for x in s.split(",")])
     parser.add_argument("--seconds", default=5.0, type=float)
     parsed = parser.parse_args()
