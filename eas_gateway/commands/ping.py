@@ -25,7 +25,7 @@ from eas_gateway.items.options import Options
 from eas_gateway.xml import E, child_text
 from usm import devices, folders, hierarchy, ids, push, sync, sync_state
 from usm.push import SHUTDOWN, SUPERSEDED, TIMEOUT
-from usm.upstream import forget_hierarchy
+from usm.upstream import forget_hierarchy, sharing
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,7 @@ P = "{Ping:}"
 # MS-ASCMD 2.2.3.177.11 Ping Status values.
 EXPIRED, CHANGES, MISSING, PROTOCOL_ERROR, BAD_INTERVAL, TOO_MANY, HIERARCHY = 1, 2, 3, 4, 5, 6, 7
 MAX_FOLDERS = 300
+CHECKS_AT_ONCE = 4  # folders of one Ping looked at side by side
 
 
 async def handle(ctx: Context, tree: etree._Element | None) -> etree._Element:
@@ -146,20 +147,29 @@ async def _changed(ctx: Context, upstream_ids: dict[int, str], keys: dict[str, s
         if (await folders.state(conn, ctx.user, ctx.line.device_id)).sync_key == 0:
             return None
         states = await sync_state.states(conn, ctx.user, ctx.line.device_id, ids)
-    changed = []
-    for cid in ids:
-        folder_id = upstream_ids[cid]
-        cls = classes.of_folder(folder_id)
-        if folder_id.startswith("virtual:") or cls is None:
-            continue
-        state = states[cid]
-        options = Options.from_json(state.options)
-        since = options.since()
-        if await sync.has_changes(ctx.db, cls.source(ctx, folder_id, options), (ctx.user, ctx.line.device_id, cid),
-                                  state,
-                                  folder_id, since, upstream_state=seen.get(keys.get(folder_id, ""))):
-            changed.append(cid)
-    return changed
+    # The folders are looked at side by side, a few at a time, sharing the upstream reads
+    # they have in common (Email/changes is the account's: one call for every mail folder,
+    # and for every device of the user woken by the same change).
+    lanes = asyncio.Semaphore(CHECKS_AT_ONCE)
+
+    async def check(cid: int) -> bool:
+        async with lanes:
+            return await _folder_changed(ctx, cid, upstream_ids[cid], keys, seen, states[cid])
+
+    with sharing(seen.get("mail")):
+        found = await asyncio.gather(*(check(cid) for cid in ids))
+    return [cid for cid, yes in zip(ids, found, strict=True) if yes]
+
+
+async def _folder_changed(ctx: Context, cid: int, folder_id: str, keys: dict[str, str], seen: dict[str, str],
+                          state: sync_state.CollectionState) -> bool:
+    cls = classes.of_folder(folder_id)
+    if folder_id.startswith("virtual:") or cls is None:
+        return False
+    options = Options.from_json(state.options)
+    return await sync.has_changes(ctx.db, cls.source(ctx, folder_id, options), (ctx.user, ctx.line.device_id, cid),
+                                  state, folder_id, options.since(),
+                                  upstream_state=seen.get(keys.get(folder_id, "")))
 
 
 def _answer(status: int, **extra: int) -> etree._Element:

@@ -4,12 +4,13 @@ against the real Cyrus in tests/gateway."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import httpx
 import pytest
 
-from usm.upstream import AuthenticationFailed, Credentials, UpstreamError, UpstreamUnavailable
+from usm.upstream import AuthenticationFailed, Credentials, UpstreamError, UpstreamUnavailable, sharing
 from usm.upstream.jmap import JMAPUpstream
 
 ALICE = Credentials("alice@example.com", "secret")
@@ -100,3 +101,41 @@ async def test_event_source_yields_once_per_state_change_and_reports_the_end() -
     assert seen[0].headers["accept"] == "text/event-stream"
     # A server without eventSourceUrl (Cyrus 3.6 from Debian): no stream, the caller polls.
     assert await _upstream(_server).subscribe(ALICE) is None
+
+
+async def test_reads_in_flight_are_shared_only_by_requests_that_knew_the_same_state() -> None:
+    asked: list[str] = []
+
+    async def server(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/.well-known/jmap":
+            return httpx.Response(200, json=SESSION)
+        [[name, args, tag]] = json.loads(request.content)["methodCalls"]
+        asked.append(name)
+        await asyncio.sleep(0.05)  # in flight long enough for the others to come
+        if name == "Email/changes":
+            return httpx.Response(200, json={"methodResponses": [[name, {
+                "newState": "s2", "created": ["e1"], "updated": [], "destroyed": []}, tag]]})
+        return httpx.Response(200, json={"methodResponses": [[name, {"list": [
+            {"id": i, "mailboxIds": {"m1": True}, "keywords": {}, "receivedAt": "2026-11-30T08:00:00Z"}
+            for i in args["ids"]]}, tag]]})
+
+    upstream = _upstream(server)
+    mail = upstream.mail(ALICE)
+    await upstream.session(ALICE)
+    with sharing("s2"):  # five checks woken by the same change: one Email/changes, one Email/get
+        found = await asyncio.gather(*(mail.changes("s1") for _ in range(5)),
+                                     *(mail.versions("m1", ["e1"], None) for _ in range(3)))
+    assert asked == ["Email/changes", "Email/get"]
+    assert all(f.ids == ["e1"] for f in found[:5]) and all(v == {"e1": ""} for v in found[5:])
+
+    asked.clear()
+
+    async def knowing(state: str | None) -> object:
+        with sharing(state):
+            return await mail.changes("s1")
+    # A read started before a newer change is not the answer of a request woken by it, and
+    # outside a Ping's checks (None) nothing is shared.
+    await asyncio.gather(knowing("s2"), knowing("s3"), knowing(None), knowing(None))
+    assert asked == ["Email/changes"] * 4
+    assert upstream.shared_reads == 6
+    await upstream.aclose()

@@ -104,6 +104,27 @@ def note_write(*, folders: bool = False) -> None:
             log.hierarchy.clear()
 
 
+_SHARING: contextvars.ContextVar[str | None] = contextvars.ContextVar("eas_upstream_sharing", default=None)
+
+
+@contextmanager
+def sharing(as_of: str | None) -> Iterator[None]:
+    """Inside the block, a driver may answer a read with the answer to the same read that
+    another request, which also knew the user's upstream state to be ``as_of``, has in
+    flight (Ping's checks after a wake-up: several folders, several devices of one user,
+    the same Email/changes). Keyed by ``as_of`` so that a read started before the change
+    that woke a request is never its answer; None: no sharing."""
+    token = _SHARING.set(as_of)
+    try:
+        yield
+    finally:
+        _SHARING.reset(token)
+
+
+def shared_as_of() -> str | None:
+    return _SHARING.get()
+
+
 def forget_hierarchy() -> None:
     """The hierarchy may have changed since this request read it (a held request woke)."""
     log = _WRITES.get()

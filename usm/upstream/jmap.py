@@ -7,10 +7,11 @@ resolved against the URL the session came from.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -40,6 +41,7 @@ from usm.upstream import (
     conversation_id,
     keywords_version,
     note_write,
+    shared_as_of,
 )
 
 CORE = "urn:ietf:params:jmap:core"
@@ -100,6 +102,9 @@ class JMAPUpstream:
         # credentials, so a cached session grants nothing by itself.
         self._sessions: dict[str, tuple[JMAPSession, float]] = {}
         self.session_ttl = 300.0
+        # Reads in flight that requests knowing the same upstream state may share (shared()).
+        self._in_flight: dict[tuple[Any, ...], asyncio.Future[Any]] = {}
+        self.shared_reads = 0
         # Told of every HTTP call: (operation, seconds, failed). The gateway counts them (/metrics).
         self.observe: Callable[[str, float, bool], None] | None = None
 
@@ -231,6 +236,27 @@ class JMAPUpstream:
 
     def mail(self, credentials: Credentials) -> JMAPMail:
         return JMAPMail(self, credentials)
+
+    async def shared(self, credentials: Credentials, what: tuple[Any, ...],
+                     read: Callable[[], Awaitable[Any]]) -> Any:
+        """``read()``, or the same read another request has in flight (usm.upstream.sharing)."""
+        as_of = shared_as_of()
+        if as_of is None:
+            return await read()
+        key = (credentials.user, as_of, *what)
+        running = self._in_flight.get(key)
+        if running is not None:
+            self.shared_reads += 1
+            return await asyncio.shield(running)
+        future: asyncio.Future[Any] = asyncio.ensure_future(read())
+        self._in_flight[key] = future
+
+        def done(finished: asyncio.Future[Any]) -> None:
+            self._in_flight.pop(key, None)
+            if not finished.cancelled():
+                finished.exception()  # retrieved here too: every waiter may have gone (a Ping's heartbeat ended)
+        future.add_done_callback(done)
+        return await asyncio.shield(future)
 
     async def messages(self, credentials: Credentials, ids: list[str], body: BodyRequest) -> dict[str, Message]:
         properties = MESSAGE_PROPERTIES + (["textBody", "htmlBody", "bodyValues"] if body.text or body.html else [])
@@ -496,17 +522,23 @@ class JMAPMail:
                 return state, ids
 
     async def changes(self, state: str) -> Changes:
-        [(_, result, _)] = await self.upstream.call(
-            self.credentials, [["Email/changes", {"sinceState": state, "maxChanges": 5000}, "0"]])
-        ids = list(dict.fromkeys(result["created"] + result["updated"] + result["destroyed"]))
-        return Changes(result["newState"], ids, bool(result.get("hasMoreChanges")))
+        async def read() -> Changes:
+            [(_, result, _)] = await self.upstream.call(
+                self.credentials, [["Email/changes", {"sinceState": state, "maxChanges": 5000}, "0"]])
+            ids = list(dict.fromkeys(result["created"] + result["updated"] + result["destroyed"]))
+            return Changes(result["newState"], ids, bool(result.get("hasMoreChanges")))
+        found: Changes = await self.upstream.shared(self.credentials, ("Email/changes", state), read)
+        return found
 
     async def versions(self, folder_id: str, ids: list[str], since: datetime | None) -> dict[str, str]:
         out: dict[str, str] = {}
         for chunk in _chunks(ids, GET_CHUNK):
-            [(_, result, _)] = await self.upstream.call(self.credentials, [
-                ["Email/get", {"ids": chunk, "properties": ["mailboxIds", "keywords", "receivedAt"]}, "0"]])
-            for email in result["list"]:
+            async def read(chunk: list[str] = chunk) -> list[dict[str, Any]]:
+                [(_, result, _)] = await self.upstream.call(self.credentials, [
+                    ["Email/get", {"ids": chunk, "properties": ["mailboxIds", "keywords", "receivedAt"]}, "0"]])
+                return list(result["list"])
+            listed = await self.upstream.shared(self.credentials, ("Email/get versions", *chunk), read)
+            for email in listed:
                 if not email.get("mailboxIds", {}).get(folder_id):
                     continue
                 if since is not None and _date(email["receivedAt"]) < since:
