@@ -112,6 +112,15 @@ async def items_of(conn: asyncpg.Connection, user: str, device_id: str, collecti
     return {r["upstream_id"]: (r["item"], r["version"]) for r in rows}
 
 
+async def items_by_number(conn: asyncpg.Connection, user: str, device_id: str, collection_id: int,
+                          numbers: list[int]) -> dict[int, tuple[str, str]]:
+    """item number -> (upstream id, version last sent), for these items only."""
+    rows = await conn.fetch(
+        "SELECT item, upstream_id, version FROM collection_items WHERE user_name = $1 AND device_id = $2"
+        " AND collection_id = $3 AND item = ANY($4::integer[])", user, device_id, collection_id, numbers)
+    return {r["item"]: (r["upstream_id"], r["version"]) for r in rows}
+
+
 async def pending(conn: asyncpg.Connection, user: str, device_id: str, collection_id: int, *,
                   limit: int | None = None, after: int | None = None) -> list[tuple[str, int]]:
     """The pending list in order, as (upstream id, position): ``limit`` of them after ``after``."""

@@ -72,9 +72,10 @@ class PhoneCommands:
 
 async def read_commands(ctx: Context, collection_id: int, commands: etree._Element) -> PhoneCommands:
     """Sort the phone's commands and find the items their ServerIds name."""
-    async with ctx.db.acquire() as conn:
-        known = await sync_state.items(conn, ctx.user, ctx.line.device_id, collection_id)
-    by_item = {number: (uid, version) for uid, (number, version) in known.items()}
+    numbers = [n for n in (sync_state.item_number(collection_id, child_text(c, A + "ServerId") or "")
+                           for c in commands) if n is not None]
+    async with ctx.db.acquire() as conn:  # only the items named: a command costs the same in any folder size
+        by_item = await sync_state.items_by_number(conn, ctx.user, ctx.line.device_id, collection_id, numbers)
 
     def lookup(server_id: str) -> Found | None:
         number = sync_state.item_number(collection_id, server_id)

@@ -243,5 +243,5 @@ async def _calendar_id(ctx: Context, path: str) -> str | None:
         collection = (await folders.server_ids(conn, ctx.user, [folder.id])).get(folder.id)
         if collection is None:
             return None
-        known = await sync_state.items(conn, ctx.user, ctx.line.device_id, collection)
+        known = await sync_state.items_of(conn, ctx.user, ctx.line.device_id, collection, [path])
     return sync_state.server_id(collection, known[path][0]) if path in known else None

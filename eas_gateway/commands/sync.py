@@ -368,9 +368,9 @@ async def _answer_not_taken(ctx: Context, cid: int, last_response: bytes) -> Non
     tree = wbxml.decode(last_response)
     numbers = [sync_state.item_number(cid, add.findtext(A + "ServerId") or "") for add in tree.iter(A + "Add")]
     async with ctx.db.acquire() as conn:
-        by_number = {n: uid for uid, (n, _) in (await sync_state.items(conn, ctx.user, ctx.line.device_id,
-                                                                         cid)).items()}
-        uids = [by_number.get(n) for n in numbers if n]
+        by_number = await sync_state.items_by_number(conn, ctx.user, ctx.line.device_id, cid,
+                                                     [n for n in numbers if n])
+        uids = [by_number[n][0] if n in by_number else None for n in numbers if n]
         reason = f"the phone asked {REPLAY_LIMIT} times for the same answer: it could not take it"
         skipped = await sync_state.record_failures(conn, ctx.user, ctx.line.device_id, cid,
                                                     {uid: reason for uid in uids if uid})
