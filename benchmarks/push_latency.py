@@ -1,6 +1,6 @@
 """Push latency: how long after a delivery a held Ping answers, per wake-up path.
 
-    .venv/bin/python benchmarks/push_latency.py [--trials 20] [--poll-seconds 20]
+    .venv/bin/python benchmarks/push_latency.py [--trials 20] [--poll-seconds 20] [--fanout 500]
 
 Starts a private Cyrus (Debian's 3.6: its JMAP has no push), a fresh database on the
 machine's PostgreSQL (EAS_BENCH_DATABASE) and the gateway, three times: polling the JMAP
@@ -9,7 +9,9 @@ EAS_IMAP_IDLE on Cyrus' IMAP service; with Cyrus' own change events POSTed to th
 gateway's /push/upstream-events (notifyd's external notifier, scripts/cyrus-upstream.sh).
 For each, --trials deliveries at a random moment of a held Ping (LMTP, as an MTA delivers)
 and the time from the delivery to the Ping's answer: p50, p99, max, and each path's
-ratio to polling.
+ratio to polling. With --fanout N, on the upstream-events path: N users each holding a Ping,
+one message delivered to all of them in one LMTP transaction (a mailing list), and the time
+to the first and to the last Ping's answer.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
+import smtplib
 import sys
 import time
+from email.message import EmailMessage
 from pathlib import Path
 
 import httpx
@@ -72,6 +76,42 @@ async def trials(endpoint: str, cyrus_dir: Path, user: str, count: int, seed: in
     return out
 
 
+async def fanout(endpoint: str, cyrus_dir: Path, users: list[str]) -> tuple[float, float]:
+    """Seconds from one delivery to all ``users`` until the first and the last held Ping answers."""
+    limits = httpx.Limits(max_connections=len(users) + 10, max_keepalive_connections=len(users) + 10)
+    async with httpx.AsyncClient(timeout=600, limits=limits) as http:
+        lanes = asyncio.Semaphore(20)
+
+        async def ready(i: int, user: str) -> tuple[Device, str]:
+            async with lanes:
+                phone = Device(http, endpoint, user, f"fan{i}")
+                inbox = (await phone.provision())["2"]
+                await phone.sync_all(inbox)
+                return phone, inbox
+        phones = await asyncio.gather(*(ready(i, u) for i, u in enumerate(users)))
+        answered: list[float] = []
+
+        async def hold(phone: Device, inbox: str) -> str:
+            status = wbxml.decode(await phone.post("Ping", ping_request(inbox, 600))).findtext(P + "Status") or ""
+            answered.append(time.monotonic())
+            return status
+        pings = [asyncio.create_task(hold(p, f)) for p, f in phones]
+        await asyncio.sleep(5.0)  # every Ping held
+        assert not answered, "a Ping answered before the delivery"
+
+        def deliver_all() -> None:
+            message = EmailMessage()
+            message["From"], message["To"], message["Subject"] = "list@example.org", "list@example.com", "to all"
+            message.set_content("one message, many recipients\n")
+            with smtplib.LMTP(str(cyrus_dir / "socket" / "lmtp")) as lmtp:
+                lmtp.send_message(message, "list@example.org", users)
+        delivered = time.monotonic()
+        await asyncio.to_thread(deliver_all)
+        statuses = await asyncio.gather(*pings)
+        assert set(statuses) == {"2"}, statuses
+        return min(answered) - delivered, max(answered) - delivered
+
+
 async def run(args: argparse.Namespace, work: Path) -> None:
     results: dict[str, list[float]] = {}
     work.chmod(0o755)  # Cyrus (user cyrus) reaches its directories below it
@@ -88,12 +128,18 @@ async def run(args: argparse.Namespace, work: Path) -> None:
                 (found.cyrus_dir / "events-target").write_text(f"{base}/push/upstream-events {secret}\n")
             user = found.add_user("pusher")
             results[name] = await trials(found.endpoint, found.cyrus_dir, user, args.trials, seed=args.seed)
+            if name == "upstream events" and args.fanout:
+                many = [found.add_user(f"fan{i}") for i in range(args.fanout)]
+                first_last = await fanout(found.endpoint, found.cyrus_dir, many)
     print(f"{'delivery -> Ping answer, s':<28} {'p50':>8} {'p99':>8} {'max':>8}   ({args.trials} trials)")
     for name, values in results.items():
         print(f"{name:<28} {percentile(values, 0.5):>8.2f} {percentile(values, 0.99):>8.2f} {max(values):>8.2f}")
     for name in ("IMAP IDLE", "upstream events"):
         ratio = percentile(results[name], 0.5) / percentile(results["polling"], 0.5)
         print(f"{name + ' / polling, p50':<28} {ratio:>8.3f}")
+    if args.fanout:
+        print(f"{f'one delivery to {args.fanout} users, each Ping held: first / last answer s':<60} "
+              f"{first_last[0]:>6.2f} / {first_last[1]:>6.2f}")
 
 
 if __name__ == "__main__":
@@ -101,4 +147,5 @@ if __name__ == "__main__":
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--poll-seconds", type=float, default=20.0)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--fanout", type=int, default=0, help="users woken by one delivery (upstream events)")
     harness.main(run, parser, "eas-bench-push-")
