@@ -111,7 +111,7 @@ async def main(args: argparse.Namespace, work: Path) -> None:
             calendar = await put_events(upstream, creds, args.events, args.series)
             folders = await phone.provision()
             started = time.perf_counter()
-            _, items = await phone.sync_all(folders["8"])
+            _, items, _ = await phone.sync_all(folders["8"])
             elapsed = time.perf_counter() - started
             assert items == args.events, items
             straight, straight_seconds = await read_straight(upstream, creds, calendar)

@@ -84,7 +84,7 @@ async def main(args: argparse.Namespace, work: Path) -> None:
             await put_cards(upstream, Credentials(big, big.split("@")[0]), args.cards)
             folders = await phone.provision()
             started = time.perf_counter()
-            _, items = await phone.sync_all(folders["9"])
+            _, items, _ = await phone.sync_all(folders["9"])
             elapsed = time.perf_counter() - started
             assert items == args.cards, items
             print(f"{f'initial sync, {args.cards:,} cards: items/s':<52} {items / elapsed:>12.0f}")

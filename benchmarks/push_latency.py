@@ -58,7 +58,7 @@ async def trials(endpoint: str, cyrus_dir: Path, user: str, count: int, seed: in
     async with httpx.AsyncClient(timeout=300) as http:
         phone = Device(http, endpoint, user, f"push{seed}")
         inbox = (await phone.provision())["2"]
-        key, _ = await phone.sync_all(inbox)
+        key, _, _ = await phone.sync_all(inbox)
         for _ in range(count):
             ping = asyncio.create_task(phone.post("Ping", ping_request(inbox, 300)))
             await asyncio.sleep(1.0 + chance.uniform(0, 5))  # a random phase of the poll
