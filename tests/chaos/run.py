@@ -26,7 +26,6 @@ import re
 import shutil
 import signal
 import smtplib
-import socket
 import subprocess
 import sys
 import tempfile
@@ -45,6 +44,7 @@ from lxml import etree
 
 from tests.chaos.fault_proxy import FaultProxy
 from tests.chaos.phone import ChaosPhone
+from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -261,25 +261,6 @@ class Database:
         self.server.cleanup()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _free_ports(run: int) -> int:
-    for _ in range(100):
-        port = _free_port()
-        try:
-            for above in range(1, run):
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", port + above))
-            return port
-        except OSError:
-            continue
-    raise RuntimeError(f"no {run} free ports in a row")
-
-
 def _add_user(cyrus_dir: Path, cyrus_url: str) -> str:
     name = "chaos" + uuid.uuid4().hex[:8]
     port = cyrus_url.rsplit(":", 1)[1]
@@ -317,7 +298,7 @@ def converge(cyrus_url: str, cyrus_dir: Path, *, seed: int, operations: int, fau
     secret = user.split("@")[0]
     proxy = FaultProxy(cyrus_url, seed=seed, rate=0.0, pause=1.0)
     database = Database(work)
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "EAS_UPSTREAM": proxy.url, "EAS_DATABASE_URL": database.url, "EAS_PORT": str(port),
            "EAS_POLL_SECONDS": "1", "EAS_DAV_POLL_SECONDS": "1", "EAS_LOOP_LIMIT": "0", "EAS_LOG_LEVEL": "INFO",
            "EAS_STATE_DIR": str(work / "state")}
@@ -384,7 +365,7 @@ def main() -> None:
     args = parser.parse_args()
     state = Path(tempfile.mkdtemp(prefix="eas-chaos-cyrus-"))
     state.chmod(0o755)
-    port = _free_ports(3)  # HTTP, IMAP, SMTP relay (scripts/cyrus-upstream.sh)
+    port = free_port(run=3)  # HTTP, IMAP, SMTP relay (scripts/cyrus-upstream.sh)
     script = ROOT / "scripts" / "cyrus-upstream.sh"
     subprocess.run(["bash", str(script), "start", str(state), str(port)], check=True, timeout=900)
     try:

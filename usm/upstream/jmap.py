@@ -12,7 +12,7 @@ import itertools
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -20,11 +20,8 @@ import httpx
 
 from usm.upstream import (
     Account,
-    Address,
-    Attachment,
     AuthenticationFailed,
     BodyRequest,
-    BodyText,
     Changes,
     Credentials,
     Folder,
@@ -43,6 +40,7 @@ from usm.upstream import (
     note_write,
     shared_as_of,
 )
+from usm.upstream.jmap_data import chunks, parse_date, to_message, utc_text
 
 CORE = "urn:ietf:params:jmap:core"
 MAIL = "urn:ietf:params:jmap:mail"
@@ -265,10 +263,10 @@ class JMAPUpstream:
         if body.max_bytes is not None:
             args["maxBodyValueBytes"] = max(body.max_bytes, 1)
         found: dict[str, Message] = {}
-        for chunk in _chunks(ids, GET_CHUNK):
+        for chunk in chunks(ids, GET_CHUNK):
             [(_, result, _)] = await self.call(credentials, [["Email/get", {"ids": chunk, **args}, "0"]])
             for email in result["list"]:
-                found[email["id"]] = _message(email, body)
+                found[email["id"]] = to_message(email, body)
         return found
 
     async def download(self, credentials: Credentials, blob_id: str, *, type: str = "application/octet-stream",
@@ -290,7 +288,7 @@ class JMAPUpstream:
         ``mailboxIds/<id>``: True/None); returns the ids that failed with the
         SetError type (``notFound`` among them)."""
         failed: dict[str, str] = {}
-        for chunk in _chunks(list(patches), GET_CHUNK):
+        for chunk in chunks(list(patches), GET_CHUNK):
             [(_, result, _)] = await self.call(
                 credentials, [["Email/set", {"update": {i: patches[i] for i in chunk}}, "0"]])
             failed.update(_set_errors(result.get("notUpdated")))
@@ -299,7 +297,7 @@ class JMAPUpstream:
     async def destroy_messages(self, credentials: Credentials, ids: list[str]) -> dict[str, str]:
         """Email/set destroy; an id that is already gone is not a failure."""
         failed: dict[str, str] = {}
-        for chunk in _chunks(ids, GET_CHUNK):
+        for chunk in chunks(ids, GET_CHUNK):
             [(_, result, _)] = await self.call(credentials, [["Email/set", {"destroy": chunk}, "0"]])
             failed.update({i: e for i, e in _set_errors(result.get("notDestroyed")).items() if e != "notFound"})
         return failed
@@ -347,9 +345,9 @@ class JMAPUpstream:
         if query.text:
             conditions.append({"text": query.text})
         if query.after is not None:
-            conditions.append({"after": _utc(query.after)})
+            conditions.append({"after": utc_text(query.after)})
         if query.before is not None:
-            conditions.append({"before": _utc(query.before)})
+            conditions.append({"before": utc_text(query.before)})
         if query.folder_ids is not None:
             conditions.append({"operator": "OR", "conditions": [{"inMailbox": f} for f in query.folder_ids]})
         condition: dict[str, Any] = {"operator": "AND", "conditions": conditions} if conditions else {}
@@ -387,8 +385,8 @@ class JMAPUpstream:
         wanted = set(query.folder_ids) if query.folder_ids is not None else None
         found = [e for e in emails["list"]
                  if (wanted is None or wanted & set(e.get("mailboxIds") or {}))
-                 and (query.after is None or e["receivedAt"] > _utc(query.after))
-                 and (query.before is None or e["receivedAt"] < _utc(query.before))]
+                 and (query.after is None or e["receivedAt"] > utc_text(query.after))
+                 and (query.before is None or e["receivedAt"] < utc_text(query.before))]
         found.sort(key=lambda e: e["receivedAt"], reverse=True)
         return [e["id"] for e in found[query.position:query.position + query.limit]], len(found)
 
@@ -445,14 +443,14 @@ class JMAPUpstream:
         found = result["list"][0] if result["list"] else {}
         return Vacation(
             enabled=bool(found.get("isEnabled")),
-            start=_date(found["fromDate"]) if found.get("fromDate") else None,
-            end=_date(found["toDate"]) if found.get("toDate") else None,
+            start=parse_date(found["fromDate"]) if found.get("fromDate") else None,
+            end=parse_date(found["toDate"]) if found.get("toDate") else None,
             subject=found.get("subject"), text=found.get("textBody"), html=found.get("htmlBody"))
 
     async def set_vacation(self, credentials: Credentials, vacation: Vacation) -> None:
         patch = {"isEnabled": vacation.enabled,
-                 "fromDate": _utc(vacation.start) if vacation.start else None,
-                 "toDate": _utc(vacation.end) if vacation.end else None,
+                 "fromDate": utc_text(vacation.start) if vacation.start else None,
+                 "toDate": utc_text(vacation.end) if vacation.end else None,
                  "subject": vacation.subject, "textBody": vacation.text, "htmlBody": vacation.html}
         [(_, result, _)] = await self.call(credentials, [["VacationResponse/set", {
             "update": {"singleton": patch}}, "0"]])
@@ -502,7 +500,7 @@ class JMAPMail:
     async def listing(self, folder_id: str, since: datetime | None) -> tuple[str, list[str]]:
         condition: dict[str, Any] = {"inMailbox": folder_id}
         if since is not None:
-            condition["after"] = _utc(since)
+            condition["after"] = utc_text(since)
         ids: list[str] = []
         state = None
         while True:
@@ -532,7 +530,7 @@ class JMAPMail:
 
     async def versions(self, folder_id: str, ids: list[str], since: datetime | None) -> dict[str, str]:
         out: dict[str, str] = {}
-        for chunk in _chunks(ids, GET_CHUNK):
+        for chunk in chunks(ids, GET_CHUNK):
             async def read(chunk: list[str] = chunk) -> list[dict[str, Any]]:
                 [(_, result, _)] = await self.upstream.call(self.credentials, [
                     ["Email/get", {"ids": chunk, "properties": ["mailboxIds", "keywords", "receivedAt"]}, "0"]])
@@ -541,81 +539,10 @@ class JMAPMail:
             for email in listed:
                 if not email.get("mailboxIds", {}).get(folder_id):
                     continue
-                if since is not None and _date(email["receivedAt"]) < since:
+                if since is not None and parse_date(email["receivedAt"]) < since:
                     continue
                 out[email["id"]] = keywords_version(email.get("keywords") or {})
         return out
-
-
-def _message(email: dict[str, Any], body: BodyRequest) -> Message:
-    values = email.get("bodyValues") or {}
-    text = _body(email.get("textBody"), values) if body.text else None
-    html = _body(email.get("htmlBody"), values) if body.html else None
-    return Message(
-        id=email["id"], blob_id=email["blobId"], thread_id=email.get("threadId"),
-        folder_ids=frozenset(k for k, v in (email.get("mailboxIds") or {}).items() if v),
-        keywords=frozenset(k.lower() for k, v in (email.get("keywords") or {}).items() if v),
-        received_at=_date(email["receivedAt"]), size=int(email.get("size") or 0),
-        subject=email.get("subject"), sender=_addresses(email.get("from")), to=_addresses(email.get("to")),
-        cc=_addresses(email.get("cc")), reply_to=_addresses(email.get("replyTo")),
-        message_id=(email.get("messageId") or [None])[0],
-        importance=_importance(email.get("header:Importance:asText"), email.get("header:X-Priority:asText")),
-        text=text, html=html,
-        html_is_text=body.html and not _has_type(email.get("htmlBody"), "text/html"),
-        text_is_html=body.text and not _has_type(email.get("textBody"), "text/plain"),
-        attachments=[_attachment(part) for part in email.get("attachments") or [] if part.get("blobId")],
-        references=list(email.get("references") or []),
-    )
-
-
-def _body(parts: list[dict[str, Any]] | None, values: dict[str, Any]) -> BodyText | None:
-    texts, size, truncated = [], 0, False
-    for part in parts or []:
-        value = values.get(str(part.get("partId")))
-        if value is None or not str(part.get("type", "")).startswith("text/"):
-            continue
-        texts.append(value["value"])
-        size += int(part.get("size") or 0)
-        truncated = truncated or bool(value.get("isTruncated"))
-    if not texts:
-        return None
-    return BodyText("\n".join(texts), size, truncated)
-
-
-def _has_type(parts: list[dict[str, Any]] | None, type: str) -> bool:
-    return any(part.get("type") == type for part in parts or [])
-
-
-def _attachment(part: dict[str, Any]) -> Attachment:
-    return Attachment(blob_id=part["blobId"], name=part.get("name"),
-                      type=part.get("type") or "application/octet-stream",
-                      size=int(part.get("size") or 0), content_id=(part.get("cid") or None),
-                      inline=part.get("disposition") == "inline")
-
-
-def _addresses(value: list[dict[str, Any]] | None) -> list[Address]:
-    return [Address(a.get("name") or None, a.get("email") or "") for a in value or []]
-
-
-def _importance(importance: str | None, priority: str | None) -> str | None:
-    if importance and importance.strip().lower() in ("low", "normal", "high"):
-        return importance.strip().lower()
-    if priority and priority.strip()[:1].isdigit():
-        level = int(priority.strip()[0])
-        return "high" if level <= 2 else "low" if level >= 4 else "normal"
-    return None
-
-
-def _date(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
-def _utc(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _chunks(items: list[str], size: int) -> list[list[str]]:
-    return [items[i:i + size] for i in range(0, len(items), size)]
 
 
 def _json(response: httpx.Response) -> dict[str, Any]:
