@@ -91,13 +91,17 @@ async def stack(work: Path, db_name: str, *, ceiling: bool = False,
 
 def main(run: Callable[[argparse.Namespace, Path], Awaitable[None]], parser: argparse.ArgumentParser,
          prefix: str) -> None:
-    """Parse the arguments, run the benchmark in a temporary directory, remove it."""
+    """Parse the arguments, run the benchmark in a temporary directory, remove it (kept, with
+    the gateway's log, when EAS_BENCH_KEEP is set)."""
     arguments = parser.parse_args()
     directory = Path(tempfile.mkdtemp(prefix=prefix))
     try:
         asyncio.run(run(arguments, directory))
     finally:
-        shutil.rmtree(directory, ignore_errors=True)
+        if os.environ.get("EAS_BENCH_KEEP"):
+            print(f"kept {directory} (EAS_BENCH_KEEP)")
+        else:
+            shutil.rmtree(directory, ignore_errors=True)
 
 
 def parser(doc: str | None) -> argparse.ArgumentParser:

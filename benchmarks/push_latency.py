@@ -39,6 +39,7 @@ from harness import stack  # noqa: E402
 import wbxml  # noqa: E402
 
 P = "{Ping:}"
+PATHS = ("polling", "IMAP IDLE", "upstream events")
 
 
 def ping_request(folder: str, heartbeat: int) -> etree._Element:
@@ -104,8 +105,21 @@ def lmtp_to_all(path: Path, sender: str, recipients: list[str], data: bytes) -> 
         conn.sendall(b"QUIT\r\n")
 
 
+def upstream_calls(metrics: str) -> dict[str, tuple[float, float]]:
+    """The gateway's upstream calls so far, by operation: (calls, seconds in them)."""
+    out: dict[str, list[float]] = {}
+    for line in metrics.splitlines():
+        for name, slot in (("eas_upstream_calls_total{", 0), ("eas_upstream_call_duration_seconds_sum{", 1)):
+            if line.startswith(name):
+                operation = line.split('operation="', 1)[1].split('"', 1)[0]
+                out.setdefault(operation, [0.0, 0.0])[slot] += float(line.rsplit(" ", 1)[1])
+    return {k: (v[0], v[1]) for k, v in out.items()}
+
+
 async def fanout(endpoint: str, cyrus_dir: Path, users: list[str]) -> tuple[float, float]:
-    """Seconds from one delivery to all ``users`` until the first and the last held Ping answers."""
+    """Seconds from one delivery to all ``users`` until the first and the last held Ping answers;
+    prints the upstream calls the gateway made meanwhile, per woken Ping."""
+    metrics = endpoint.removesuffix("/Microsoft-Server-ActiveSync") + "/metrics"
     limits = httpx.Limits(max_connections=len(users) + 10, max_keepalive_connections=len(users) + 10)
     async with httpx.AsyncClient(timeout=600, limits=limits) as http:
         lanes = asyncio.Semaphore(20)
@@ -132,10 +146,18 @@ async def fanout(endpoint: str, cyrus_dir: Path, users: list[str]) -> tuple[floa
             message["From"], message["To"], message["Subject"] = "list@example.org", "list@example.com", "to all"
             message.set_content("one message, many recipients\n")
             lmtp_to_all(cyrus_dir / "socket" / "lmtp", "list@example.org", users, message.as_bytes())
+        before = upstream_calls((await http.get(metrics)).text)
         delivered = time.monotonic()
         await asyncio.to_thread(deliver_all)
         statuses = await asyncio.gather(*pings)
         assert set(statuses) == {"2"}, statuses
+        after = upstream_calls((await http.get(metrics)).text)
+        print("upstream calls per woken Ping, during the fan-out (calls, mean ms):")
+        for operation, (calls, seconds) in sorted(after.items()):
+            calls -= before.get(operation, (0.0, 0.0))[0]
+            seconds -= before.get(operation, (0.0, 0.0))[1]
+            if calls:
+                print(f"  {operation:<40} {calls / len(users):>6.2f} {1000 * seconds / calls:>8.1f}")
         return min(answered) - delivered, max(answered) - delivered
 
 
@@ -143,7 +165,9 @@ async def run(args: argparse.Namespace, work: Path) -> None:
     results: dict[str, list[float]] = {}
     work.chmod(0o755)  # Cyrus (user cyrus) reaches its directories below it
     secret = "bench-events-secret"
-    for name in ("polling", "IMAP IDLE", "upstream events"):
+    for name in PATHS:
+        if name.split()[0].lower() not in args.paths.split(","):
+            continue
         place = work / name.replace(" ", "-")
         place.mkdir()
         env = {"EAS_POLL_SECONDS": str(args.poll_seconds)}
@@ -162,6 +186,8 @@ async def run(args: argparse.Namespace, work: Path) -> None:
     for name, values in results.items():
         print(f"{name:<28} {percentile(values, 0.5):>8.2f} {percentile(values, 0.99):>8.2f} {max(values):>8.2f}")
     for name in ("IMAP IDLE", "upstream events"):
+        if name not in results or "polling" not in results:
+            continue
         ratio = percentile(results[name], 0.5) / percentile(results["polling"], 0.5)
         print(f"{name + ' / polling, p50':<28} {ratio:>8.3f}")
     if args.fanout:
@@ -174,5 +200,7 @@ if __name__ == "__main__":
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--poll-seconds", type=float, default=20.0)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--paths", default="polling,imap,upstream",
+                        help="the wake-up paths to measure, of polling,imap,upstream")
     parser.add_argument("--fanout", type=int, default=0, help="users woken by one delivery (upstream events)")
     harness.main(run, parser, "eas-bench-push-")

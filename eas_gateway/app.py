@@ -119,7 +119,9 @@ class Gateway:
         idle = ImapIdle(self.settings.imap_idle, max_connections=self.settings.imap_idle_max) \
             if self.settings.imap_idle else None
         self.push = PushHub(self.db, self.upstream, poll_seconds=self.settings.poll_seconds,
-                            dav_poll_seconds=self.settings.dav_poll_seconds, idle=idle)
+                            dav_poll_seconds=self.settings.dav_poll_seconds, idle=idle,
+                            events_poll_seconds=self.settings.events_poll_seconds,
+                            linger_seconds=self.settings.watch_linger_seconds)
         await self.push.start()
         self.access = DeviceAccess(self.db, default=self.settings.device_access, loop_limit=self.settings.loop_limit,
                                    block_minutes=self.settings.loop_block_minutes,

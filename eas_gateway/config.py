@@ -36,6 +36,12 @@ class Settings:
     # The secret an upstream's event notifier sends (Authorization: Bearer) to POST its change
     # events to /push/upstream-events (eas_gateway/upstream_events.py); empty: the endpoint is off.
     upstream_events_secret: str = ""
+    # Once such events have come for a store (mail, or the DAV homes), its watchers poll
+    # only this often, a safety net for a lost event (usm/push.py).
+    events_poll_seconds: float = 300.0
+    # How long a user's watcher (and the credentials it reads with) outlives the user's last
+    # held request, so that a phone's next Ping finds the upstream states known.
+    watch_linger_seconds: float = 60.0
     # Device access (usm/access.py): what a device no rule names gets (allow, block or
     # quarantine); identical requests per minute past which a device is in a sync loop and
     # blocked for loop_block_minutes (0: no autoblock).

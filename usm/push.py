@@ -15,14 +15,21 @@ device, credentials, timeout)``; it returns why it woke:
   reading the state as soon as IDLE reports a change; for DAV it
   reads every collection's sync-token with one PROPFIND per home every
   ``dav_poll_seconds``. A node that sees a change tells the others through
-  PostgreSQL NOTIFY, so every node's waiters look again.
+  PostgreSQL NOTIFY, so every node's waiters look again. Where the upstream
+  pushes its own change events (``upstream_changed``: eas_gateway.upstream_events),
+  an event reads only the store it names (mail, or the DAV homes) at once, and once
+  a store's events have been seen its polling slows to ``events_poll_seconds``, a
+  safety net for a lost event. A watcher outlives its user's last waiting request
+  by ``linger_seconds``: a phone's next Ping (after the Sync it woke) finds the
+  states known and the watcher running, with nothing to read again.
 - ``SUPERSEDED``: a newer hanging request of the same device started, on this
   node or another (NOTIFY again): one hanging request per device.
 - ``TIMEOUT``.
 - ``SHUTDOWN``: the process is stopping (``release_all``): every held request is
   answered now, as at the end of its heartbeat, and any new one at once.
 
-Credentials are held in memory only, while the user has waiting requests.
+Credentials are held in memory only, while the user has waiting requests (and for
+``linger_seconds`` after the last).
 """
 
 from __future__ import annotations
@@ -47,6 +54,7 @@ log = logging.getLogger(__name__)
 CHANNEL = "eas_gateway_push"
 CHANGED, SUPERSEDED, TIMEOUT, SHUTDOWN = "changed", "superseded", "timeout", "shutdown"
 IDLE_RETRY_SECONDS = 5.0
+MAIL, DAV = "mail", "dav"  # the stores an upstream event may name
 
 
 @dataclass(eq=False)
@@ -60,12 +68,18 @@ class _Waiter:
 
 class PushHub:
     def __init__(self, pool: asyncpg.Pool, upstream: Sources, *, poll_seconds: float,
-                 dav_poll_seconds: float = 20.0, idle: ImapIdle | None = None) -> None:
+                 dav_poll_seconds: float = 20.0, idle: ImapIdle | None = None,
+                 events_poll_seconds: float = 300.0, linger_seconds: float = 60.0) -> None:
         self.pool = pool
         self.idle = idle
         self.upstream = upstream
         self.poll_seconds = poll_seconds
         self.dav_poll_seconds = dav_poll_seconds
+        self.events_poll_seconds = events_poll_seconds
+        self.linger_seconds = linger_seconds
+        # The stores (MAIL, DAV) the upstream has sent change events for: polled only as a safety net.
+        self._evented: set[str] = set()
+        self._lingering: dict[str, asyncio.TimerHandle] = {}
         self.node = uuid.uuid4().hex
         self._waiters: dict[str, set[_Waiter]] = {}
         self._watchers: dict[str, asyncio.Task[None]] = {}
@@ -73,8 +87,8 @@ class PushHub:
         self._states: dict[str, dict[str, str]] = {}
         self._listener = Listener(pool, CHANNEL, self._notified, on_back=self._listening_again)
         self._closing = False
-        # Users an upstream event has a state read under way for -> another event came meanwhile.
-        self._checking: dict[str, bool] = {}
+        # (user, store) an upstream event has a state read under way for -> another event came meanwhile.
+        self._checking: dict[tuple[str, str], bool] = {}
         self._event_checks: set[asyncio.Task[None]] = set()
 
     @property
@@ -99,6 +113,9 @@ class PushHub:
             self._wake(user)  # notifications sent while the database was away are lost: look again
 
     async def stop(self) -> None:
+        for handle in self._lingering.values():
+            handle.cancel()
+        self._lingering.clear()
         for task in self._watchers.values():
             task.cancel()
         for task in list(self._watchers.values()):
@@ -137,6 +154,9 @@ class PushHub:
         self._supersede(user, device_id, waiter.token)
         self._waiters.setdefault(user, set()).add(waiter)
         self._credentials[user] = credentials
+        lingering = self._lingering.pop(user, None)
+        if lingering is not None:
+            lingering.cancel()
         await self._notify({"kind": "started", "user": user, "device": device_id, "token": waiter.token})
         if user not in self._watchers:
             self._watchers[user] = asyncio.create_task(self._watch(user), name=f"push watcher {user}")
@@ -149,12 +169,29 @@ class PushHub:
             waiters.discard(waiter)
             if not waiters:
                 self._waiters.pop(user, None)
-                self._credentials.pop(user, None)
-                task = self._watchers.pop(user, None)
-                if task is not None:
-                    task.cancel()
-                self._states.pop(user, None)
+                if self.linger_seconds > 0 and not self._closing and user not in self._lingering:
+                    self._lingering[user] = asyncio.get_running_loop().call_later(
+                        self.linger_seconds, self._unwatch, user)
+                elif user not in self._lingering:
+                    self._unwatch(user)
         return waiter.reason
+
+    def _unwatch(self, user: str) -> None:
+        """The user's watcher ends (no request has waited for ``linger_seconds``): its
+        credentials and states are forgotten."""
+        self._lingering.pop(user, None)
+        if user in self._waiters:
+            return
+        self._credentials.pop(user, None)
+        task = self._watchers.pop(user, None)
+        if task is not None:
+            task.cancel()
+        self._states.pop(user, None)
+
+    @property
+    def watched(self) -> int:
+        """Users this node watches (with waiting requests, or lingering after them)."""
+        return len(self._watchers)
 
     async def changed(self, user: str, *, folders: bool = False) -> None:
         """Tell every node that the user's upstream data changed (e.g. the gateway wrote it);
@@ -164,32 +201,53 @@ class PushHub:
         self._wake(user)
         await self._notify({"kind": "changed", "user": user, **({"folders": "1"} if folders else {})})
 
-    async def upstream_changed(self, user: str) -> None:
-        """The upstream said (an event it pushed) that the user's data changed: every node
-        with a watcher for the user reads the state now, and wakes the requests it concerns."""
-        self._check_soon(user)
-        await self._notify({"kind": "upstream", "user": user})
+    async def upstream_changed(self, user: str, store: str = MAIL) -> None:
+        """The upstream said (an event it pushed) that the user's data in ``store`` (MAIL,
+        or DAV: a calendar or address book) changed: every node with a watcher for the user
+        reads that store's state now, and wakes the requests it concerns."""
+        self._check_soon(user, store)
+        await self._notify({"kind": "upstream", "user": user, "store": store})
 
-    def _check_soon(self, user: str) -> None:
+    def _check_soon(self, user: str, store: str) -> None:
+        if store not in (MAIL, DAV):
+            return
+        self._evented.add(store)
         if user not in self._watchers:
             return  # nobody waits for the user here
-        if user in self._checking:
-            self._checking[user] = True  # the read under way may have missed this one: once more after it
+        if store == DAV and not self._watches_dav:
             return
-        self._checking[user] = False
-        task = asyncio.create_task(self._check_now(user), name=f"event check {user}")
+        key = (user, store)
+        if key in self._checking:
+            self._checking[key] = True  # the read under way may have missed this one: once more after it
+            return
+        self._checking[key] = False
+        task = asyncio.create_task(self._check_now(user, store), name=f"event check {user} {store}")
         self._event_checks.add(task)
         task.add_done_callback(self._event_checks.discard)
 
-    async def _check_now(self, user: str) -> None:
+    async def _check_now(self, user: str, store: str) -> None:
+        key = (user, store)
         try:
             while True:
-                await self._check_mail(user)
-                if not self._checking.get(user):
+                if store == MAIL:
+                    await self._check_mail(user)
+                else:  # before the watcher's own first round, what it reads is no change
+                    await self._check_dav(user, first="dav-folders" not in self._states.get(user, {}))
+                if not self._checking.get(key):
                     return
-                self._checking[user] = False
+                self._checking[key] = False
         finally:
-            self._checking.pop(user, None)
+            self._checking.pop(key, None)
+
+    def _interval(self, store: str) -> float:
+        """How long a watcher sleeps between polls of ``store``: a safety net only, once the
+        upstream's own events for it have been seen."""
+        normal = self.poll_seconds if store == MAIL else self.dav_poll_seconds
+        return max(normal, self.events_poll_seconds) if store in self._evented else normal
+
+    @property
+    def _watches_dav(self) -> bool:
+        return self.upstream.dav is not None and bool(self.upstream.kinds - {"mail"})
 
     def _supersede(self, user: str, device_id: str, token: str) -> None:
         for waiter in list(self._waiters.get(user, ())):
@@ -212,7 +270,7 @@ class PushHub:
     async def _watch(self, user: str) -> None:
         """The user's watcher: mail and DAV side by side."""
         tasks = [asyncio.create_task(self._watch_mail(user), name=f"mail watcher {user}")]
-        if self.upstream.dav is not None and self.upstream.kinds - {"mail"}:
+        if self._watches_dav:
             tasks.append(asyncio.create_task(self._watch_dav(user), name=f"dav watcher {user}"))
         try:
             await asyncio.gather(*tasks)
@@ -241,7 +299,7 @@ class PushHub:
             if self.idle is not None else None
         try:
             while self._credentials.get(user) is not None:
-                await asyncio.sleep(self.poll_seconds)
+                await asyncio.sleep(self._interval(MAIL))
                 await self._check_mail(user)
         finally:
             if idle is not None:
@@ -269,17 +327,22 @@ class PushHub:
         collection's sync-token, and the collections themselves."""
         first = True
         while self._credentials.get(user) is not None:
-            credentials = self._credentials.get(user)
-            if credentials is not None:
-                try:
-                    states = await self._dav_states(credentials)
-                except UpstreamError as exc:
-                    log.warning("push: cannot read the DAV states of %s: %s", user, exc)
-                else:
-                    await self._update(user, states, replace_prefix=("dav-folders", *KIND_SOURCES.values()),
-                                       first=first)
-                    first = False
-            await asyncio.sleep(self.dav_poll_seconds)
+            if await self._check_dav(user, first=first):
+                first = False
+            await asyncio.sleep(self._interval(DAV))
+
+    async def _check_dav(self, user: str, *, first: bool = False) -> bool:
+        """One round of the user's DAV states; whether it was read."""
+        credentials = self._credentials.get(user)
+        if credentials is None:
+            return False
+        try:
+            states = await self._dav_states(credentials)
+        except UpstreamError as exc:
+            log.warning("push: cannot read the DAV states of %s: %s", user, exc)
+            return False
+        await self._update(user, states, replace_prefix=("dav-folders", *KIND_SOURCES.values()), first=first)
+        return True
 
     async def _check_mail(self, user: str, *, first: bool = False) -> None:
         credentials = self._credentials.get(user)
@@ -337,7 +400,7 @@ class PushHub:
                 self._forget_folders(user)
             self._wake(user)
         elif message.get("kind") == "upstream" and user:
-            self._check_soon(user)
+            self._check_soon(user, message.get("store", MAIL))
         elif message.get("kind") == "started" and user:
             self._supersede(user, message.get("device", ""), message.get("token", ""))
 

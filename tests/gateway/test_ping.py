@@ -17,6 +17,7 @@ from pyactivesync import FolderType
 import wbxml
 from tests.conftest import RunningGateway, running_gateway
 from tests.gateway.helpers import Phone, collection, deliver, message, new_device_id, new_user, pyactivesync_client
+from tests.gateway.test_calendar import SINGLE, default_calendar, put
 from tests.gateway.test_observability import metric
 from usm.upstream.jmap import JMAPUpstream
 
@@ -253,7 +254,7 @@ def test_the_upstreams_own_events_wake_the_ping_without_polling(gateway: Running
     POSTed to /push/upstream-events wake the held Ping though nobody polls for an hour and
     nothing idles; the endpoint takes Dovecot's "ox" events too, and nothing without the secret."""
     secret = "events-" + new_device_id()
-    with running_gateway(gateway.upstream, gateway.database_url, poll_seconds=3600.0,
+    with running_gateway(gateway.upstream, gateway.database_url, poll_seconds=3600.0, dav_poll_seconds=3600.0,
                          upstream_events_secret=secret) as listening:
         target = listening.cyrus_dir / "events-target"
         events = listening.url + "/push/upstream-events"
@@ -266,6 +267,18 @@ def test_the_upstreams_own_events_wake_the_ping_without_polling(gateway: Running
             thread, answers = _held_ping(phone, phone.inbox)
             started = time.monotonic()
             deliver(listening, user, [message("evented", text="x")])
+            thread.join(timeout=60)
+            assert answers == ["2"] and time.monotonic() - started < 10
+            # A calendar's change is an event of its Cyrus mailbox (#calendars): it reads the DAV
+            # homes at once, though they are polled only hourly.
+            calendar = phone.types["8"]
+            key = phone.sync(collection(calendar, "0")).findtext(".//{AirSync:}SyncKey")
+            phone.sync(collection(calendar, key))
+            thread, answers = _held_ping(phone, calendar)
+            started = time.monotonic()
+            put(listening, user, default_calendar(listening, user) + "evented.ics",
+                SINGLE.format(uid="evented", times="DTSTART:20270105T100000Z\r\nDURATION:PT1H\r\n",
+                              summary="evented", extra=""))
             thread.join(timeout=60)
             assert answers == ["2"] and time.monotonic() - started < 10
         finally:

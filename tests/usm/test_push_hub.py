@@ -1,0 +1,113 @@
+"""usm.push.PushHub with a counting upstream (real database, for its NOTIFY): a watcher
+outlives the user's last held request by linger_seconds and then forgets the user; an
+upstream event reads only the store it names; once a store's events come, its polling
+slows to the safety net."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from usm import database
+from usm.push import CHANGED, DAV, MAIL, TIMEOUT, PushHub
+from usm.upstream import Credentials
+from usm.upstream.composite import KIND_SOURCES, qualify
+from usm.upstream.dav_store import CALENDAR
+
+pytestmark = pytest.mark.postgres
+USER = "push-hub@example.com"
+CREDENTIALS = Credentials(USER, "secret")
+CALENDAR_KEY = qualify(KIND_SOURCES[CALENDAR], "/cal/Default/")  # the hub's key of the calendar's sync-token
+
+
+class Collection:
+    def __init__(self, state: str) -> None:
+        self.path, self.name, self.kind, self.writable, self.state = "/cal/Default/", "Calendar", CALENDAR, True, state
+
+
+class Upstream:
+    """Sources enough for the hub: the mail states and the DAV collections, counted."""
+
+    def __init__(self) -> None:
+        self.mail_state, self.calendar_state = "m1", "c1"
+        self.mail_reads = self.dav_reads = 0
+        self.mailstore = self
+        self.dav = self
+        self.kinds = {"mail", "calendar"}
+
+    async def watch_states(self, credentials: Credentials) -> tuple[str, str]:
+        self.mail_reads += 1
+        return self.mail_state, "f1"
+
+    async def subscribe(self, credentials: Credentials) -> None:
+        return None  # no push stream: the hub polls
+
+    async def collections(self, credentials: Credentials) -> list[Collection]:
+        self.dav_reads += 1
+        return [Collection(self.calendar_state)]
+
+
+def run(test: Callable[[PushHub, Upstream], Awaitable[Any]], database_url: str, **hub: Any) -> Any:
+    async def go() -> Any:
+        pool = await database.connect(database_url, min_size=1, max_size=4)
+        upstream = Upstream()
+        push = PushHub(pool, upstream, **{"poll_seconds": 60.0, "dav_poll_seconds": 60.0, **hub})  # type: ignore[arg-type]
+        await push.start()
+        try:
+            return await test(push, upstream)
+        finally:
+            await push.stop()
+            await pool.close()
+    return asyncio.run(go())
+
+
+def test_a_watcher_lingers_after_the_last_request_then_forgets_the_user(database_url: str) -> None:
+    async def test(push: PushHub, upstream: Upstream) -> tuple[int, ...]:
+        seen = await push.states(USER, CREDENTIALS, {"mail"})
+        assert await push.wait(USER, "d1", CREDENTIALS, 0.2, seen=seen) == TIMEOUT
+        reads = upstream.mail_reads
+        lingering = push.watched
+        again = await push.states(USER, CREDENTIALS, {"mail"})  # known: nothing read
+        assert again == {"mail": "m1"}
+        after_states = upstream.mail_reads - reads
+        await asyncio.sleep(0.6)
+        return lingering, after_states, push.watched, len(push._credentials)
+
+    lingering, reads, watched, credentials = run(test, database_url, linger_seconds=0.3)
+    assert lingering == 1 and reads == 0
+    assert watched == 0 and credentials == 0  # past linger_seconds: the credentials are gone
+
+    async def no_linger(push: PushHub, upstream: Upstream) -> int:
+        await push.wait(USER, "d1", CREDENTIALS, 0.1, seen={"mail": "m1"})
+        return push.watched
+    assert run(no_linger, database_url, linger_seconds=0) == 0
+
+
+def test_an_event_reads_the_store_it_names_and_slows_that_stores_polling(database_url: str) -> None:
+    async def test(push: PushHub, upstream: Upstream) -> dict[str, Any]:
+        seen = await push.states(USER, CREDENTIALS, {"mail", CALENDAR_KEY})
+        assert seen == {"mail": "m1", CALENDAR_KEY: "c1"}
+        waiting = asyncio.create_task(push.wait(USER, "d1", CREDENTIALS, 5, seen=seen))
+        await asyncio.sleep(0.35)  # polled every 0.05 s: several reads of each store
+        polled = upstream.mail_reads, upstream.dav_reads
+        await push.upstream_changed(USER, MAIL)  # mail has events now: polled every 100 s
+        await asyncio.sleep(0.1)  # the poll under way ends
+        mail, dav = upstream.mail_reads, upstream.dav_reads
+        upstream.calendar_state = "c2"
+        await push.upstream_changed(USER, DAV)  # a calendar changed: the DAV homes are read, not mail
+        woke = await asyncio.wait_for(waiting, 2)
+        dav_event = upstream.mail_reads - mail, upstream.dav_reads - dav
+        await asyncio.sleep(0.1)
+        mail, dav = upstream.mail_reads, upstream.dav_reads
+        await asyncio.sleep(0.35)  # both stores have events: no poll within 100 s
+        quiet = upstream.mail_reads - mail, upstream.dav_reads - dav
+        return {"polled": polled, "dav_event": dav_event, "woke": woke, "quiet": quiet}
+
+    out = run(test, database_url, poll_seconds=0.05, dav_poll_seconds=0.05, events_poll_seconds=100.0)
+    assert min(out["polled"]) >= 3
+    assert out["woke"] == CHANGED
+    assert out["dav_event"][0] == 0 and out["dav_event"][1] >= 1
+    assert out["quiet"] == (0, 0)
