@@ -55,6 +55,7 @@ CHANNEL = "eas_gateway_push"
 CHANGED, SUPERSEDED, TIMEOUT, SHUTDOWN = "changed", "superseded", "timeout", "shutdown"
 IDLE_RETRY_SECONDS = 5.0
 MAIL, DAV = "mail", "dav"  # the stores an upstream event may name
+EVENT_SETTLE_SECONDS = 0.02
 
 
 @dataclass(eq=False)
@@ -228,6 +229,9 @@ class PushHub:
     async def _check_now(self, user: str, store: str) -> None:
         key = (user, store)
         try:
+            # One change comes as several events (Cyrus: MessageNew, then MailboxModseq): let
+            # the rest of them arrive, so that they are taken by this one read.
+            await asyncio.sleep(EVENT_SETTLE_SECONDS)
             while True:
                 if store == MAIL:
                     await self._check_mail(user)

@@ -99,8 +99,31 @@ async def test_event_source_yields_once_per_state_change_and_reports_the_end() -
     assert got == 2
     assert seen[0].url.params == httpx.QueryParams({"types": "Email,Mailbox", "closeafter": "no", "ping": "30"})
     assert seen[0].headers["accept"] == "text/event-stream"
-    # A server without eventSourceUrl (Cyrus 3.6 from Debian): no stream, the caller polls.
+    # A server without eventSourceUrl: no stream, the caller polls.
     assert await _upstream(_server).subscribe(ALICE) is None
+
+
+async def test_an_event_source_without_push_is_not_asked_again_for_a_while() -> None:
+    """Debian's Cyrus 3.6 names an EventSource that answers 204 No Content: the first
+    watcher learns it, the next ones (every user's) poll without asking."""
+    asked: list[str] = []
+
+    def server(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/events":
+            asked.append(str(request.url))
+            return httpx.Response(204)
+        return httpx.Response(200, json={**SESSION, "eventSourceUrl": "/events?types={types}"})
+
+    upstream = _upstream(server)
+    events = await upstream.subscribe(ALICE)
+    assert events is not None
+    with pytest.raises(UpstreamUnavailable, match="204"):
+        async for _ in events:
+            pass
+    assert await upstream.subscribe(ALICE) is None
+    assert len(asked) == 1
+    upstream._no_push_until = 0.0  # NO_PUSH_SECONDS later: asked again
+    assert await upstream.subscribe(ALICE) is not None
 
 
 async def test_reads_in_flight_are_shared_only_by_requests_that_knew_the_same_state() -> None:

@@ -48,6 +48,7 @@ SUBMISSION = "urn:ietf:params:jmap:submission"
 VACATION = "urn:ietf:params:jmap:vacationresponse"
 # Capabilities a method needs beyond core and mail (RFC 8621 6, 7, 8).
 METHOD_CAPABILITIES = {"Identity": SUBMISSION, "EmailSubmission": SUBMISSION, "VacationResponse": VACATION}
+NO_PUSH_SECONDS = 600.0  # how long a server whose EventSource has no push (204) is not asked again
 
 
 class JMAPSession:
@@ -103,6 +104,8 @@ class JMAPUpstream:
         # Reads in flight that requests knowing the same upstream state may share (shared()).
         self._in_flight: dict[tuple[Any, ...], asyncio.Future[Any]] = {}
         self.shared_reads = 0
+        # An EventSource that answered 204 No Content (no push) is not asked again until then.
+        self._no_push_until = 0.0
         # Told of every HTTP call: (operation, seconds, failed). The gateway counts them (/metrics).
         self.observe: Callable[[str, float, bool], None] | None = None
 
@@ -207,6 +210,8 @@ class JMAPUpstream:
         """The server's push stream (JMAP EventSource), yielding once per StateChange
         of the user's mail or folders; None when the server offers none. The stream
         ends with UpstreamUnavailable when the connection breaks."""
+        if time.monotonic() < self._no_push_until:
+            return None
         url = (await self.session(credentials)).event_source_url()
         if url is None:
             return None
@@ -219,6 +224,8 @@ class JMAPUpstream:
             async with self._http.stream("GET", url, auth=credentials.http_auth(),
                                          headers={"Accept": "text/event-stream"}, timeout=timeout) as response:
                 if response.status_code != 200:
+                    if response.status_code == 204:  # the server has no push (Cyrus built without it)
+                        self._no_push_until = time.monotonic() + NO_PUSH_SECONDS
                     raise UpstreamUnavailable(f"JMAP EventSource answered {response.status_code}")
                 event = ""
                 async for line in response.aiter_lines():
