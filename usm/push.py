@@ -81,6 +81,8 @@ class PushHub:
         # The stores (MAIL, DAV) the upstream has sent change events for: polled only as a safety net.
         self._evented: set[str] = set()
         self._lingering: dict[str, asyncio.TimerHandle] = {}
+        # The upstream's folder state each watcher read last (see _hierarchy_token).
+        self._folder_states: dict[str, str] = {}
         self.node = uuid.uuid4().hex
         self._waiters: dict[str, set[_Waiter]] = {}
         self._watchers: dict[str, asyncio.Task[None]] = {}
@@ -129,12 +131,13 @@ class PushHub:
         this node's watcher last saw them where it has, else read from the upstream
         (one call per source)."""
         known = self._states.get(user, {})
-        if keys <= known.keys():
-            return {k: known[k] for k in keys}
-        out: dict[str, str] = {}
-        if keys & {"mail", "folders"}:
-            out["mail"], out["folders"] = await self.upstream.mailstore.watch_states(credentials)
-        if keys - {"mail", "folders"}:
+        missing = keys - known.keys()
+        out = {k: known[k] for k in keys & known.keys()}
+        if missing & {"mail", "folders"}:
+            mail, folders = await self.upstream.mailstore.watch_states(credentials)
+            out["mail"] = mail
+            out.setdefault("folders", folders)  # the watcher's hierarchy token where it has one
+        if missing - {"mail", "folders"}:
             out.update(await self._dav_states(credentials))
         return {k: out.get(k, "") for k in keys}
 
@@ -188,6 +191,7 @@ class PushHub:
         if task is not None:
             task.cancel()
         self._states.pop(user, None)
+        self._folder_states.pop(user, None)
 
     @property
     def watched(self) -> int:
@@ -206,13 +210,12 @@ class PushHub:
         """The upstream said (an event it pushed) that the user's data in ``store`` (MAIL,
         or DAV: a calendar or address book) changed: every node with a watcher for the user
         reads that store's state now, and wakes the requests it concerns."""
-        self._check_soon(user, store)
+        if store in (MAIL, DAV):
+            self._evented.add(store)
+            self._check_soon(user, store)
         await self._notify({"kind": "upstream", "user": user, "store": store})
 
     def _check_soon(self, user: str, store: str) -> None:
-        if store not in (MAIL, DAV):
-            return
-        self._evented.add(store)
         if user not in self._watchers:
             return  # nobody waits for the user here
         if store == DAV and not self._watches_dav:
@@ -260,6 +263,15 @@ class PushHub:
                 waiter.event.set()
 
     def _wake(self, user: str) -> None:
+        """The user's data changed (the gateway wrote it, another node saw it, or the
+        database was away): the states this node's watcher knew are old; it reads them again,
+        and every waiting request of the user looks."""
+        known = self._states.get(user)
+        if known is not None:
+            for key in [k for k in known if k not in ("folders", "dav-folders")]:
+                del known[key]
+            self._check_soon(user, MAIL)
+            self._check_soon(user, DAV)
         for waiter in list(self._waiters.get(user, ())):
             if not waiter.event.is_set():
                 waiter.reason = CHANGED
@@ -267,6 +279,7 @@ class PushHub:
 
     def _forget_folders(self, user: str) -> None:
         known = self._states.get(user)
+        self._folder_states.pop(user, None)
         if known is not None:
             known.pop("folders", None)
             known.pop("dav-folders", None)
@@ -354,10 +367,26 @@ class PushHub:
             return
         try:
             mail, folders = await self.upstream.mailstore.watch_states(credentials)
+            folders = await self._hierarchy_token(user, credentials, folders)
         except UpstreamError as exc:
             log.warning("push: cannot read the upstream state of %s: %s", user, exc)
             return
         await self._update(user, {"mail": mail, "folders": folders}, replace_prefix=(), first=first)
+
+    async def _hierarchy_token(self, user: str, credentials: Credentials, folder_state: str) -> str:
+        """What the "folders" key holds: the upstream's folder state, except that a move of
+        the folders' message counts only (every delivery's) keeps the one known, so that no
+        held request looks at the hierarchy for it."""
+        before, self._folder_states[user] = self._folder_states.get(user), folder_state
+        token = self._states.get(user, {}).get("folders")
+        if before is None or token is None or folder_state == before:
+            return token if token is not None and folder_state == before else folder_state
+        try:
+            restructured = await self.upstream.mailstore.folders_restructured(credentials, before)
+        except UpstreamError as exc:
+            log.info("push: cannot tell whether the folders of %s changed (%s); they may have", user, exc)
+            return folder_state
+        return folder_state if restructured else token
 
     async def _update(self, user: str, states: dict[str, str], *, replace_prefix: tuple[str, ...],
                       first: bool) -> None:
@@ -403,7 +432,8 @@ class PushHub:
             if message.get("folders"):
                 self._forget_folders(user)
             self._wake(user)
-        elif message.get("kind") == "upstream" and user:
+        elif message.get("kind") == "upstream" and user and message.get("store", MAIL) in (MAIL, DAV):
+            self._evented.add(message.get("store", MAIL))
             self._check_soon(user, message.get("store", MAIL))
         elif message.get("kind") == "started" and user:
             self._supersede(user, message.get("device", ""), message.get("token", ""))

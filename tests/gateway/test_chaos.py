@@ -13,7 +13,7 @@ pytestmark = [pytest.mark.upstream]
 
 
 def test_the_phones_converge_with_the_upstream_through_faults_kills_and_restarts(cyrus: str) -> None:
-    report = converge(cyrus, CYRUS_DIRS[cyrus], seed=7, operations=200, kills=2, restarts=2)
+    report = converge(cyrus, CYRUS_DIRS[cyrus], seed=7, operations=120, kills=2, restarts=2)
     print(report.summary())
     assert report.converged, report.summary()
     assert report.gateway_kills == 2 and report.database_restarts == 2

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 import httpx
 import pytest
@@ -162,3 +163,31 @@ async def test_reads_in_flight_are_shared_only_by_requests_that_knew_the_same_st
     assert asked == ["Email/changes"] * 4
     assert upstream.shared_reads == 6
     await upstream.aclose()
+
+
+@pytest.mark.parametrize(("changes", "restructured"), [
+    ({"updated": ["inbox"], "updatedProperties": ["totalEmails", "unreadEmails", "totalThreads", "unreadThreads"]},
+     False),  # a delivery, as Cyrus 3.6 answers it
+    ({"updated": [], "updatedProperties": None}, False),
+    ({"updated": ["inbox"], "updatedProperties": None}, True),  # renamed or moved: the server does not narrow it
+    ({"updated": ["inbox"], "updatedProperties": ["name"]}, True),
+    ({"created": ["new"], "updated": [], "updatedProperties": None}, True),
+    ({"destroyed": ["old"], "updated": [], "updatedProperties": None}, True),
+    ({"updated": ["inbox"], "updatedProperties": ["totalEmails"], "hasMoreChanges": True}, True),
+    ({"error": "cannotCalculateChanges"}, True),
+])
+async def test_whether_the_folders_changed_beyond_their_counts(changes: dict[str, Any], restructured: bool) -> None:
+    asked: list[dict[str, Any]] = []
+
+    def server(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/.well-known/jmap":
+            return httpx.Response(200, json=SESSION)
+        [[name, args, tag]] = json.loads(request.content)["methodCalls"]
+        asked.append(args)
+        if "error" in changes:
+            return httpx.Response(200, json={"methodResponses": [["error", {"type": changes["error"]}, tag]]})
+        answer = {"oldState": "1", "newState": "2", "hasMoreChanges": False, "created": [], "destroyed": [], **changes}
+        return httpx.Response(200, json={"methodResponses": [[name, answer, tag]]})
+
+    assert await _upstream(server).folders_restructured(ALICE, "1") is restructured
+    assert asked[0]["sinceState"] == "1"

@@ -34,13 +34,19 @@ class Upstream:
     def __init__(self) -> None:
         self.mail_state, self.calendar_state = "m1", "c1"
         self.mail_reads = self.dav_reads = 0
+        self.folder_state, self.restructured = "f1", False
+        self.asked_since: list[str] = []
         self.mailstore = self
         self.dav = self
         self.kinds = {"mail", "calendar"}
 
     async def watch_states(self, credentials: Credentials) -> tuple[str, str]:
         self.mail_reads += 1
-        return self.mail_state, "f1"
+        return self.mail_state, self.folder_state
+
+    async def folders_restructured(self, credentials: Credentials, since: str) -> bool:
+        self.asked_since.append(since)
+        return self.restructured
 
     async def subscribe(self, credentials: Credentials) -> None:
         return None  # no push stream: the hub polls
@@ -73,10 +79,15 @@ def test_a_watcher_lingers_after_the_last_request_then_forgets_the_user(database
         again = await push.states(USER, CREDENTIALS, {"mail"})  # known: nothing read
         assert again == {"mail": "m1"}
         after_states = upstream.mail_reads - reads
+        # The gateway wrote (or another node saw a change): what the lingering watcher knew is
+        # old, and the next request reads the new state.
+        upstream.mail_state = "m2"
+        await push.changed(USER)
+        assert await push.states(USER, CREDENTIALS, {"mail"}) == {"mail": "m2"}
         await asyncio.sleep(0.6)
         return lingering, after_states, push.watched, len(push._credentials)
 
-    lingering, reads, watched, credentials = run(test, database_url, linger_seconds=0.3)
+    lingering, reads, watched, credentials = run(test, database_url, linger_seconds=0.4)
     assert lingering == 1 and reads == 0
     assert watched == 0 and credentials == 0  # past linger_seconds: the credentials are gone
 
@@ -111,3 +122,27 @@ def test_an_event_reads_the_store_it_names_and_slows_that_stores_polling(databas
     assert out["woke"] == CHANGED
     assert out["dav_event"][0] == 0 and out["dav_event"][1] >= 1
     assert out["quiet"] == (0, 0)
+
+
+def test_a_delivery_moving_only_the_folder_counts_is_no_hierarchy_change(database_url: str) -> None:
+    """Every delivery moves the upstream's folder state (the counts): the "folders" key a
+    held request looks at stays, and only a change of the folders themselves moves it."""
+    async def test(push: PushHub, upstream: Upstream) -> dict[str, Any]:
+        seen = await push.states(USER, CREDENTIALS, {"folders"})
+        waiting = asyncio.create_task(push.wait(USER, "d1", CREDENTIALS, 5, seen=seen))
+        await asyncio.sleep(0.1)
+        upstream.folder_state = "f2"  # counts only
+        await push.upstream_changed(USER, MAIL)
+        await asyncio.sleep(0.3)
+        still = not waiting.done(), await push.states(USER, CREDENTIALS, {"folders"})
+        upstream.folder_state, upstream.restructured = "f3", True  # a folder made
+        await push.upstream_changed(USER, MAIL)
+        woke = await asyncio.wait_for(waiting, 2)
+        return {"seen": seen, "still": still, "woke": woke, "now": await push.states(USER, CREDENTIALS, {"folders"}),
+                "asked": upstream.asked_since}
+
+    out = run(test, database_url, events_poll_seconds=100.0)
+    assert out["seen"] == {"folders": "f1"}
+    assert out["still"] == (True, {"folders": "f1"})
+    assert out["woke"] == CHANGED and out["now"] == {"folders": "f3"}
+    assert out["asked"] == ["f1", "f2"]  # each time since the state read before

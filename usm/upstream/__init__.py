@@ -409,6 +409,11 @@ class MailStore(Upstream, Protocol):
         """(mail state, folder state) in one call: what a push watcher polls."""
         ...
 
+    async def folders_restructured(self, credentials: Credentials, since: str) -> bool:
+        """Whether the folder hierarchy changed since the folder state ``since``, not only the
+        folders' message counts (which every delivery moves); True when the upstream cannot tell."""
+        ...
+
     async def subscribe(self, credentials: Credentials) -> AsyncIterator[None] | None:
         """The server's push stream, yielding once per change of the user's mail or
         folders (JMAP EventSource); None when the server offers no push."""

@@ -165,6 +165,9 @@ class QualifiedMail:
     async def watch_states(self, credentials: Credentials) -> tuple[str, str]:
         return await self.store.watch_states(credentials)
 
+    async def folders_restructured(self, credentials: Credentials, since: str) -> bool:
+        return await self.store.folders_restructured(credentials, since)
+
     async def subscribe(self, credentials: Credentials) -> AsyncIterator[None] | None:
         return await self.store.subscribe(credentials)
 

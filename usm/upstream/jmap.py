@@ -48,6 +48,7 @@ SUBMISSION = "urn:ietf:params:jmap:submission"
 VACATION = "urn:ietf:params:jmap:vacationresponse"
 # Capabilities a method needs beyond core and mail (RFC 8621 6, 7, 8).
 METHOD_CAPABILITIES = {"Identity": SUBMISSION, "EmailSubmission": SUBMISSION, "VacationResponse": VACATION}
+COUNT_PROPERTIES = {"totalEmails", "unreadEmails", "totalThreads", "unreadThreads"}
 NO_PUSH_SECONDS = 600.0  # how long a server whose EventSource has no push (204) is not asked again
 
 
@@ -205,6 +206,19 @@ class JMAPUpstream:
         [(_, mail, _), (_, boxes, _)] = await self.call(
             credentials, [["Email/get", {"ids": []}, "e"], ["Mailbox/get", {"ids": []}, "m"]])
         return str(mail["state"]), str(boxes["state"])
+
+    async def folders_restructured(self, credentials: Credentials, since: str) -> bool:
+        """Whether folders were made, removed or changed (beyond their counts) since the folder
+        state ``since`` (RFC 8621 2.2: Mailbox/changes lists updatedProperties when only the
+        counts moved, as every delivery moves them); True when the server cannot tell."""
+        try:
+            [(_, result, _)] = await self.call(credentials, [["Mailbox/changes", {"sinceState": since}, "0"]])
+        except StateTooOld:
+            return True
+        if result.get("created") or result.get("destroyed") or result.get("hasMoreChanges"):
+            return True
+        counts_only = result.get("updatedProperties")
+        return bool(result.get("updated")) and (counts_only is None or not set(counts_only) <= COUNT_PROPERTIES)
 
     async def subscribe(self, credentials: Credentials) -> AsyncIterator[None] | None:
         """The server's push stream (JMAP EventSource), yielding once per StateChange
