@@ -120,6 +120,7 @@ class Gateway:
             if self.settings.imap_idle else None
         self.push = PushHub(self.db, self.upstream, poll_seconds=self.settings.poll_seconds,
                             dav_poll_seconds=self.settings.dav_poll_seconds, idle=idle,
+                            events=bool(self.settings.upstream_events_secret),
                             events_poll_seconds=self.settings.events_poll_seconds,
                             linger_seconds=self.settings.watch_linger_seconds)
         await self.push.start()

@@ -39,6 +39,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import time
 import uuid
 from dataclasses import dataclass, field
 
@@ -56,6 +57,7 @@ CHANGED, SUPERSEDED, TIMEOUT, SHUTDOWN = "changed", "superseded", "timeout", "sh
 IDLE_RETRY_SECONDS = 5.0
 MAIL, DAV = "mail", "dav"  # the stores an upstream event may name
 EVENT_SETTLE_SECONDS = 0.02
+EVENTS_TRUSTED_SECONDS = 3600.0  # events of a store slow its polling while one came within this
 
 
 @dataclass(eq=False)
@@ -70,7 +72,7 @@ class _Waiter:
 class PushHub:
     def __init__(self, pool: asyncpg.Pool, upstream: Sources, *, poll_seconds: float,
                  dav_poll_seconds: float = 20.0, idle: ImapIdle | None = None,
-                 events_poll_seconds: float = 300.0, linger_seconds: float = 60.0) -> None:
+                 events: bool = False, events_poll_seconds: float = 300.0, linger_seconds: float = 60.0) -> None:
         self.pool = pool
         self.idle = idle
         self.upstream = upstream
@@ -78,8 +80,10 @@ class PushHub:
         self.dav_poll_seconds = dav_poll_seconds
         self.events_poll_seconds = events_poll_seconds
         self.linger_seconds = linger_seconds
-        # The stores (MAIL, DAV) the upstream has sent change events for: polled only as a safety net.
-        self._evented: set[str] = set()
+        # The stores (MAIL, DAV) the upstream sends change events for -> when the last came (only on
+        # a node that takes events itself, ``events``): polled only as a safety net meanwhile.
+        self.events = events
+        self._evented: dict[str, float] = {}
         self._lingering: dict[str, asyncio.TimerHandle] = {}
         # The upstream's folder state each watcher read last (see _hierarchy_token).
         self._folder_states: dict[str, str] = {}
@@ -211,7 +215,7 @@ class PushHub:
         or DAV: a calendar or address book) changed: every node with a watcher for the user
         reads that store's state now, and wakes the requests it concerns."""
         if store in (MAIL, DAV):
-            self._evented.add(store)
+            self._saw_event(store)
             self._check_soon(user, store)
         await self._notify({"kind": "upstream", "user": user, "store": store})
 
@@ -246,11 +250,30 @@ class PushHub:
         finally:
             self._checking.pop(key, None)
 
+    def _saw_event(self, store: str) -> None:
+        if self.events:
+            self._evented[store] = time.monotonic()
+
+    def _has_events(self, store: str) -> bool:
+        """Whether the upstream's events of ``store`` come (one within EVENTS_TRUSTED_SECONDS):
+        if they stop, polling resumes its own pace."""
+        seen = self._evented.get(store)
+        return seen is not None and time.monotonic() - seen < EVENTS_TRUSTED_SECONDS
+
+    def current(self, user: str, key: str) -> str | None:
+        """The upstream state ``key`` (see the module docstring) as this node knows it now:
+        only where the upstream's events for its store come, the user's watcher runs and no
+        event's read is under way; else None (ask the upstream)."""
+        store = MAIL if key in ("mail", "folders") else DAV
+        if not self._has_events(store) or user not in self._watchers or (user, store) in self._checking:
+            return None
+        return self._states.get(user, {}).get(key)
+
     def _interval(self, store: str) -> float:
         """How long a watcher sleeps between polls of ``store``: a safety net only, once the
         upstream's own events for it have been seen."""
         normal = self.poll_seconds if store == MAIL else self.dav_poll_seconds
-        return max(normal, self.events_poll_seconds) if store in self._evented else normal
+        return max(normal, self.events_poll_seconds) if self._has_events(store) else normal
 
     @property
     def _watches_dav(self) -> bool:
@@ -433,7 +456,7 @@ class PushHub:
                 self._forget_folders(user)
             self._wake(user)
         elif message.get("kind") == "upstream" and user and message.get("store", MAIL) in (MAIL, DAV):
-            self._evented.add(message.get("store", MAIL))
+            self._saw_event(message.get("store", MAIL))
             self._check_soon(user, message.get("store", MAIL))
         elif message.get("kind") == "started" and user:
             self._supersede(user, message.get("device", ""), message.get("token", ""))

@@ -61,8 +61,11 @@ class Plan:
 
 async def plan(db: asyncpg.Pool, source: ItemSource, key: tuple[str, str, int], state: CollectionState,
                folder_id: str, since: datetime | None, window: int, *, relist: bool = False,
-               known_now: dict[str, tuple[int, str] | None] | None = None) -> Plan:
+               known_now: dict[str, tuple[int, str] | None] | None = None, current: str | None = None) -> Plan:
     """Which commands the next generation sends; see the module docstring.
+
+    ``current``: the upstream's state now, where a live event feed tells it (usm.push.PushHub.current):
+    a collection that has seen it asks the upstream nothing.
 
     ``known_now``: items whose state on the device this same request changed
     (the phone's own Change: (item, version it shows); its Delete: None), to
@@ -77,6 +80,8 @@ async def plan(db: asyncpg.Pool, source: ItemSource, key: tuple[str, str, int], 
     upstream_state = state.upstream_state
     if upstream_state is None or relist:
         upstream_state, listed = await source.listing(folder_id, since)
+    elif current is not None and current == upstream_state:
+        pass  # nothing moved upstream since this collection's state
     else:
         try:
             for _ in range(MAX_CHANGE_ROUNDS):

@@ -261,8 +261,13 @@ async def _collection(ctx: Context, request: SyncRequest, wanted: CollectionRequ
     if not get_changes or folder_id.startswith(VIRTUAL):
         plan = sync.Plan(upstream_state=state.upstream_state or "")
     else:
+        # Where the upstream's events come, the state it has now is known: a request that wrote
+        # nothing and whose collection has seen it asks the upstream nothing.
+        watched = push.keys_for(ctx.upstream, [folder_id]).get(folder_id)
+        wrote = wanted.commands is not None and len(wanted.commands) > 0
+        current = ctx.push.current(ctx.user, watched) if watched and not wrote else None
         plan = await sync.plan(ctx.db, cls.source(ctx, folder_id, options), (ctx.user, device, cid), state,
-                               folder_id, options.since(), window, relist=relist,
+                               folder_id, options.since(), window, relist=relist, current=current,
                                known_now={**mine.versions, **{uid: None for uid in mine.deleted},
                                           **{uid: (n, v) for _, n, uid, v in mine.added},
                                           **{old: None for old in mine.replaced},

@@ -292,3 +292,49 @@ def test_the_upstreams_own_events_wake_the_ping_without_polling(gateway: Running
         assert httpx.post(events, json={"event": "Login"}, headers={"Authorization": f"Bearer {secret}"}
                           ).status_code == 400
     assert httpx.post(gateway.url + "/push/upstream-events", json=ox).status_code == 404  # no secret: off
+
+
+def _upstream_calls(gw: RunningGateway) -> float:
+    text = httpx.get(gw.url + "/metrics").text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("eas_upstream_calls_total{"))
+
+
+def test_with_the_upstreams_events_a_no_change_sync_asks_the_upstream_nothing(gateway: RunningGateway) -> None:
+    """Once Cyrus' events come, the watcher (lingering after the Ping) knows the user's state:
+    a Sync whose collection has seen it is answered from PostgreSQL alone, and a delivery's
+    event makes the next Sync ask again and bring the message."""
+    secret = "events-" + new_device_id()
+    with running_gateway(gateway.upstream, gateway.database_url, poll_seconds=3600.0, dav_poll_seconds=3600.0,
+                         upstream_events_secret=secret) as listening:
+        target = listening.cyrus_dir / "events-target"
+        user = new_user(listening)
+        phone = Phone(listening, user)
+        key = phone.sync(collection(phone.inbox, "0")).findtext(".//{AirSync:}SyncKey")
+        key = phone.sync(collection(phone.inbox, key)).findtext(".//{AirSync:}SyncKey")
+        try:
+            target.write_text(f"{listening.url}/push/upstream-events {secret}\n")
+            thread, answers = _held_ping(phone, phone.inbox)
+            deliver(listening, user, [message("first", text="x")])  # an event: mail has events now
+            thread.join(timeout=60)
+            assert answers == ["2"]
+            tree = phone.sync(collection(phone.inbox, key))
+            key = tree.findtext(".//{AirSync:}SyncKey")
+            assert [s.text for s in tree.iter("{Email:}Subject")] == ["first"]
+            time.sleep(0.5)
+            before = _upstream_calls(listening)
+            for _ in range(3):
+                tree = phone.sync(collection(phone.inbox, key))
+                assert tree is None or tree.findtext(".//{AirSync:}SyncKey") == key  # nothing new
+            assert _upstream_calls(listening) == before
+            deliver(listening, user, [message("second", text="y")])
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                tree = phone.sync(collection(phone.inbox, key))
+                subjects = [s.text for s in tree.iter("{Email:}Subject")] if tree is not None else []
+                if subjects:
+                    break
+                time.sleep(0.2)
+            assert subjects == ["second"]
+        finally:
+            target.unlink(missing_ok=True)

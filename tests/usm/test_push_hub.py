@@ -117,7 +117,7 @@ def test_an_event_reads_the_store_it_names_and_slows_that_stores_polling(databas
         quiet = upstream.mail_reads - mail, upstream.dav_reads - dav
         return {"polled": polled, "dav_event": dav_event, "woke": woke, "quiet": quiet}
 
-    out = run(test, database_url, poll_seconds=0.05, dav_poll_seconds=0.05, events_poll_seconds=100.0)
+    out = run(test, database_url, poll_seconds=0.05, dav_poll_seconds=0.05, events=True, events_poll_seconds=100.0)
     assert min(out["polled"]) >= 3
     assert out["woke"] == CHANGED
     assert out["dav_event"][0] == 0 and out["dav_event"][1] >= 1
@@ -141,8 +141,24 @@ def test_a_delivery_moving_only_the_folder_counts_is_no_hierarchy_change(databas
         return {"seen": seen, "still": still, "woke": woke, "now": await push.states(USER, CREDENTIALS, {"folders"}),
                 "asked": upstream.asked_since}
 
-    out = run(test, database_url, events_poll_seconds=100.0)
+    out = run(test, database_url, events=True, events_poll_seconds=100.0)
     assert out["seen"] == {"folders": "f1"}
     assert out["still"] == (True, {"folders": "f1"})
     assert out["woke"] == CHANGED and out["now"] == {"folders": "f3"}
     assert out["asked"] == ["f1", "f2"]  # each time since the state read before
+
+
+def test_a_node_that_takes_no_events_keeps_polling(database_url: str) -> None:
+    """Another node's event (NOTIFY) is looked at, but only a node configured for events
+    trusts them enough to poll less."""
+    async def test(push: PushHub, upstream: Upstream) -> int:
+        seen = await push.states(USER, CREDENTIALS, {"mail"})
+        waiting = asyncio.create_task(push.wait(USER, "d1", CREDENTIALS, 2, seen=seen))
+        await push.upstream_changed(USER, MAIL)
+        await asyncio.sleep(0.1)
+        reads = upstream.mail_reads
+        await asyncio.sleep(0.35)
+        waiting.cancel()
+        return upstream.mail_reads - reads
+
+    assert run(test, database_url, poll_seconds=0.05, events=False, events_poll_seconds=100.0) >= 3
