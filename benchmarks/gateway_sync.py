@@ -1,6 +1,7 @@
 """The gateway under load, against a ceiling measured in the same run.
 
     .venv/bin/python benchmarks/gateway_sync.py [--mailboxes 1000,10000] [--pings 1000,10000] [--seconds 5]
+                                                [--events]
 
 Starts a private Cyrus (scripts/cyrus-upstream.sh), a fresh database on the
 machine's PostgreSQL (EAS_BENCH_DATABASE, default postgresql://postgres@
@@ -15,7 +16,9 @@ one asyncpg query per request under the same uvicorn. Reports:
 2. no-change Sync at 1, 10 and 50 concurrent devices: requests/s, p50, p99,
    and the same for the bare endpoint; ratio gateway / ceiling; and what one
    costs: upstream calls (the gateway's /metrics) and database transactions
-   (pg_stat_database), over 200 in a row;
+   (pg_stat_database), over 200 in a row; with --events, Cyrus' change events go to the
+   gateway and another phone of the user holds a Ping (the node watches the user, as between a
+   phone's Syncs), so a no-change Sync can be answered from PostgreSQL alone;
 3. held Pings at each --pings count: all held (none answered), the gateway's
    RSS growth per Ping, and the bare endpoint's per held request.
 """
@@ -275,6 +278,10 @@ async def main(args: argparse.Namespace, work: Path) -> None:
         # The load repeats the same no-change Sync hundreds of times a minute per device: what the
         # sync-loop autoblock (EAS_LOOP_LIMIT) exists to stop, so it is off here.
         env = {**os.environ, "EAS_POLL_SECONDS": "20", "EAS_LOOP_LIMIT": "0"}
+        if args.events:  # Cyrus' change events POSTed to the gateway (scripts/cyrus-upstream.sh)
+            env["EAS_UPSTREAM_EVENTS_SECRET"] = "bench-events"
+            (cyrus_dir / "events-target").write_text(
+                f"http://127.0.0.1:{gw_port}/push/upstream-events bench-events\n")
         log = open(work / "gateway.log", "wb")
         gateway = subprocess.Popen([str(BIN / "eas-gateway"), "serve", "--port", str(gw_port), "--upstream",
                                     f"http://127.0.0.1:{cyrus_port}", "--database-url", dsn],
@@ -340,6 +347,23 @@ async def main(args: argparse.Namespace, work: Path) -> None:
                     await conn.close()
                 return calls, int(xacts)
 
+            watching = None
+            if args.events:
+                # A phone of the user holds a Ping (as between its Syncs): the node watches the user,
+                # and Cyrus' events of the 20 deliveries above told it that mail has events.
+                watcher = Device(http, endpoint, small, "benchwatch")
+                await watcher.provision()
+                await watcher.sync_all(inbox)
+                P = "{Ping:}"
+                root = etree.Element(P + "Ping")
+                etree.SubElement(root, P + "HeartbeatInterval").text = "3000"
+                folder = etree.SubElement(etree.SubElement(root, P + "Folders"), P + "Folder")
+                etree.SubElement(folder, P + "Id").text = inbox
+                etree.SubElement(folder, P + "Class").text = "Email"
+                watching = asyncio.create_task(watcher.post("Ping", root))
+                await asyncio.sleep(2.0)
+                assert not watching.done(), "the watching Ping was answered"
+
             # What one no-change Sync costs: upstream calls and database transactions (a statement
             # outside a transaction block is one), over 200 in a row.
             before = await counters()
@@ -355,6 +379,8 @@ async def main(args: argparse.Namespace, work: Path) -> None:
                 print(f"{f'no-change Sync, {workers} devices: req/s':<44} {ours[0]:>14.0f} {base[0]:>14.0f} "
                       f"{ours[0] / base[0]:>7.2f}")
                 print(f"{'  p50 / p99 ms':<44} {ours[1]:>6.1f} /{ours[2]:>6.1f} {base[1]:>6.1f} /{base[2]:>6.1f}")
+            if watching is not None:
+                watching.cancel()
 
         # 3. Held Pings. Devices are created in SQL (provisioned, inbox synced at
         # the current upstream state) so that setting up 10,000 is quick.
@@ -415,6 +441,8 @@ if __name__ == "__main__":
     parser.add_argument("--mailboxes", default="1000,10000", type=lambda s: [int(x) for x in s.split(",")])
     parser.add_argument("--pings", default="1000,10000", type=lambda s: [int(x) for x in s.split(",")])
     parser.add_argument("--seconds", default=5.0, type=float)
+    parser.add_argument("--events", action="store_true",
+                        help="Cyrus' change events go to the gateway, and a phone of the syncing user holds a Ping")
     parsed = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="eas-bench-"))
     try:
