@@ -17,11 +17,14 @@ device, credentials, timeout)``; it returns why it woke:
   ``dav_poll_seconds``. A node that sees a change tells the others through
   PostgreSQL NOTIFY, so every node's waiters look again. Where the upstream
   pushes its own change events (``upstream_changed``: eas_gateway.upstream_events),
-  an event reads only the store it names (mail, or the DAV homes) at once, and once
-  a store's events have been seen its polling slows to ``events_poll_seconds``, a
-  safety net for a lost event. A watcher outlives its user's last waiting request
-  by ``linger_seconds``: a phone's next Ping (after the Sync it woke) finds the
-  states known and the watcher running, with nothing to read again.
+  an event reads only the store it names (mail, or the DAV homes) at once, and on a
+  node that takes events (``events``), while a store's events come its polling slows
+  to ``events_poll_seconds``, a safety net for a lost event, and ``current`` gives
+  the state as the events keep it (a Sync answered without asking the upstream).
+  A watcher outlives its user's last waiting request by ``linger_seconds``: a
+  phone's next Ping (after the Sync it woke) finds the states known and the watcher
+  running, with nothing to read again. The "folders" key is a hierarchy token that
+  a change of the folders' counts alone (every delivery's) does not move.
 - ``SUPERSEDED``: a newer hanging request of the same device started, on this
   node or another (NOTIFY again): one hanging request per device.
 - ``TIMEOUT``.
