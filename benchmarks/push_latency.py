@@ -11,13 +11,15 @@ For each, --trials deliveries at a random moment of a held Ping (LMTP, as an MTA
 and the time from the delivery to the Ping's answer: p50, p99, max, and each path's
 ratio to polling. With --fanout N, on the upstream-events path: N users each holding a Ping,
 one message delivered to all of them in one LMTP transaction (a mailing list), and the time
-to the first and to the last Ping's answer.
+to the first and to the last Ping's answer; before it, the CPU the gateway and Cyrus spend on
+the held Pings while nothing happens (--hold-seconds), per 1,000 Pings per minute.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import socket
 import sys
@@ -116,7 +118,30 @@ def upstream_calls(metrics: str) -> dict[str, tuple[float, float]]:
     return {k: (v[0], v[1]) for k, v in out.items()}
 
 
-async def fanout(endpoint: str, cyrus_dir: Path, cyrus_url: str, users: list[str]) -> tuple[float, float]:
+def cpu_seconds_of(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(x) for x in fields[11:13]) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(match: str) -> float:
+    """CPU time (user + system, with reaped children) of the processes whose command line holds
+    ``match``."""
+    total = 0
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if match.encode() not in (proc / "cmdline").read_bytes():
+                continue
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+async def fanout(endpoint: str, cyrus_dir: Path, cyrus_url: str, users: list[str], gateway_pid: int,
+                 hold_seconds: float) -> tuple[float, float]:
     """Seconds from one delivery to all ``users`` until the first and the last held Ping answers;
     prints the upstream calls the gateway made meanwhile, per woken Ping."""
     metrics = endpoint.removesuffix("/Microsoft-Server-ActiveSync") + "/metrics"
@@ -158,6 +183,14 @@ async def fanout(endpoint: str, cyrus_dir: Path, cyrus_url: str, users: list[str
             calls, last = last, upstream_calls(text)
             if held >= len(users) and {k: v[0] for k, v in calls.items()} == {k: v[0] for k, v in last.items()}:
                 break
+        assert not answered, "a Ping answered before the delivery"
+        # What the held Pings cost while nothing happens: CPU of the gateway and of Cyrus.
+        gateway_cpu, upstream_cpu = cpu_seconds_of(gateway_pid), cpu_seconds(str(cyrus_dir))
+        await asyncio.sleep(hold_seconds)
+        per = 1000 / len(users) * 60 / hold_seconds
+        print(f"  CPU per 1,000 held Pings per minute, nothing delivered: gateway "
+              f"{(cpu_seconds_of(gateway_pid) - gateway_cpu) * per:.2f} s, "
+              f"upstream {(cpu_seconds(str(cyrus_dir)) - upstream_cpu) * per:.2f} s")
         assert not answered, "a Ping answered before the delivery"
 
         def deliver_all() -> None:
@@ -201,7 +234,8 @@ async def run(args: argparse.Namespace, work: Path) -> None:
             results[name] = await trials(found.endpoint, found.cyrus_dir, user, args.trials, seed=args.seed)
             if name == "upstream events" and args.fanout:
                 many = [found.add_user(f"fan{i}") for i in range(args.fanout)]
-                first_last = await fanout(found.endpoint, found.cyrus_dir, found.upstream, many)
+                first_last = await fanout(found.endpoint, found.cyrus_dir, found.upstream, many,
+                                          found.processes[0].pid, args.hold_seconds)
     print(f"{'delivery -> Ping answer, s':<28} {'p50':>8} {'p99':>8} {'max':>8}   ({args.trials} trials)")
     for name, values in results.items():
         print(f"{name:<28} {percentile(values, 0.5):>8.2f} {percentile(values, 0.99):>8.2f} {max(values):>8.2f}")
@@ -222,5 +256,7 @@ if __name__ == "__main__":
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--paths", default="polling,imap,upstream",
                         help="the wake-up paths to measure, of polling,imap,upstream")
+    parser.add_argument("--hold-seconds", type=float, default=60.0,
+                        help="with --fanout: how long the Pings are held idle, for their CPU cost")
     parser.add_argument("--fanout", type=int, default=0, help="users woken by one delivery (upstream events)")
     harness.main(run, parser, "eas-bench-push-")
