@@ -180,10 +180,10 @@ class PushHub:
             waiters.discard(waiter)
             if not waiters:
                 self._waiters.pop(user, None)
-                if self.linger_seconds > 0 and not self._closing and user not in self._lingering:
+                if self.linger_seconds > 0 and not self._closing:
                     self._lingering[user] = asyncio.get_running_loop().call_later(
                         self.linger_seconds, self._unwatch, user)
-                elif user not in self._lingering:
+                else:
                     self._unwatch(user)
         return waiter.reason
 
@@ -217,10 +217,15 @@ class PushHub:
         """The upstream said (an event it pushed) that the user's data in ``store`` (MAIL,
         or DAV: a calendar or address book) changed: every node with a watcher for the user
         reads that store's state now, and wakes the requests it concerns."""
-        if store in (MAIL, DAV):
-            self._saw_event(store)
-            self._check_soon(user, store)
+        self._event(user, store)
         await self._notify({"kind": "upstream", "user": user, "store": store})
+
+    def _event(self, user: str, store: str) -> None:
+        """An upstream event of the user's ``store``, taken here or by another node."""
+        if store in (MAIL, DAV):
+            if self.events:
+                self._evented[store] = time.monotonic()
+            self._check_soon(user, store)
 
     def _check_soon(self, user: str, store: str) -> None:
         if user not in self._watchers:
@@ -252,10 +257,6 @@ class PushHub:
                 self._checking[key] = False
         finally:
             self._checking.pop(key, None)
-
-    def _saw_event(self, store: str) -> None:
-        if self.events:
-            self._evented[store] = time.monotonic()
 
     def _has_events(self, store: str) -> bool:
         """Whether the upstream's events of ``store`` come (one within EVENTS_TRUSTED_SECONDS):
@@ -290,14 +291,13 @@ class PushHub:
 
     def _wake(self, user: str) -> None:
         """The user's data changed (the gateway wrote it, another node saw it, or the
-        database was away): the states this node's watcher knew are old; it reads them again,
-        and every waiting request of the user looks."""
+        database was away): the states this node's watcher knew are old (the next request
+        reads them, the watcher at its next event or poll), and every waiting request of the
+        user looks."""
         known = self._states.get(user)
         if known is not None:
             for key in [k for k in known if k not in ("folders", "dav-folders")]:
                 del known[key]
-            self._check_soon(user, MAIL)
-            self._check_soon(user, DAV)
         for waiter in list(self._waiters.get(user, ())):
             if not waiter.event.is_set():
                 waiter.reason = CHANGED
@@ -405,8 +405,10 @@ class PushHub:
         held request looks at the hierarchy for it."""
         before, self._folder_states[user] = self._folder_states.get(user), folder_state
         token = self._states.get(user, {}).get("folders")
-        if before is None or token is None or folder_state == before:
-            return token if token is not None and folder_state == before else folder_state
+        if token is None or before is None:
+            return folder_state
+        if folder_state == before:
+            return token
         try:
             restructured = await self.upstream.mailstore.folders_restructured(credentials, before)
         except UpstreamError as exc:
@@ -458,9 +460,8 @@ class PushHub:
             if message.get("folders"):
                 self._forget_folders(user)
             self._wake(user)
-        elif message.get("kind") == "upstream" and user and message.get("store", MAIL) in (MAIL, DAV):
-            self._saw_event(message.get("store", MAIL))
-            self._check_soon(user, message.get("store", MAIL))
+        elif message.get("kind") == "upstream" and user:
+            self._event(user, message.get("store", MAIL))
         elif message.get("kind") == "started" and user:
             self._supersede(user, message.get("device", ""), message.get("token", ""))
 
