@@ -184,6 +184,17 @@ def deliver(lmtp: Path, user: str, count: int) -> None:
             conn.send_message(m, "s@example.org", [user])
 
 
+def ping_request(folder: str, heartbeat: int) -> etree._Element:
+    """A Ping of one Email folder."""
+    P = "{Ping:}"
+    root = etree.Element(P + "Ping")
+    etree.SubElement(root, P + "HeartbeatInterval").text = str(heartbeat)
+    f = etree.SubElement(etree.SubElement(root, P + "Folders"), P + "Folder")
+    etree.SubElement(f, P + "Id").text = folder
+    etree.SubElement(f, P + "Class").text = "Email"
+    return root
+
+
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * p))]
@@ -354,13 +365,7 @@ async def main(args: argparse.Namespace, work: Path) -> None:
                 watcher = Device(http, endpoint, small, "benchwatch")
                 await watcher.provision()
                 await watcher.sync_all(inbox)
-                P = "{Ping:}"
-                root = etree.Element(P + "Ping")
-                etree.SubElement(root, P + "HeartbeatInterval").text = "3000"
-                folder = etree.SubElement(etree.SubElement(root, P + "Folders"), P + "Folder")
-                etree.SubElement(folder, P + "Id").text = inbox
-                etree.SubElement(folder, P + "Class").text = "Email"
-                watching = asyncio.create_task(watcher.post("Ping", root))
+                watching = asyncio.create_task(watcher.post("Ping", ping_request(inbox, 3000)))
                 await asyncio.sleep(2.0)
                 assert not watching.done(), "the watching Ping was answered"
 
@@ -399,13 +404,7 @@ async def main(args: argparse.Namespace, work: Path) -> None:
             await conn.execute(
                 "INSERT INTO folder_sync (user_name, device_id, sync_key, last_response)"
                 " SELECT $1, id, 1, '' FROM unnest($2::text[]) AS id", small, ids)
-            P = "{Ping:}"
-            root = etree.Element(P + "Ping")
-            etree.SubElement(root, P + "HeartbeatInterval").text = "3000"
-            folder = etree.SubElement(etree.SubElement(root, P + "Folders"), P + "Folder")
-            etree.SubElement(folder, P + "Id").text = inbox
-            etree.SubElement(folder, P + "Class").text = "Email"
-            body = wbxml.encode(root)
+            body = wbxml.encode(ping_request(inbox, 3000))
             auth = base64.b64encode(f"{small}:{small.split('@')[0]}".encode()).decode()
             headers = {"Authorization": f"Basic {auth}", "MS-ASProtocolVersion": "14.1", "X-MS-PolicyKey": "1",
                        "Content-Type": "application/vnd.ms-sync.wbxml"}

@@ -28,29 +28,19 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import httpx
-from lxml import etree
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import harness  # noqa: E402
-from gateway_sync import Device, deliver, percentile  # noqa: E402
+from gateway_sync import Device, deliver, percentile, ping_request  # noqa: E402
 from harness import stack  # noqa: E402
 
 import wbxml  # noqa: E402
 
 P = "{Ping:}"
 PATHS = ("polling", "IMAP IDLE", "upstream events")
-
-
-def ping_request(folder: str, heartbeat: int) -> etree._Element:
-    root = etree.Element(P + "Ping")
-    etree.SubElement(root, P + "HeartbeatInterval").text = str(heartbeat)
-    f = etree.SubElement(etree.SubElement(root, P + "Folders"), P + "Folder")
-    etree.SubElement(f, P + "Id").text = folder
-    etree.SubElement(f, P + "Class").text = "Email"
-    return root
 
 
 async def trials(endpoint: str, cyrus_dir: Path, user: str, count: int, seed: int) -> list[float]:
