@@ -15,7 +15,7 @@ import ipaddress
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,8 @@ from eas_gateway.errors import (
     Unauthorized,
     UpstreamFailed,
 )
+from eas_gateway.front import ActiveSyncFront
+from eas_gateway.hang_up import HungUp, until_hung_up
 from eas_gateway.oauth import BearerSignIn, Issuer, TokenRefused, UpstreamSigner
 from eas_gateway.oauth import algorithms as oauth_algorithms
 from eas_gateway.observability.metrics import CONTENT_TYPE as METRICS_TYPE
@@ -279,10 +281,9 @@ class Gateway:
             tracer.record(account_user, line.device_id, line.command, "request", tree)
         try:
             with recording_writes() as writes:
-                if line.command in HELD_UNTIL_HANG_UP:
-                    result = await _until_hung_up(request, command.handle(ctx, tree))
-                else:
-                    result = await command.handle(ctx, tree)
+                work = command.handle(ctx, tree)
+                del tree, raw  # not kept by this frame while a request is held
+                result = await (until_hung_up(request, work) if line.command in HELD_UNTIL_HANG_UP else work)
         except CommandStatus as exc:
             if not command.root:
                 raise
@@ -347,40 +348,9 @@ class Gateway:
             raise BadRequest(f"malformed WBXML body: {exc}") from exc
 
 
-class HungUp(Exception):
-    """The phone closed the connection while its request was held: nobody to answer."""
-
-
 # Requests that only read while they wait: ended when the phone hangs up (a waiting Sync has
 # applied the phone's commands before it waits, and ends at its own time).
 HELD_UNTIL_HANG_UP = frozenset({"Ping"})
-
-
-async def _until_hung_up(request: Request, work: Awaitable[Any]) -> Any:
-    """``work``'s result, unless the phone hangs up first: then ``work`` is cancelled (its
-    held wait leaves the push hub at once, not at its heartbeat) and HungUp raised. ``work``
-    runs in this task; one small task waits for the disconnect (held Pings are many)."""
-    current = asyncio.current_task()
-    assert current is not None
-    gone = False
-
-    async def hung_up() -> None:
-        nonlocal gone
-        while (await request.receive())["type"] != "http.disconnect":
-            pass
-        gone = True
-        current.cancel()
-
-    watch = asyncio.ensure_future(hung_up())
-    try:
-        return await work
-    except asyncio.CancelledError:
-        if not gone:
-            raise
-        current.uncancel()
-        raise HungUp("the phone closed the connection") from None
-    finally:
-        watch.cancel()
 
 
 def _check_wipe(device: devices.Device, version: str) -> None:
@@ -486,7 +456,7 @@ def _bearer_sign_in(settings: Settings, upstream: Sources) -> BearerSignIn | Non
 
 
 def create_app(settings: Settings, *, upstream: MailStore | None = None,
-               dav: DavStore | None = None) -> Starlette | ProxyHeadersMiddleware:
+               dav: DavStore | None = None) -> ActiveSyncFront | ProxyHeadersMiddleware:
     gateway = Gateway(settings, upstream=upstream, dav=dav)
 
     @contextlib.asynccontextmanager
@@ -497,7 +467,7 @@ def create_app(settings: Settings, *, upstream: MailStore | None = None,
         finally:
             await gateway.stop()
 
-    async def activesync(request: Request) -> Response:
+    async def activesync(request: Request) -> Response:  # served by the front, not a Route
         if request.method == "OPTIONS":
             try:
                 return await gateway.options(request)
@@ -536,14 +506,15 @@ def create_app(settings: Settings, *, upstream: MailStore | None = None,
     discovery = [Route(f"/{a}utodiscover/{a}utodiscover.xml", autodiscover_pox, methods=["POST"]) for a in "aA"]
     discovery += [Route(f"/{a}utodiscover/{a}utodiscover.json{tail}", autodiscover_json, methods=["GET"])
                   for a in "aA" for tail in ("", "/v1.0/{address}")]
-    app = Starlette(routes=[Route("/Microsoft-Server-ActiveSync", activesync, methods=["OPTIONS", "POST"]),
-                            *discovery, Route("/healthz", healthz), Route("/metrics", metrics),
+    app = Starlette(routes=[*discovery, Route("/healthz", healthz), Route("/metrics", metrics),
                             Route("/push/upstream-events", upstream_events_endpoint, methods=["POST"]),
                             *admin_web.routes(gateway)],
                     lifespan=lifespan)
     app.state.gateway = gateway
+    # The ActiveSync endpoint before Starlette's layers (eas_gateway.front: held Pings are many).
+    front = ActiveSyncFront(app, activesync)
     if not settings.trusted_proxies.strip():
-        return app
+        return front
     # X-Forwarded-For/-Proto only from the configured proxies (deploy/apache).
-    return ProxyHeadersMiddleware(app, trusted_hosts=  # type: ignore[arg-type]  # Starlette is an ASGI app
+    return ProxyHeadersMiddleware(front, trusted_hosts=  # type: ignore[arg-type]  # an ASGI app
                                   [h.strip() for h in settings.trusted_proxies.split(",")])

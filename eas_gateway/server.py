@@ -12,11 +12,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+from collections.abc import Callable
 from typing import Any
 
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from eas_gateway import hang_up
 from eas_gateway.app import Gateway
 
 log = logging.getLogger(__name__)
@@ -27,10 +29,12 @@ HEAD_SECONDS = 30.0
 
 
 class HeadTimeoutProtocol(H11Protocol):
-    """uvicorn's h11 protocol with a time limit on reading a request's head."""
+    """uvicorn's h11 protocol with a time limit on reading a request's head, which tells a
+    request when its connection is lost (the ASGI extension of eas_gateway.hang_up)."""
 
     head_seconds = HEAD_SECONDS
     _head_timer: asyncio.TimerHandle | None = None
+    _hang_ups: list[Callable[[], None]] | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -39,7 +43,13 @@ class HeadTimeoutProtocol(H11Protocol):
     def data_received(self, data: bytes) -> None:
         if self._head_timer is None and self.cycle is None:
             self._start_head_timer()  # the first bytes of the next request on a kept-alive connection
+        before = self.cycle
         super().data_received(data)
+        if self.cycle is not None and self.cycle is not before:
+            # A request starts (its task is created, not yet run): its own hang-up callbacks.
+            self._hang_ups = []
+            extensions: dict[str, Any] = self.cycle.scope.setdefault("extensions", {})
+            extensions[hang_up.EXTENSION] = self._hang_ups
         if self.cycle is not None and self._head_timer is not None:
             self._head_timer.cancel()  # the head is complete: the request runs as long as it must
             self._head_timer = None
@@ -55,6 +65,9 @@ class HeadTimeoutProtocol(H11Protocol):
             self._head_timer.cancel()
             self._head_timer = None
         super().connection_lost(exc)
+        callbacks, self._hang_ups = self._hang_ups or [], None
+        for callback in list(callbacks):
+            callback()
 
     def _start_head_timer(self) -> None:
         self._head_timer = self.loop.call_later(self.head_seconds, self._head_timed_out)

@@ -44,7 +44,6 @@ import json
 import logging
 import time
 import uuid
-from dataclasses import dataclass, field
 
 import asyncpg
 
@@ -63,13 +62,23 @@ EVENT_SETTLE_SECONDS = 0.02
 EVENTS_TRUSTED_SECONDS = 3600.0  # events of a store slow its polling while one came within this
 
 
-@dataclass(eq=False)
 class _Waiter:
-    device_id: str
-    token: str
-    seen: dict[str, str]  # the upstream states the request has checked against
-    event: asyncio.Event = field(default_factory=asyncio.Event)
-    reason: str = TIMEOUT
+    """One held request: a bare future (not an asyncio.Event and a wait_for task: held
+    requests are many, and each of those costs a kilobyte)."""
+
+    __slots__ = ("device_id", "token", "seen", "woken", "reason")
+
+    def __init__(self, device_id: str, token: str, seen: dict[str, str]) -> None:
+        self.device_id, self.token = device_id, token
+        self.seen = seen  # the upstream states the request has checked against
+        self.woken: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.reason = TIMEOUT
+
+    def wake(self, reason: str) -> None:
+        """The first reason given is the answer's; later ones change nothing."""
+        if not self.woken.done():
+            self.reason = reason
+            self.woken.set_result(None)
 
 
 class PushHub:
@@ -114,9 +123,7 @@ class PushHub:
         self._closing = True
         for waiters in list(self._waiters.values()):
             for waiter in list(waiters):
-                if not waiter.event.is_set():
-                    waiter.reason = SHUTDOWN
-                    waiter.event.set()
+                waiter.wake(SHUTDOWN)
 
     def _listening_again(self) -> None:
         for user in list(self._waiters):
@@ -172,7 +179,8 @@ class PushHub:
         if user not in self._watchers:
             self._watchers[user] = asyncio.create_task(self._watch(user), name=f"push watcher {user}")
         try:
-            await asyncio.wait_for(waiter.event.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await waiter.woken
         except TimeoutError:
             pass
         finally:
@@ -285,9 +293,8 @@ class PushHub:
 
     def _supersede(self, user: str, device_id: str, token: str) -> None:
         for waiter in list(self._waiters.get(user, ())):
-            if waiter.device_id == device_id and waiter.token != token and not waiter.event.is_set():
-                waiter.reason = SUPERSEDED
-                waiter.event.set()
+            if waiter.device_id == device_id and waiter.token != token:
+                waiter.wake(SUPERSEDED)
 
     def _wake(self, user: str) -> None:
         """The user's data changed (the gateway wrote it, another node saw it, or the
@@ -299,9 +306,7 @@ class PushHub:
             for key in [k for k in known if k not in ("folders", "dav-folders")]:
                 del known[key]
         for waiter in list(self._waiters.get(user, ())):
-            if not waiter.event.is_set():
-                waiter.reason = CHANGED
-                waiter.event.set()
+            waiter.wake(CHANGED)
 
     def _forget_folders(self, user: str) -> None:
         known = self._states.get(user)
@@ -433,11 +438,9 @@ class PushHub:
             await self._notify({"kind": "changed", "user": user,
                                 **({"folders": "1"} if moved & {"folders", "dav-folders"} else {})})
         for waiter in list(self._waiters.get(user, ())):
-            if waiter.event.is_set():
-                continue
-            if any(known.get(k, "") != v for k, v in waiter.seen.items() if k in known or k in states):
-                waiter.reason = CHANGED
-                waiter.event.set()
+            if not waiter.woken.done() and any(known.get(k, "") != v for k, v in waiter.seen.items()
+                                               if k in known or k in states):
+                waiter.wake(CHANGED)
 
     async def _notify(self, message: dict[str, str]) -> None:
         message["node"] = self.node

@@ -38,6 +38,7 @@ CHECKS_AT_ONCE = 4  # folders of one Ping looked at side by side
 
 async def handle(ctx: Context, tree: etree._Element | None) -> etree._Element:
     interval, folder_ids = await _request(ctx, tree)
+    del tree  # not kept while the Ping is held
     low, high = ctx.settings.heartbeat_min, ctx.settings.heartbeat_max
     if not low <= interval <= high:
         log.info("Ping: HeartbeatInterval %d outside %d..%d", interval, low, high)
