@@ -26,7 +26,7 @@ def _front(handler: Any) -> ActiveSyncFront:
 
 
 async def _ask(app: ActiveSyncFront, method: str, path: str, root_path: str = "") -> httpx.Response:
-    transport = httpx.ASGITransport(app=app, root_path=root_path)  # type: ignore[arg-type]
+    transport = httpx.ASGITransport(app=app, root_path=root_path)
     async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
         return await http.request(method, path)
 
