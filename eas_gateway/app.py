@@ -50,7 +50,7 @@ from eas_gateway.errors import (
     UpstreamFailed,
 )
 from eas_gateway.front import ActiveSyncFront
-from eas_gateway.hang_up import HungUp, until_hung_up
+from eas_gateway.hang_up import HangUpWatch, HungUp
 from eas_gateway.oauth import BearerSignIn, Issuer, TokenRefused, UpstreamSigner
 from eas_gateway.oauth import algorithms as oauth_algorithms
 from eas_gateway.observability.metrics import CONTENT_TYPE as METRICS_TYPE
@@ -152,6 +152,16 @@ class Gateway:
             await asyncio.to_thread(self.embedded.release)
             log.info("embedded PostgreSQL released (stopped unless another process holds it)")
 
+    async def activesync(self, request: Request) -> Response:
+        """A request to /Microsoft-Server-ActiveSync (from eas_gateway.front): OPTIONS or POST."""
+        if request.method == "OPTIONS":
+            try:
+                return await self.options(request)
+            except EASError as exc:
+                log.info("OPTIONS refused: %s", _describe(exc))
+                return self.challenge(_error_response(exc, None), exc)
+        return await self.post(request)
+
     async def options(self, request: Request) -> Response:
         await self._credentials(request)
         return Response(status_code=200, headers=_options_headers())
@@ -162,7 +172,7 @@ class Gateway:
         status, detail = "200", ""
         try:
             credentials, account_user = await self._credentials(request)
-            line = ashttp.parse(request.url.query, {k.lower(): v for k, v in request.headers.items()})
+            line = ashttp.parse(_query(request), {k.lower(): v for k, v in request.headers.items()})
             return await self._command(request, line, credentials, account_user)
         except HungUp:
             status, detail = "hung-up", " the phone closed the connection while held"
@@ -177,13 +187,13 @@ class Gateway:
             # The database (or its pool) is unreachable: phones retry after a 503, and nothing was
             # committed (every write commits at the end of its command).
             status, detail = "503", f" database unavailable: {type(exc).__name__}: {exc}"
-            log.warning("database unavailable for %s: %r", request.url.path, exc)
+            log.warning("database unavailable for %s: %r", request.scope["path"], exc)
             return Response("database unavailable, retry later\n", status_code=503,
                             headers={"Retry-After": "30"}, media_type="text/plain")
         except Exception as exc:
             # A bug: answered as what it is, logged with its traceback, counted as a 500.
             status, detail = "500", f" {type(exc).__name__}: {exc}"
-            log.exception("unexpected error in %s", line.command if line else request.url.path)
+            log.exception("unexpected error in %s", line.command if line else request.scope["path"])
             return Response("internal error\n", status_code=500, media_type="text/plain")
         finally:
             seconds = time.monotonic() - started
@@ -283,7 +293,11 @@ class Gateway:
             with recording_writes() as writes:
                 work = command.handle(ctx, tree)
                 del tree, raw  # not kept by this frame while a request is held
-                result = await (until_hung_up(request, work) if line.command in HELD_UNTIL_HANG_UP else work)
+                if line.command in HELD_UNTIL_HANG_UP:
+                    with HangUpWatch(request):
+                        result = await work
+                else:
+                    result = await work
         except CommandStatus as exc:
             if not command.root:
                 raise
@@ -312,7 +326,7 @@ class Gateway:
         decision = await self.access.decide(user, line.device_id, line.device_type,
                                             request.headers.get("user-agent", ""))
         if decision.access == ALLOW:
-            decision = await self.access.seen(user, line.device_id, line.command, request.url.query, raw) or decision
+            decision = await self.access.seen(user, line.device_id, line.command, _query(request), raw) or decision
         if decision.access == ALLOW:
             return
         reason = f"device {line.device_id} of {user}: {decision.access} by {decision.why}"
@@ -351,6 +365,13 @@ class Gateway:
 # Requests that only read while they wait: ended when the phone hangs up (a waiting Sync has
 # applied the phone's commands before it waits, and ends at its own time).
 HELD_UNTIL_HANG_UP = frozenset({"Ping"})
+
+
+def _query(request: Request) -> str:
+    """The request's query as sent (request.url would parse, and keep, the whole URL: a
+    held Ping keeps what its request holds)."""
+    raw: bytes = request.scope.get("query_string", b"")
+    return raw.decode("latin-1")
 
 
 def _check_wipe(device: devices.Device, version: str) -> None:
@@ -467,15 +488,6 @@ def create_app(settings: Settings, *, upstream: MailStore | None = None,
         finally:
             await gateway.stop()
 
-    async def activesync(request: Request) -> Response:  # served by the front, not a Route
-        if request.method == "OPTIONS":
-            try:
-                return await gateway.options(request)
-            except EASError as exc:
-                log.info("OPTIONS refused: %s", _describe(exc))
-                return gateway.challenge(_error_response(exc, None), exc)
-        return await gateway.post(request)
-
     async def upstream_events_endpoint(request: Request) -> Response:
         return await upstream_events.receive(gateway, request)
 
@@ -512,7 +524,7 @@ def create_app(settings: Settings, *, upstream: MailStore | None = None,
                     lifespan=lifespan)
     app.state.gateway = gateway
     # The ActiveSync endpoint before Starlette's layers (eas_gateway.front: held Pings are many).
-    front = ActiveSyncFront(app, activesync)
+    front = ActiveSyncFront(app, gateway.activesync)
     if not settings.trusted_proxies.strip():
         return front
     # X-Forwarded-For/-Proto only from the configured proxies (deploy/apache).

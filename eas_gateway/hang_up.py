@@ -16,7 +16,7 @@ does better).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, MutableMapping, MutableSequence
+from collections.abc import Callable, MutableMapping, MutableSequence
 from typing import Any
 
 from starlette.requests import Request
@@ -35,38 +35,45 @@ def callbacks_of(scope: MutableMapping[str, Any]) -> MutableSequence[Callable[[]
     return found
 
 
-async def until_hung_up(request: Request, work: Awaitable[Any]) -> Any:
-    """``work``'s result, unless the phone hangs up first: then ``work`` (which runs in this
-    task) is cancelled and HungUp raised."""
-    current = asyncio.current_task()
-    assert current is not None
-    gone = False
+class HangUpWatch:
+    """``with HangUpWatch(request): result = await work`` (work running in this task): when
+    the phone hangs up first, ``work`` is cancelled and HungUp raised in its place. A
+    context manager, not a coroutine around ``work``: held requests are many, and each
+    frame on a held stack stays for as long as it is held."""
 
-    def hung_up() -> None:
-        nonlocal gone
-        gone = True
-        current.cancel()
+    __slots__ = ("request", "task", "gone", "callbacks", "listener")
 
-    callbacks = callbacks_of(request.scope)
-    watch: asyncio.Future[None] | None = None
-    if callbacks is not None:
-        callbacks.append(hung_up)
-    else:
-        async def listen() -> None:
-            while (await request.receive())["type"] != "http.disconnect":
-                pass
-            hung_up()
+    def __init__(self, request: Request) -> None:
+        self.request = request
+        self.gone = False
+        self.callbacks: MutableSequence[Callable[[], None]] | None = None
+        self.listener: asyncio.Future[None] | None = None
 
-        watch = asyncio.ensure_future(listen())
-    try:
-        return await work
-    except asyncio.CancelledError:
-        if not gone:
-            raise
-        current.uncancel()
-        raise HungUp("the phone closed the connection") from None
-    finally:
-        if watch is not None:
-            watch.cancel()
-        elif callbacks is not None and hung_up in callbacks:
-            callbacks.remove(hung_up)
+    def __enter__(self) -> HangUpWatch:
+        task = asyncio.current_task()
+        assert task is not None
+        self.task = task
+        self.callbacks = callbacks_of(self.request.scope)
+        if self.callbacks is not None:
+            self.callbacks.append(self.hung_up)
+        else:
+            self.listener = asyncio.ensure_future(self._listen())
+        return self
+
+    def hung_up(self) -> None:
+        self.gone = True
+        self.task.cancel()
+
+    async def _listen(self) -> None:
+        while (await self.request.receive())["type"] != "http.disconnect":
+            pass
+        self.hung_up()
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        if self.listener is not None:
+            self.listener.cancel()
+        elif self.callbacks is not None and self.hung_up in self.callbacks:
+            self.callbacks.remove(self.hung_up)
+        if kind is not None and issubclass(kind, asyncio.CancelledError) and self.gone:
+            self.task.uncancel()
+            raise HungUp("the phone closed the connection") from None

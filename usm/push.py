@@ -178,12 +178,11 @@ class PushHub:
         await self._notify({"kind": "started", "user": user, "device": device_id, "token": waiter.token})
         if user not in self._watchers:
             self._watchers[user] = asyncio.create_task(self._watch(user), name=f"push watcher {user}")
+        timer = asyncio.get_running_loop().call_later(timeout, waiter.wake, TIMEOUT)
         try:
-            async with asyncio.timeout(timeout):
-                await waiter.woken
-        except TimeoutError:
-            pass
+            await waiter.woken
         finally:
+            timer.cancel()
             waiters = self._waiters.get(user, set())
             waiters.discard(waiter)
             if not waiters:

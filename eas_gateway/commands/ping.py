@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
+from collections.abc import Awaitable
+from typing import TypeVar
 
 from lxml import etree
 
@@ -33,6 +34,7 @@ P = "{Ping:}"
 # MS-ASCMD 2.2.3.177.11 Ping Status values.
 EXPIRED, CHANGES, MISSING, PROTOCOL_ERROR, BAD_INTERVAL, TOO_MANY, HIERARCHY = 1, 2, 3, 4, 5, 6, 7
 MAX_FOLDERS = 300
+T = TypeVar("T")
 CHECKS_AT_ONCE = 4  # folders of one Ping looked at side by side
 
 
@@ -51,13 +53,12 @@ async def handle(ctx: Context, tree: etree._Element | None) -> etree._Element:
     if unknown:
         log.info("Ping: folders %s are not folders of %s", unknown, ctx.user)
         return _answer(HIERARCHY)
-    deadline = time.monotonic() + interval
+    deadline = asyncio.get_running_loop().time() + interval
     # The user's states as this process's watcher last saw them, if there is one:
     # a change after that poll is found by the check below or wakes the wait.
     keys = push.keys_for(ctx.upstream, list(upstream_ids.values()), hierarchy=True)
     try:
-        async with asyncio.timeout(interval):  # bounds the upstream checks too; no extra task per Ping
-            return await _hold(ctx, upstream_ids, keys, deadline)
+        return await _hold(ctx, upstream_ids, keys, deadline)
     except TimeoutError:
         # The heartbeat ended while the upstream was still being asked (it hangs): the phone
         # gets its answer on time, not after the upstream's own timeout.
@@ -65,11 +66,20 @@ async def handle(ctx: Context, tree: etree._Element | None) -> etree._Element:
         return _answer(EXPIRED)
 
 
+async def _in_time(deadline: float, work: Awaitable[T]) -> T:
+    """``work``, ended with TimeoutError at the heartbeat's end. Only the upstream checks are
+    bounded so, each on its own: the wait between them has its own timer in the push hub,
+    and a held Ping keeps no timer of its own (they are many)."""
+    async with asyncio.timeout_at(deadline):
+        return await work
+
+
 async def _hold(ctx: Context, upstream_ids: dict[int, str], keys: dict[str, str],
                 deadline: float) -> etree._Element:
-    seen = await ctx.push.states(ctx.user, ctx.credentials, set(keys.values()))
+    loop = asyncio.get_running_loop()
+    seen = await _in_time(deadline, ctx.push.states(ctx.user, ctx.credentials, set(keys.values())))
     while True:
-        changed = await _changed(ctx, upstream_ids, keys, seen)
+        changed = await _in_time(deadline, _changed(ctx, upstream_ids, keys, seen))
         if changed is None:
             # An admin reset the device (usm.admin): FolderSync first, which starts it over.
             log.info("Ping: device %s has no hierarchy state; asking for a FolderSync", ctx.line.device_id)
@@ -80,7 +90,7 @@ async def _hold(ctx: Context, upstream_ids: dict[int, str], keys: dict[str, str]
             for folder_id in changed:
                 E(out, P + "Folder", folder_id)
             return root
-        remaining = deadline - time.monotonic()
+        remaining = deadline - loop.time()
         if remaining <= 0:
             return _answer(EXPIRED)
         reason = await ctx.push.wait(ctx.user, ctx.line.device_id, ctx.credentials, remaining, seen=seen)
@@ -90,10 +100,10 @@ async def _hold(ctx: Context, upstream_ids: dict[int, str], keys: dict[str, str]
             return _answer(EXPIRED)
         if reason == TIMEOUT:
             return _answer(EXPIRED)  # nothing woke it: no need to ask the upstream once more
-        now = await ctx.push.states(ctx.user, ctx.credentials, set(keys.values()))
+        now = await _in_time(deadline, ctx.push.states(ctx.user, ctx.credentials, set(keys.values())))
         hierarchy_moved = any(now.get(k) != seen.get(k) for k in ("folders", "dav-folders") if k in keys)
         seen = now
-        if hierarchy_moved and await _hierarchy_changed(ctx):
+        if hierarchy_moved and await _in_time(deadline, _hierarchy_changed(ctx)):
             log.info("Ping: the folders of %s changed; device %s is asked for a FolderSync", ctx.user,
                      ctx.line.device_id)
             return _answer(HIERARCHY)

@@ -15,7 +15,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from eas_gateway.front import PATH, ActiveSyncFront
-from eas_gateway.hang_up import EXTENSION, HungUp, until_hung_up
+from eas_gateway.hang_up import EXTENSION, HangUpWatch, HungUp
 
 
 def _front(handler: Any) -> ActiveSyncFront:
@@ -71,6 +71,11 @@ def _request(extensions: dict[str, Any] | None, receive: Any = None) -> Request:
     if extensions is not None:
         scope["extensions"] = extensions
     return Request(scope, receive)
+
+
+async def until_hung_up(request: Request, work: Any) -> Any:
+    with HangUpWatch(request):
+        return await work
 
 
 def test_under_our_server_a_hang_up_ends_the_held_request_with_no_task_beside_it() -> None:
