@@ -28,9 +28,56 @@ log = logging.getLogger(__name__)
 HEAD_SECONDS = 30.0
 
 
+class SlimEvent:
+    """What uvicorn asks of the asyncio.Event of each connection and request (set, clear,
+    is_set, wait) without its deque of waiters, made at once and some 700 bytes: a future
+    is made only while someone waits. A held Ping keeps two of these."""
+
+    __slots__ = ("_value", "_waiters")
+
+    def __init__(self, value: bool = False) -> None:
+        self._value = value
+        self._waiters: list[asyncio.Future[bool]] | None = None
+
+    def is_set(self) -> bool:
+        return self._value
+
+    def set(self) -> None:
+        if self._value:
+            return
+        self._value = True
+        waiters, self._waiters = self._waiters, None
+        for waiter in waiters or ():
+            if not waiter.done():
+                waiter.set_result(True)
+
+    def clear(self) -> None:
+        self._value = False
+
+    async def wait(self) -> bool:
+        if self._value:
+            return True
+        waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        if self._waiters is None:
+            self._waiters = []
+        self._waiters.append(waiter)
+        try:
+            return await waiter
+        finally:
+            if self._waiters is not None and waiter in self._waiters:
+                self._waiters.remove(waiter)
+
+
+def _slim(event: Any) -> Any:
+    """``event`` as a SlimEvent in the same state, if it is an asyncio.Event (else as it is:
+    another uvicorn may hold something else there)."""
+    return SlimEvent(event.is_set()) if type(event) is asyncio.Event else event
+
+
 class HeadTimeoutProtocol(H11Protocol):
     """uvicorn's h11 protocol with a time limit on reading a request's head, which tells a
-    request when its connection is lost (the ASGI extension of eas_gateway.hang_up)."""
+    request when its connection is lost (the ASGI extension of eas_gateway.hang_up), and
+    whose per-connection and per-request events are SlimEvents (held Pings are many)."""
 
     head_seconds = HEAD_SECONDS
     _head_timer: asyncio.TimerHandle | None = None
@@ -38,6 +85,9 @@ class HeadTimeoutProtocol(H11Protocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        flow = getattr(self, "flow", None)
+        if flow is not None and hasattr(flow, "_is_writable_event"):
+            flow._is_writable_event = _slim(flow._is_writable_event)
         self._start_head_timer()
 
     def data_received(self, data: bytes) -> None:
@@ -46,10 +96,7 @@ class HeadTimeoutProtocol(H11Protocol):
         before = self.cycle
         super().data_received(data)
         if self.cycle is not None and self.cycle is not before:
-            # A request starts (its task is created, not yet run): its own hang-up callbacks.
-            self._hang_ups = []
-            extensions: dict[str, Any] = self.cycle.scope.setdefault("extensions", {})
-            extensions[hang_up.EXTENSION] = self._hang_ups
+            self._request_started()
         if self.cycle is not None and self._head_timer is not None:
             self._head_timer.cancel()  # the head is complete: the request runs as long as it must
             self._head_timer = None
@@ -59,6 +106,17 @@ class HeadTimeoutProtocol(H11Protocol):
         super().on_response_complete()
         if self.cycle is done:  # (a pipelined request may have started a new cycle already)
             self.cycle = None  # type: ignore[assignment]  # no request in progress until the next head
+        elif self.cycle is not None:
+            self._request_started()
+
+    def _request_started(self) -> None:
+        """A request's cycle was made (its task is created, not yet run): its event made
+        slim, its own hang-up callbacks."""
+        if hasattr(self.cycle, "message_event"):
+            self.cycle.message_event = _slim(self.cycle.message_event)
+        self._hang_ups = []
+        extensions: dict[str, Any] = self.cycle.scope.setdefault("extensions", {})
+        extensions[hang_up.EXTENSION] = self._hang_ups
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._head_timer is not None:

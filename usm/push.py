@@ -42,6 +42,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import math
 import time
 import uuid
 
@@ -59,6 +60,7 @@ CHANGED, SUPERSEDED, TIMEOUT, SHUTDOWN = "changed", "superseded", "timeout", "sh
 IDLE_RETRY_SECONDS = 5.0
 MAIL, DAV = "mail", "dav"  # the stores an upstream event may name
 EVENT_SETTLE_SECONDS = 0.02
+EXPIRY_STEP = 0.25  # held waits end this much early at most: one timer per step for all of them
 EVENTS_TRUSTED_SECONDS = 3600.0  # events of a store slow its polling while one came within this
 
 
@@ -101,6 +103,8 @@ class PushHub:
         self._folder_states: dict[str, str] = {}
         self.node = uuid.uuid4().hex
         self._waiters: dict[str, set[_Waiter]] = {}
+        self._expiring: dict[int, set[_Waiter]] = {}  # by the step their wait ends in (_expire_in)
+        self._expiry_timers: dict[int, asyncio.TimerHandle] = {}
         self._watchers: dict[str, asyncio.Task[None]] = {}
         self._credentials: dict[str, Credentials] = {}
         self._states: dict[str, dict[str, str]] = {}
@@ -130,7 +134,7 @@ class PushHub:
             self._wake(user)  # notifications sent while the database was away are lost: look again
 
     async def stop(self) -> None:
-        for handle in self._lingering.values():
+        for handle in [*self._lingering.values(), *self._expiry_timers.values()]:
             handle.cancel()
         self._lingering.clear()
         for task in self._watchers.values():
@@ -178,11 +182,11 @@ class PushHub:
         await self._notify({"kind": "started", "user": user, "device": device_id, "token": waiter.token})
         if user not in self._watchers:
             self._watchers[user] = asyncio.create_task(self._watch(user), name=f"push watcher {user}")
-        timer = asyncio.get_running_loop().call_later(timeout, waiter.wake, TIMEOUT)
+        step = self._expire_in(waiter, timeout)
         try:
             await waiter.woken
         finally:
-            timer.cancel()
+            self._no_expiry(waiter, step)
             waiters = self._waiters.get(user, set())
             waiters.discard(waiter)
             if not waiters:
@@ -193,6 +197,35 @@ class PushHub:
                 else:
                     self._unwatch(user)
         return waiter.reason
+
+    def _expire_in(self, waiter: _Waiter, timeout: float) -> int:
+        """Wake ``waiter`` (TIMEOUT) ``timeout`` seconds from now, or up to EXPIRY_STEP before:
+        waits end on steps of the loop's clock, one timer for all that end in the same step
+        (not one each: held requests are many). Returns the step."""
+        loop = asyncio.get_running_loop()
+        step = math.floor((loop.time() + timeout) / EXPIRY_STEP)
+        ending = self._expiring.get(step)
+        if ending is None:
+            ending = self._expiring[step] = set()
+            self._expiry_timers[step] = loop.call_at(step * EXPIRY_STEP, self._expire, step)
+        ending.add(waiter)
+        return step
+
+    def _expire(self, step: int) -> None:
+        self._expiry_timers.pop(step, None)
+        for waiter in self._expiring.pop(step, ()):
+            waiter.wake(TIMEOUT)
+
+    def _no_expiry(self, waiter: _Waiter, step: int) -> None:
+        ending = self._expiring.get(step)
+        if ending is None:
+            return
+        ending.discard(waiter)
+        if not ending:
+            del self._expiring[step]
+            timer = self._expiry_timers.pop(step, None)
+            if timer is not None:
+                timer.cancel()
 
     def _unwatch(self, user: str) -> None:
         """The user's watcher ends (no request has waited for ``linger_seconds``): its

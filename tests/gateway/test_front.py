@@ -137,3 +137,27 @@ def test_under_another_server_a_task_listens_for_the_disconnect() -> None:
             await task
 
     asyncio.run(go())
+
+
+def test_the_servers_slim_event_does_what_uvicorn_asks_of_an_asyncio_event() -> None:
+    from eas_gateway.server import SlimEvent
+
+    async def go() -> None:
+        event = SlimEvent()
+        assert not event.is_set()
+        first, second = asyncio.ensure_future(event.wait()), asyncio.ensure_future(event.wait())
+        await asyncio.sleep(0)
+        first.cancel()  # one waiter gone does not end the other's wait
+        await asyncio.sleep(0)
+        assert not second.done()
+        event.set()
+        assert await second is True and event.is_set()
+        assert await event.wait() is True  # set: no wait
+        event.clear()
+        late = asyncio.ensure_future(event.wait())
+        await asyncio.sleep(0.01)
+        assert not late.done()
+        event.set()
+        assert await late is True
+
+    asyncio.run(go())

@@ -162,3 +162,31 @@ def test_a_node_that_takes_no_events_keeps_polling(database_url: str) -> None:
         return upstream.mail_reads - reads
 
     assert run(test, database_url, poll_seconds=0.05, events=False, events_poll_seconds=100.0) >= 3
+
+
+def test_held_waits_share_one_timer_per_second_and_leave_nothing_behind(database_url: str) -> None:
+    """Held requests are many: their heartbeats end on quarter seconds (up to a quarter second
+    early), one timer for all that end in the same quarter; an answered wait leaves no entry."""
+    async def test(push: PushHub, upstream: Upstream) -> dict[str, Any]:
+        seen = await push.states(USER, CREDENTIALS, {"mail"})
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        waits = [asyncio.create_task(push.wait(USER, f"d{i}", CREDENTIALS, 1.5, seen=seen)) for i in range(40)]
+        while sum(len(w) for w in push._expiring.values()) < 40:
+            await asyncio.sleep(0.01)
+        timers = len(push._expiry_timers)
+        reasons = await asyncio.gather(*waits)
+        took = loop.time() - started
+        left_after_timeouts = (dict(push._expiring), dict(push._expiry_timers))
+        woken = asyncio.create_task(push.wait(USER, "early", CREDENTIALS, 600, seen=seen))
+        while not push._expiring:
+            await asyncio.sleep(0.01)
+        await push.changed(USER)
+        return {"timers": timers, "reasons": set(reasons), "took": took, "left": left_after_timeouts,
+                "woken": await woken, "left_after_wake": (push._expiring, push._expiry_timers)}
+
+    found = run(test, database_url)
+    assert found["timers"] <= 4 and found["reasons"] == {TIMEOUT}  # 40 waits begun within a second
+    assert 1.2 < found["took"] < 1.7  # 1.5 s, up to a quarter second early
+    assert found["left"] == ({}, {})
+    assert found["woken"] == CHANGED and found["left_after_wake"] == ({}, {})

@@ -81,17 +81,23 @@ class WriteLog:
 _WRITES: contextvars.ContextVar[WriteLog | None] = contextvars.ContextVar("eas_upstream_writes", default=None)
 
 
-@contextmanager
-def recording_writes() -> Iterator[WriteLog]:
+class recording_writes:
     """Record in a WriteLog every upstream write made inside the block, by any driver
     and whatever its method is called: the drivers report each HTTP write they send
-    (note_write), so that the user's held requests are woken afterwards."""
-    log = WriteLog()
-    token = _WRITES.set(log)
-    try:
-        yield log
-    finally:
-        _WRITES.reset(token)
+    (note_write), so that the user's held requests are woken afterwards. (A class, not a
+    generator: it stays on the stack of every held Ping.)"""
+
+    __slots__ = ("log", "token")
+
+    def __init__(self) -> None:
+        self.log = WriteLog()
+
+    def __enter__(self) -> WriteLog:
+        self.token = _WRITES.set(self.log)
+        return self.log
+
+    def __exit__(self, *exc: object) -> None:
+        _WRITES.reset(self.token)
 
 
 def note_write(*, folders: bool = False) -> None:
