@@ -22,6 +22,7 @@ def main(argv: list[str] | None = None) -> None:
     _common(serve)
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
+    serve.add_argument("--workers", type=int, help="processes accepting on the port (default 1)")
     serve.add_argument("--upstream", help="base URL of the groupware server (JMAP discovery)")
     serve.add_argument("--dav-upstream", dest="dav_upstream",
                        help="base URL of the CalDAV/CardDAV server (default: --upstream; 'none': mail only)")
@@ -47,9 +48,25 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def _serve(settings: Settings) -> None:
+    if settings.workers > 1:
+        from eas_gateway.workers import supervise
+
+        supervise(settings, settings.workers, _worker)
+    else:
+        _worker(settings, False)
+
+
+def _worker(settings: Settings, shared_port: bool) -> None:
+    """One gateway process; ``shared_port``: one of several (eas_gateway.workers), on its own
+    socket of the port."""
     from eas_gateway.app import create_app
     from eas_gateway.server import serve
+    from eas_gateway.workers import listening_socket
 
+    sock = None
+    if shared_port:
+        logs.configure(settings.log_level, settings.log_format)  # a new process (spawned)
+        sock = listening_socket(settings.host, settings.port)
     # Pings hold a request for up to 3540 s (MS-ASCMD 2.2.3.79): no keep-alive cut-off below that.
     # On shutdown, held Pings are answered at once (eas_gateway.server); other requests get 10 s.
     # Forwarding headers are handled by the app itself (EAS_TRUSTED_PROXIES), not by uvicorn's
@@ -57,7 +74,7 @@ def _serve(settings: Settings) -> None:
     serve(create_app(settings), host=settings.host, port=settings.port, timeout_keep_alive=3600,
           timeout_graceful_shutdown=10, log_level=settings.log_level.lower(), access_log=False,
           proxy_headers=False, log_config=None, head_seconds=settings.header_timeout,
-          limit_concurrency=settings.max_connections or None)
+          limit_concurrency=settings.max_connections or None, sockets=[sock] if sock is not None else None)
 
 
 async def _upgrade(settings: Settings) -> None:

@@ -20,6 +20,9 @@ class Settings:
     dav_poll_seconds: float = 20.0
     host: str = "127.0.0.1"
     port: int = 8000
+    # Processes accepting on the port (eas_gateway/workers.py): each uses one core and has its
+    # own file-descriptor limit (one descriptor per held Ping); 1: this process serves alone.
+    workers: int = 1
     database_url: str | None = None  # None: embedded PostgreSQL in state_dir
     state_dir: Path = Path("var")
     max_request_bytes: int = 64 * 1024 * 1024
@@ -114,6 +117,8 @@ class Settings:
             ZoneInfo(settings.time_zone)
         except (ValueError, ZoneInfoNotFoundError) as exc:
             raise SystemExit(f"EAS_TIME_ZONE={settings.time_zone!r} is no IANA time zone") from exc
+        if settings.workers < 1:
+            raise SystemExit(f"EAS_WORKERS={settings.workers}: at least 1")
         _check_oauth(settings)
         return settings
 

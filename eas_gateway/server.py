@@ -161,7 +161,9 @@ def protocol(head_seconds: float) -> type[HeadTimeoutProtocol]:
     return type("HeadTimeoutProtocol", (HeadTimeoutProtocol,), {"head_seconds": head_seconds})
 
 
-def serve(app: Any, *, head_seconds: float = HEAD_SECONDS, **config: Any) -> None:
-    """Run ``app`` until SIGTERM/SIGINT (uvicorn.run, with the shutdown and the head timeout above)."""
+def serve(app: Any, *, head_seconds: float = HEAD_SECONDS, sockets: list[socket.socket] | None = None,
+          **config: Any) -> None:
+    """Run ``app`` until SIGTERM/SIGINT (uvicorn.run, with the shutdown and the head timeout above),
+    on ``sockets`` if given (a worker: eas_gateway.workers), else on the configured host and port."""
     server = GatewayServer(uvicorn.Config(app, http=protocol(head_seconds), **config), gateway_of(app))
-    server.run()
+    server.run(sockets=sockets)

@@ -1,0 +1,105 @@
+"""Several gateway processes on one listening socket (``eas-gateway serve --workers N``).
+
+One process uses one core, and one process's file descriptors (one per held Ping) are
+bounded by its limit. With ``EAS_WORKERS`` > 1 this process starts N worker processes,
+each listening on the port with SO_REUSEPORT, so that the kernel spreads the connections
+evenly by their addresses (one socket shared by all would go to whichever process wakes
+first: a worker could fill up with held Pings while another idles); it watches them: a
+worker that dies is started again (logged), SIGTERM or SIGINT stops them all (each
+answers its held Pings first: eas_gateway.server) and then this process.
+
+Each worker is a node of its own as far as the rest of the code knows: its own pool,
+its own push hub and watchers, found by the others through LISTEN/NOTIFY like nodes on
+other machines (docs/ARCHITECTURE.md, Scale-out). With the embedded PostgreSQL, this
+process starts it, the workers connect to it by URL, and it stops after them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+import time
+from collections.abc import Callable
+from multiprocessing.process import BaseProcess
+from types import FrameType
+
+from eas_gateway.config import Settings
+
+log = logging.getLogger(__name__)
+
+RESTART_PAUSE_SECONDS = 1.0  # before a dead worker is started again (no busy loop on a crash at start)
+STOP_SECONDS = 30.0  # a worker still running this long after SIGTERM is killed
+
+
+def listening_socket(host: str, port: int, backlog: int = 4096) -> socket.socket:
+    """A worker's own socket on the shared port (SO_REUSEPORT)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(backlog)
+    return sock
+
+
+def supervise(settings: Settings, count: int, run: Callable[[Settings, bool], None]) -> None:
+    """Run ``count`` processes of ``run(settings, True)`` until SIGTERM/SIGINT."""
+    from usm import database
+
+    embedded = None
+    if settings.database_url is None:
+        embedded = database.embedded(settings.state_dir)
+        settings = dataclasses.replace(settings, database_url=embedded.url)
+    context = multiprocessing.get_context("spawn")  # no event loop or pool crosses into a worker
+    stopping = False
+
+    def start(index: int) -> BaseProcess:
+        process = context.Process(target=run, args=(settings, True), name=f"eas-gateway worker {index}")
+        process.start()
+        log.info("worker %d started (pid %s)", index, process.pid)
+        return process
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    workers = [start(i) for i in range(count)]
+    log.info("listening on %s:%d with %d workers", settings.host, settings.port, count)
+    try:
+        while not stopping:
+            time.sleep(0.2)
+            for index, process in enumerate(workers):
+                if not process.is_alive() and not stopping:
+                    log.warning("worker %d (pid %s) ended with exit code %s; starting it again", index,
+                                process.pid, process.exitcode)
+                    time.sleep(RESTART_PAUSE_SECONDS)
+                    workers[index] = start(index)
+    finally:
+        for process in workers:
+            if process.is_alive() and process.pid is not None:
+                _signal(process, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_SECONDS
+        for process in workers:
+            process.join(max(0.0, deadline - time.monotonic()))
+            if process.is_alive():
+                log.warning("worker pid %s did not stop within %.0f s; killed", process.pid, STOP_SECONDS)
+                process.kill()
+                process.join()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if embedded is not None:
+            embedded.release()
+            log.info("embedded PostgreSQL released")
+
+
+def _signal(process: BaseProcess, signum: int) -> None:
+    try:
+        os.kill(process.pid, signum)  # type: ignore[arg-type]
+    except ProcessLookupError:
+        pass
+
