@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import multiprocessing
 import os
 import shutil
 import smtplib
@@ -40,6 +41,7 @@ import textwrap
 import time
 import uuid
 from email.message import EmailMessage
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 import asyncpg
@@ -218,14 +220,21 @@ async def load(run_one, workers: int, seconds: float) -> tuple[float, float, flo
 
 
 async def hold_requests(port: int, path: str, count: int, body: bytes, headers: dict[str, str],
-                        queries: list[str]) -> list[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
-    """Open ``count`` connections, each sending one POST that the server is expected to hold."""
+                        queries: list[str], source: str | None = None, rate: float = 0.0,
+                        ) -> list[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
+    """Open ``count`` connections (from the local address ``source``; ``rate`` a second at
+    most, when given), each sending one POST that the server is expected to hold."""
     held = []
     sem = asyncio.Semaphore(200)
+    loop = asyncio.get_running_loop()
+    began = loop.time()
 
     async def one(i: int) -> None:
+        if rate:
+            await asyncio.sleep(max(0.0, began + i / rate - loop.time()))
         async with sem:
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            reader, writer = await asyncio.open_connection("127.0.0.1", port,
+                                                           local_addr=(source, 0) if source else None)
             head = f"POST {path}?{queries[i]} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {len(body)}\r\n"
             head += "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
             writer.write(head.encode() + body)
@@ -253,15 +262,74 @@ async def close_all(held: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]
     await asyncio.gather(*(writer.wait_closed() for _, writer in held), return_exceptions=True)
 
 
-async def settle(pid: int, seconds: float = 60) -> int:
-    """The process's RSS once it stops growing (the held requests are all in)."""
-    last, stable, deadline = rss_kib(pid), 0, time.monotonic() + seconds
+def tree_rss_kib(pid: int) -> int:
+    """RSS of a process and its children (the gateway's workers, --workers)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return rss_kib(pid) + sum(rss_kib(int(c)) for c in children)
+
+
+async def settle(pid: int, seconds: float = 120) -> int:
+    """The RSS of the process (and its children) once it stops growing (the held requests are all in)."""
+    last, stable, deadline = tree_rss_kib(pid), 0, time.monotonic() + seconds
     while time.monotonic() < deadline and stable < 3:
         await asyncio.sleep(1.0)
-        now = rss_kib(pid)
+        now = tree_rss_kib(pid)
         stable = stable + 1 if abs(now - last) < 256 else 0
         last = now
     return last
+
+
+PER_CLIENT = 15_000  # connections per client process: under its descriptor limit and its source ports
+
+
+def _client(port: int, path: str, body: bytes, headers: dict[str, str], queries: list[str], source: str,
+            rate: float, pipe: Connection) -> None:
+    """A client process: holds its requests until told, then says how many were answered early."""
+    import resource
+
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+    async def run() -> None:
+        held = await hold_requests(port, path, len(queries), body, headers, queries, source, rate)
+        pipe.send("held")
+        await asyncio.get_running_loop().run_in_executor(None, pipe.recv)
+        pipe.send(await answered(held))
+        await close_all(held)
+
+    asyncio.run(run())
+
+
+class Holders:
+    """Held requests from as many client processes as their count needs, each from its own
+    loopback address (one client's descriptors and one address's ports run out first)."""
+
+    def __init__(self, port: int, path: str, body: bytes, headers: dict[str, str], queries: list[str],
+                 rate: float = 0.0) -> None:
+        context = multiprocessing.get_context("fork")
+        chunks = [queries[i:i + PER_CLIENT] for i in range(0, len(queries), PER_CLIENT)]
+        rate /= len(chunks)
+        self.pipes, self.processes = [], []
+        for k, chunk in enumerate(chunks):
+            ours, theirs = context.Pipe()
+            process = context.Process(target=_client, args=(port, path, body, headers, chunk, f"127.0.0.{2 + k}",
+                                                            rate, theirs))
+            process.start()
+            self.pipes.append(ours)
+            self.processes.append(process)
+
+    async def held(self) -> None:
+        for pipe in self.pipes:
+            assert await asyncio.to_thread(pipe.recv) == "held"
+
+    async def close(self) -> int:
+        """Closes every connection; how many had been answered."""
+        for pipe in self.pipes:
+            pipe.send("close")
+        early = sum([await asyncio.to_thread(pipe.recv) for pipe in self.pipes])
+        for process in self.processes:
+            process.join(60)
+        return early
 
 
 async def main(args: argparse.Namespace, work: Path) -> None:
@@ -295,7 +363,8 @@ async def main(args: argparse.Namespace, work: Path) -> None:
                 f"http://127.0.0.1:{gw_port}/push/upstream-events bench-events\n")
         log = open(work / "gateway.log", "wb")
         gateway = subprocess.Popen([str(BIN / "eas-gateway"), "serve", "--port", str(gw_port), "--upstream",
-                                    f"http://127.0.0.1:{cyrus_port}", "--database-url", dsn],
+                                    f"http://127.0.0.1:{cyrus_port}", "--database-url", dsn,
+                                    "--workers", str(args.workers)],
                                    env=env, stdout=log, stderr=subprocess.STDOUT)
         processes.append(gateway)
         (work / "ceiling.py").write_text(CEILING_APP)
@@ -375,8 +444,9 @@ async def main(args: argparse.Namespace, work: Path) -> None:
             for _ in range(200):
                 await no_change(0)
             after = await counters()
+            calls = f"{(after[0] - before[0]) / 200:>6.2f}" if args.workers == 1 else "   n/a"  # /metrics: one worker's
             print(f"{'no-change Sync: upstream calls / DB transactions':<44} "
-                  f"{(after[0] - before[0]) / 200:>6.2f} /{(after[1] - before[1]) / 200:>6.2f}")
+                  f"{calls} /{(after[1] - before[1]) / 200:>6.2f}")
 
             for workers in (1, 10, 50):
                 ours = await load(no_change, workers, args.seconds)
@@ -386,6 +456,12 @@ async def main(args: argparse.Namespace, work: Path) -> None:
                 print(f"{'  p50 / p99 ms':<44} {ours[1]:>6.1f} /{ours[2]:>6.1f} {base[1]:>6.1f} /{base[2]:>6.1f}")
             if watching is not None:
                 watching.cancel()
+            idle_latencies = []
+            for _ in range(200):
+                began = time.perf_counter()
+                await no_change(0)
+                idle_latencies.append(time.perf_counter() - began)
+            idle_sync = statistics.median(idle_latencies) * 1e3, percentile(idle_latencies, 0.99) * 1e3
 
         # 3. Held Pings. Devices are created in SQL (provisioned, inbox synced at
         # the current upstream state) so that setting up 10,000 is quick.
@@ -409,20 +485,36 @@ async def main(args: argparse.Namespace, work: Path) -> None:
             headers = {"Authorization": f"Basic {auth}", "MS-ASProtocolVersion": "14.1", "X-MS-PolicyKey": "1",
                        "Content-Type": "application/vnd.ms-sync.wbxml"}
             queries = [f"Cmd=Ping&User={small}&DeviceId={i}&DeviceType=Bench" for i in ids]
-            before, base_before = rss_kib(gateway.pid), rss_kib(ceiling.pid)
+            before, base_before = tree_rss_kib(gateway.pid), rss_kib(ceiling.pid)
             started = time.monotonic()
-            held = await hold_requests(gw_port, "/Microsoft-Server-ActiveSync", count, body, headers, queries)
+            # Paced (--hold-rate): more than the gateway takes would only fill its accept queues.
+            holders = Holders(gw_port, "/Microsoft-Server-ActiveSync", body, headers, queries, args.hold_rate)
+            await holders.held()
             after = await settle(gateway.pid)
             took = time.monotonic() - started
-            early = await answered(held)
-            await close_all(held)  # one side at a time: 2 x 10,000 sockets pass the fd limit
-            bare_held = await hold_requests(ceiling_port, "/hold", count, body, {}, queries)
+            # Another device's no-change Syncs while they are held (the same device's, before).
+            async with httpx.AsyncClient(timeout=60) as http:
+                other = Device(http, endpoint, small, "benchsmall0")
+                other.policy_key = devices[0].policy_key
+                latencies = []
+                for _ in range(200):
+                    began = time.perf_counter()
+                    await other.sync(inbox, keys[0])
+                    latencies.append(time.perf_counter() - began)
+            early = await holders.close()  # one side at a time: the machine's descriptors
+            # The bare endpoint is one process: at most what one process's descriptors allow.
+            bare_count = min(count, PER_CLIENT)
+            bare = Holders(ceiling_port, "/hold", body, {}, queries[:bare_count])
+            await bare.held()
             base_after = await settle(ceiling.pid)
-            await close_all(bare_held)
-            per, base_per = (after - before) / count, (base_after - base_before) / count
+            await bare.close()
+            per, base_per = (after - before) / count, (base_after - base_before) / bare_count
             print(f"{f'{count:,} held Pings: RSS KiB per Ping':<44} {per:>14.1f} {base_per:>14.1f} "
                   f"{per / base_per if base_per > 0 else float('nan'):>7.2f}")
             print(f"{'  answered early (must be 0) / set-up s':<44} {early:>6d} /{took:>6.1f}")
+            print(f"{'  Sync of another device meanwhile p50/p99 ms':<44} "
+                  f"{statistics.median(latencies) * 1e3:>6.1f} /{percentile(latencies, 0.99) * 1e3:>6.1f}"
+                  f"   (before: {idle_sync[0]:.1f} / {idle_sync[1]:.1f})")
         await conn.close()
     finally:
         for p in processes:
@@ -440,6 +532,11 @@ if __name__ == "__main__":
     parser.add_argument("--mailboxes", default="1000,10000", type=lambda s: [int(x) for x in s.split(",")])
     parser.add_argument("--pings", default="1000,10000", type=lambda s: [int(x) for x in s.split(",")])
     parser.add_argument("--seconds", default=5.0, type=float)
+    parser.add_argument("--hold-rate", default=0.0, type=float,
+                        help="held Pings started per second at most (0: as fast as they go)")
+    parser.add_argument("--workers", default=1, type=int,
+                        help="gateway processes (eas-gateway serve --workers): more than one process's "
+                             "descriptors for held Pings")
     parser.add_argument("--events", action="store_true",
                         help="Cyrus' change events go to the gateway, and a phone of the syncing user holds a Ping")
     parsed = parser.parse_args()
@@ -447,4 +544,7 @@ if __name__ == "__main__":
     try:
         asyncio.run(main(parsed, workdir))
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        if os.environ.get("EAS_BENCH_KEEP"):
+            print(f"kept {workdir} (EAS_BENCH_KEEP): gateway.log")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)

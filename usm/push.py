@@ -45,6 +45,8 @@ import logging
 import math
 import time
 import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import asyncpg
 
@@ -55,6 +57,7 @@ from usm.upstream.imap_idle import ImapIdle
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 CHANNEL = "eas_gateway_push"
 CHANGED, SUPERSEDED, TIMEOUT, SHUTDOWN = "changed", "superseded", "timeout", "shutdown"
 IDLE_RETRY_SECONDS = 5.0
@@ -103,6 +106,7 @@ class PushHub:
         self._folder_states: dict[str, str] = {}
         self.node = uuid.uuid4().hex
         self._waiters: dict[str, set[_Waiter]] = {}
+        self._reading: dict[tuple[str, str], asyncio.Future[Any]] = {}  # reads in flight (_once)
         self._expiring: dict[int, set[_Waiter]] = {}  # by the step their wait ends in (_expire_in)
         self._expiry_timers: dict[int, asyncio.TimerHandle] = {}
         self._watchers: dict[str, asyncio.Task[None]] = {}
@@ -152,12 +156,32 @@ class PushHub:
         missing = keys - known.keys()
         out = {k: known[k] for k in keys & known.keys()}
         if missing & {"mail", "folders"}:
-            mail, folders = await self.upstream.mailstore.watch_states(credentials)
+            mail, folders = await self._once(user, MAIL, lambda: self.upstream.mailstore.watch_states(credentials))
             out["mail"] = mail
             out.setdefault("folders", folders)  # the watcher's hierarchy token where it has one
         if missing - {"mail", "folders"}:
-            out.update(await self._dav_states(credentials))
+            out.update(await self._once(user, DAV, lambda: self._dav_states(credentials)))
         return {k: out.get(k, "") for k in keys}
+
+    async def _once(self, user: str, store: str, read: Callable[[], Awaitable[T]]) -> T:
+        """``read()``, or the same read of the user's store another request has in flight:
+        when many requests of one user come at once (a restart, a thousand devices of a
+        test account) the upstream is asked once, not by each. Joining a read begun a moment
+        before is as if the request had come that moment sooner: a change after it wakes the
+        wait like any other."""
+        running: asyncio.Future[Any] | None = self._reading.get((user, store))
+        if running is None:
+            running = asyncio.ensure_future(read())
+            self._reading[(user, store)] = running
+            running.add_done_callback(lambda done: self._read_done(user, store, done))
+        result: T = await asyncio.shield(running)
+        return result
+
+    def _read_done(self, user: str, store: str, done: asyncio.Future[Any]) -> None:
+        if self._reading.get((user, store)) is done:
+            del self._reading[(user, store)]
+        if not done.cancelled():
+            done.exception()  # retrieved: every request that waited for it has raised it already
 
     async def _dav_states(self, credentials: Credentials) -> dict[str, str]:
         collections = await self.upstream.collections(credentials)

@@ -190,3 +190,27 @@ def test_held_waits_share_one_timer_per_second_and_leave_nothing_behind(database
     assert 1.2 < found["took"] < 1.7  # 1.5 s, up to a quarter second early
     assert found["left"] == ({}, {})
     assert found["woken"] == CHANGED and found["left_after_wake"] == ({}, {})
+
+
+def test_requests_of_one_user_arriving_at_once_read_each_store_once(database_url: str) -> None:
+    """A restart, or a thousand devices of one account: the states are read once per store for
+    all the requests that ask at the same time, and a failed read fails each of them."""
+    async def test(push: PushHub, upstream: Upstream) -> dict[str, Any]:
+        answers = await asyncio.gather(*(push.states(USER, CREDENTIALS, {"mail", CALENDAR_KEY}) for _ in range(20)))
+        reads = upstream.mail_reads, upstream.dav_reads
+        later = await push.states(USER, CREDENTIALS, {"mail"})  # the read is over: a new one
+
+        async def refused(credentials: Credentials) -> tuple[str, str]:
+            upstream.mail_reads += 1
+            await asyncio.sleep(0.01)
+            raise RuntimeError("upstream down")
+        upstream.watch_states = refused  # type: ignore[method-assign]
+        failures = await asyncio.gather(*(push.states(USER, CREDENTIALS, {"mail"}) for _ in range(5)),
+                                        return_exceptions=True)
+        return {"answers": answers, "reads": reads, "later": later, "after": upstream.mail_reads,
+                "failures": failures, "in_flight": dict(push._reading)}
+
+    found = run(test, database_url)
+    assert found["answers"] == [{"mail": "m1", CALENDAR_KEY: "c1"}] * 20 and found["reads"] == (1, 1)
+    assert found["later"] == {"mail": "m1"} and found["after"] == 3  # one more read, then one failed
+    assert [str(f) for f in found["failures"]] == ["upstream down"] * 5 and found["in_flight"] == {}
