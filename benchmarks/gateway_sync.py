@@ -1,7 +1,7 @@
 """The gateway under load, against a ceiling measured in the same run.
 
     .venv/bin/python benchmarks/gateway_sync.py [--mailboxes 1000,10000] [--pings 1000,10000] [--seconds 5]
-                                                [--events]
+                                                [--events] [--workers N] [--hold-rate PER_SECOND]
 
 Starts a private Cyrus (scripts/cyrus-upstream.sh), a fresh database on the
 machine's PostgreSQL (EAS_BENCH_DATABASE, default postgresql://postgres@
@@ -20,7 +20,11 @@ one asyncpg query per request under the same uvicorn. Reports:
    gateway and another phone of the user holds a Ping (the node watches the user, as between a
    phone's Syncs), so a no-change Sync can be answered from PostgreSQL alone;
 3. held Pings at each --pings count: all held (none answered), the gateway's
-   RSS growth per Ping, and the bare endpoint's per held request.
+   RSS growth per Ping (its workers' together), and the bare endpoint's per held request (at
+   most 15,000: one process); the held requests come from client processes of 15,000 each,
+   each from its own loopback address, paced by --hold-rate; and another device's no-change
+   Sync p50/p99 while they are held. 50,000 on this machine (20,000 descriptors per process):
+   --pings 50000 --workers 3 --hold-rate 400.
 """
 
 from __future__ import annotations
@@ -305,15 +309,15 @@ class Holders:
     loopback address (one client's descriptors and one address's ports run out first)."""
 
     def __init__(self, port: int, path: str, body: bytes, headers: dict[str, str], queries: list[str],
-                 rate: float = 0.0) -> None:
+                 rate: float = 0.0, first_address: int = 2) -> None:
         context = multiprocessing.get_context("fork")
         chunks = [queries[i:i + PER_CLIENT] for i in range(0, len(queries), PER_CLIENT)]
         rate /= len(chunks)
         self.pipes, self.processes = [], []
         for k, chunk in enumerate(chunks):
             ours, theirs = context.Pipe()
-            process = context.Process(target=_client, args=(port, path, body, headers, chunk, f"127.0.0.{2 + k}",
-                                                            rate, theirs))
+            source = f"127.0.0.{first_address + k}"
+            process = context.Process(target=_client, args=(port, path, body, headers, chunk, source, rate, theirs))
             process.start()
             self.pipes.append(ours)
             self.processes.append(process)
@@ -504,7 +508,8 @@ async def main(args: argparse.Namespace, work: Path) -> None:
             early = await holders.close()  # one side at a time: the machine's descriptors
             # The bare endpoint is one process: at most what one process's descriptors allow.
             bare_count = min(count, PER_CLIENT)
-            bare = Holders(ceiling_port, "/hold", body, {}, queries[:bare_count])
+            # Other source addresses: the gateway's connections left their ports in TIME_WAIT.
+            bare = Holders(ceiling_port, "/hold", body, {}, queries[:bare_count], first_address=100)
             await bare.held()
             base_after = await settle(ceiling.pid)
             await bare.close()
