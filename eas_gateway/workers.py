@@ -5,8 +5,9 @@ bounded by its limit. With ``EAS_WORKERS`` > 1 this process starts N worker proc
 each listening on the port with SO_REUSEPORT, so that the kernel spreads the connections
 evenly by their addresses (one socket shared by all would go to whichever process wakes
 first: a worker could fill up with held Pings while another idles); it watches them: a
-worker that dies is started again (logged), SIGTERM or SIGINT stops them all (each
-answers its held Pings first: eas_gateway.server) and then this process.
+worker that dies is started again (logged; one that cannot start at all ends this process
+with exit code 1), SIGTERM or SIGINT stops them all (each answers its held Pings first:
+eas_gateway.server) and then this process.
 
 Each worker is a node of its own as far as the rest of the code knows: its own pool,
 its own push hub and watchers, found by the others through LISTEN/NOTIFY like nodes on
@@ -33,6 +34,10 @@ log = logging.getLogger(__name__)
 
 RESTART_PAUSE_SECONDS = 1.0  # before a dead worker is started again (no busy loop on a crash at start)
 STOP_SECONDS = 30.0  # a worker still running this long after SIGTERM is killed
+# A worker that ends within EARLY_SECONDS of its start this many times in a row cannot start
+# (the port taken, a bad setting): the supervisor stops everything and exits 1, as a single
+# process would, instead of restarting it for ever.
+EARLY_SECONDS, EARLY_DEATHS = 10.0, 5
 
 
 def listening_socket(host: str, port: int, backlog: int = 4096) -> socket.socket:
@@ -56,10 +61,13 @@ def supervise(settings: Settings, count: int, run: Callable[[Settings, bool], No
         settings = dataclasses.replace(settings, database_url=embedded.url)
     context = multiprocessing.get_context("spawn")  # no event loop or pool crosses into a worker
     stopping = False
+    started: dict[int, float] = {}
+    early = 0  # workers in a row that ended soon after their start
 
     def start(index: int) -> BaseProcess:
         process = context.Process(target=run, args=(settings, True), name=f"eas-gateway worker {index}")
         process.start()
+        started[index] = time.monotonic()
         log.info("worker %d started (pid %s)", index, process.pid)
         return process
 
@@ -70,15 +78,23 @@ def supervise(settings: Settings, count: int, run: Callable[[Settings, bool], No
     previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
     workers = [start(i) for i in range(count)]
     log.info("listening on %s:%d with %d workers", settings.host, settings.port, count)
+    failed = False
     try:
         while not stopping:
             time.sleep(0.2)
             for index, process in enumerate(workers):
-                if not process.is_alive() and not stopping:
-                    log.warning("worker %d (pid %s) ended with exit code %s; starting it again", index,
-                                process.pid, process.exitcode)
-                    time.sleep(RESTART_PAUSE_SECONDS)
-                    workers[index] = start(index)
+                if process.is_alive() or stopping:
+                    continue
+                early = early + 1 if time.monotonic() - started[index] < EARLY_SECONDS else 0
+                if early >= EARLY_DEATHS:
+                    log.error("workers ended within %.0f s of their start %d times in a row (last: exit code "
+                              "%s): they cannot start; stopping", EARLY_SECONDS, early, process.exitcode)
+                    stopping = failed = True
+                    break
+                log.warning("worker %d (pid %s) ended with exit code %s; starting it again", index,
+                            process.pid, process.exitcode)
+                time.sleep(RESTART_PAUSE_SECONDS)
+                workers[index] = start(index)
     finally:
         for process in workers:
             if process.is_alive() and process.pid is not None:
@@ -95,6 +111,8 @@ def supervise(settings: Settings, count: int, run: Callable[[Settings, bool], No
         if embedded is not None:
             embedded.release()
             log.info("embedded PostgreSQL released")
+    if failed:
+        raise SystemExit(1)
 
 
 def _signal(process: BaseProcess, signum: int) -> None:

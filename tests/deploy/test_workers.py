@@ -138,3 +138,21 @@ def test_two_workers_share_the_port_survive_a_crash_and_stop_together(cyrus: str
     finally:
         if process.poll() is None:
             process.kill()
+
+
+def test_workers_that_cannot_start_end_the_supervisor_with_exit_code_1(tmp_path: Path) -> None:
+    """The port taken by someone else: no worker can listen; the supervisor does not restart them
+    for ever but stops, saying why, as a single process would."""
+    import socket
+
+    port = free_port()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        env = {**os.environ, "EAS_UPSTREAM": "http://127.0.0.1:9", "EAS_PORT": str(port),
+               "EAS_DATABASE_URL": "postgresql://nobody@127.0.0.1:9/none", "EAS_STATE_DIR": str(tmp_path)}
+        done = subprocess.run([str(Path(sys.executable).parent / "eas-gateway"), "serve", "--workers", "2"],
+                              env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 1, done.stdout + done.stderr
+    output = done.stdout + done.stderr
+    assert "Address already in use" in output and "they cannot start; stopping" in output
