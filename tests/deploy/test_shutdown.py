@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import pytest
 
 import wbxml
 from tests.conftest import RunningGateway, free_port
-from tests.gateway.helpers import Phone, collection, new_user, ping_request
+from tests.gateway.helpers import Phone, collection, hold_pings, new_user
 
 pytestmark = [pytest.mark.postgres, pytest.mark.upstream]
 P = "{Ping:}"
@@ -56,17 +55,7 @@ def test_held_pings_are_answered_and_the_embedded_database_stops(cyrus: str, tmp
         for phone in phones:  # synced, so that a Ping waits
             key = phone.sync(collection(phone.inbox, "0")).findtext(".//{AirSync:}SyncKey") or ""
             phone.sync(collection(phone.inbox, key))
-        answers: list[httpx.Response | BaseException] = []
-
-        def hold(phone: Phone) -> None:
-            try:
-                answers.append(phone.post("Ping", ping_request(phone.inbox, 600)))
-            except BaseException as exc:  # the assertion below says what went wrong
-                answers.append(exc)
-
-        threads = [threading.Thread(target=hold, args=(p,)) for p in phones]
-        for t in threads:
-            t.start()
+        threads, answers = hold_pings(phones)
         time.sleep(2)
         assert not answers  # all held
         started = time.monotonic()

@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import pytest
 
 import wbxml
 from tests.conftest import RunningGateway, free_port
-from tests.gateway.helpers import Phone, collection, deliver, message, new_user, ping_request
+from tests.gateway.helpers import Phone, collection, deliver, hold_pings, message, new_user
 
 pytestmark = [pytest.mark.postgres, pytest.mark.upstream]
 P = "{Ping:}"
@@ -42,6 +41,11 @@ def _sockets(pid: int) -> int:
         except OSError:
             pass
     return count
+
+
+def _statuses(answers: list[httpx.Response | BaseException]) -> list[str | BaseException]:
+    return [a if isinstance(a, BaseException) else wbxml.decode(a.content).findtext(P + "Status") or ""
+            for a in answers]
 
 
 def _alive(pid: int) -> bool:
@@ -87,18 +91,7 @@ def test_two_workers_share_the_port_survive_a_crash_and_stop_together(cyrus: str
             key = phone.sync(collection(phone.inbox, "0")).findtext(".//{AirSync:}SyncKey") or ""
             phone.sync(collection(phone.inbox, key))
         before = {w: _sockets(w) for w in workers}
-        answers: list[str | BaseException] = []
-
-        def hold(phone: Phone) -> None:
-            try:
-                answers.append(wbxml.decode(phone.post("Ping", ping_request(phone.inbox, 600)).content)
-                               .findtext(P + "Status") or "")
-            except BaseException as exc:  # the assertions below say what went wrong
-                answers.append(exc)
-
-        threads = [threading.Thread(target=hold, args=(p,)) for p in phones]
-        for t in threads:
-            t.start()
+        threads, answers = hold_pings(phones)
         time.sleep(3)
         assert not answers  # all held
         held = {w: _sockets(w) - before[w] for w in workers}
@@ -107,7 +100,7 @@ def test_two_workers_share_the_port_survive_a_crash_and_stop_together(cyrus: str
         deliver(gw, user, [message("to both workers", text="x")])
         for t in threads:
             t.join(30)
-        assert answers == ["2"] * 16
+        assert _statuses(answers) == ["2"] * 16
 
         # A worker that dies is started again; the other goes on.
         os.kill(workers[0], signal.SIGKILL)
@@ -118,20 +111,17 @@ def test_two_workers_share_the_port_survive_a_crash_and_stop_together(cyrus: str
         assert "ended with exit code -9; starting it again" in log_path.read_text()
 
         # SIGTERM: every held Ping answered, every process gone, the embedded PostgreSQL too.
-        answers.clear()
         synced = [Phone(gw, user) for _ in range(4)]  # the delivery above included
         for phone in synced:
             key = phone.sync(collection(phone.inbox, "0")).findtext(".//{AirSync:}SyncKey") or ""
             phone.sync(collection(phone.inbox, key))
-        threads = [threading.Thread(target=hold, args=(p,)) for p in synced]
-        for t in threads:
-            t.start()
+        threads, answers = hold_pings(synced)
         time.sleep(2)
         current = _workers(process.pid)
         process.send_signal(signal.SIGTERM)
         for t in threads:
             t.join(30)
-        assert answers == ["1"] * 4
+        assert _statuses(answers) == ["1"] * 4
         assert process.wait(timeout=60) == 0
         _wait(lambda: not any(_alive(w) for w in current), 30, "a worker outlived the supervisor")
         _wait(lambda: not _alive(postmaster), 30, "the embedded PostgreSQL outlived the gateway")

@@ -10,6 +10,7 @@ import json
 import smtplib
 import struct
 import subprocess
+import threading
 import uuid
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -247,6 +248,23 @@ class Phone:
             if tree.find(f".//{A}MoreAvailable") is None:
                 return key, adds
         raise AssertionError("MoreAvailable forever")
+
+
+def hold_pings(phones: list[Phone], interval: int = 600) -> tuple[list[threading.Thread], list[Any]]:
+    """Each phone's Ping (its inbox), on a thread of its own, started: the threads and the list
+    their answers (httpx.Response) or errors go to as they end."""
+    answers: list[Any] = []
+
+    def hold(phone: Phone) -> None:
+        try:
+            answers.append(phone.post("Ping", ping_request(phone.inbox, interval)))
+        except BaseException as exc:  # the caller's assertions say what went wrong
+            answers.append(exc)
+
+    threads = [threading.Thread(target=hold, args=(p,)) for p in phones]
+    for t in threads:
+        t.start()
+    return threads, answers
 
 
 def collection(collection_id: str, key: str, *, window: int | None = None, options: etree._Element | None = None,
