@@ -2,10 +2,14 @@
 
 The device has a set of items (usm.sync_state.items: upstream id -> version
 sent). The upstream tells which ids may have changed since the state the
-collection last saw (``ItemSource.changes``) or, after a reset or when it
-cannot tell, lists the folder again. Those ids join the collection's pending
-list. ``plan`` walks the pending list in order, asks the upstream for the
-current version of each id (cheap: no bodies), and sorts them:
+collection last saw (``ItemSource.changes``) or, when it cannot tell or the
+filter changed, lists the folder again. Those ids join the collection's pending
+list. A folder's first sync lists it a page at a time instead, newest first
+(``ItemSource.listing_page``): the collection keeps the listing's cursor, and a
+Sync with room left in its window takes the next page. ``plan`` walks the
+pending list in order, then the ids the upstream says are new, then the listing,
+asks the upstream for the current version of each id (cheap: no bodies), and
+sorts them:
 
 - in the folder, unknown to the device    -> Add
 - known to the device, no longer there    -> Delete
@@ -28,11 +32,12 @@ import asyncpg
 
 from usm import sync_state
 from usm.sync_state import CollectionState, Generation
-from usm.upstream import ItemSource, StateTooOld
+from usm.upstream import ItemSource, StateTooOld, UpstreamError
 
 MAX_CHANGE_ROUNDS = 20  # Email/changes pages of 5,000 ids each; beyond that, list the folder again
 PENDING_PAGE = 1000  # pending ids read at a time
 EVERYTHING_FROM = 100_000  # a window this large means "count them all" (GetItemEstimate): big chunks
+LISTING_PAGE = 2000  # ids a page of a first listing asks for (what the window leaves waits on the pending list)
 
 
 @dataclass
@@ -46,6 +51,7 @@ class Plan:
     pending_new: list[str] = field(default_factory=list)
     replace_pending: bool = False
     more: bool = False
+    listing: str | None = None  # where the folder's first listing goes on (ItemSource.listing_page)
 
     def generation(self, state: CollectionState, *, new_key: int, filter_type: int, options: dict[str, Any],
                    response: bytes, added: list[tuple[int, str]]) -> Generation:
@@ -56,7 +62,8 @@ class Plan:
             next_item=next_item, response=response,
             added=[(n, uid, self.versions[uid]) for n, uid in added],
             changed=[(n, self.versions[uid]) for n, uid in self.changes], deleted=list(self.deletes),
-            pending_done=self.pending_done, pending_new=self.pending_new, replace_pending=self.replace_pending)
+            pending_done=self.pending_done, pending_new=self.pending_new, replace_pending=self.replace_pending,
+            listing=self.listing)
 
 
 async def plan(db: asyncpg.Pool, source: ItemSource, key: tuple[str, str, int], state: CollectionState,
@@ -71,15 +78,25 @@ async def plan(db: asyncpg.Pool, source: ItemSource, key: tuple[str, str, int], 
     (the phone's own Change: (item, version it shows); its Delete: None), to
     be used instead of what is stored.
 
-    A page costs what it looks at, not what the folder holds: the pending list is read
-    PENDING_PAGE ids at a time, and the item map only for the ids looked at (a listing
+    A page costs what it looks at, not what the folder holds: a folder's first sync lists
+    it a page at a time (``ItemSource.listing_page``; the collection keeps the cursor), the
+    pending list is read PENDING_PAGE ids at a time, and the item map only for the ids
+    looked at (a listing again, after a filter change or a state the upstream forgot,
     still reads all of it: what the device has but the listing lacks is deleted).
     """
     listed: list[str] | None = None
     new_ids: list[str] = []
     upstream_state = state.upstream_state
-    if upstream_state is None or relist:
+    cursor = state.listing
+    first_page: list[str] | None = None
+    if relist:
         upstream_state, listed = await source.listing(folder_id, since)
+    elif upstream_state is None:
+        # The first sync: the newest page now, the rest as the device asks for it.
+        start = await source.listing_page(folder_id, since, None, LISTING_PAGE)
+        if start.state is None:
+            raise UpstreamError("the first page of a listing came without its state")
+        upstream_state, first_page, cursor = start.state, start.ids, start.cursor
     elif current is not None and current == upstream_state:
         pass  # nothing moved upstream since this collection's state
     else:
@@ -97,15 +114,18 @@ async def plan(db: asyncpg.Pool, source: ItemSource, key: tuple[str, str, int], 
     if listed is not None:
         return await _plan_listing(db, source, key, folder_id, since, window, upstream_state, listed, known_now)
 
-    async with db.acquire() as conn:
-        page = await sync_state.pending(conn, *key, limit=PENDING_PAGE)
-        if not page and not new_ids:
-            return Plan(upstream_state)  # nothing changed: the item map is not even read
-        complete = len(page) < PENDING_PAGE
-        unique_new = list(dict.fromkeys(new_ids))
-        already = {uid for uid, _ in page}
-        if not complete and unique_new:
-            already |= await sync_state.pending_among(conn, *key, unique_new)
+    page: list[tuple[str, int]] = []
+    unique_new = list(dict.fromkeys(new_ids))
+    already: set[str] = set()
+    if first_page is None:  # (a first sync has no pending list: SyncKey 0 dropped it)
+        async with db.acquire() as conn:
+            page = await sync_state.pending(conn, *key, limit=PENDING_PAGE)
+            if not page and not new_ids and cursor is None:
+                return Plan(upstream_state)  # nothing changed: the item map is not even read
+            already = {uid for uid, _ in page}
+            if len(page) == PENDING_PAGE and unique_new:
+                already |= await sync_state.pending_among(conn, *key, unique_new)
+    complete = len(page) < PENDING_PAGE
     fresh = [uid for uid in unique_new if uid not in already]
 
     async def known_of(ids: list[str]) -> dict[str, tuple[int, str]]:
@@ -113,14 +133,14 @@ async def plan(db: asyncpg.Pool, source: ItemSource, key: tuple[str, str, int], 
             found = await sync_state.items_of(conn, *key, ids)
         return _overridden(found, ids, known_now)
 
-    out = Plan(upstream_state)
+    out = Plan(upstream_state, listing=cursor, replace_pending=first_page is not None)
     stored: list[str] = []  # the pending ids read so far, in order
     found = 0
-    while True:
+    while page:
         segment = [uid for uid, _ in page]
         stored.extend(segment)
         found += await _sort(out, source, folder_id, since, window - found, segment, known_of)
-        if found >= window or complete or not page:
+        if found >= window or complete:
             break
         async with db.acquire() as conn:
             page = await sync_state.pending(conn, *key, limit=PENDING_PAGE, after=page[-1][1])
@@ -128,11 +148,36 @@ async def plan(db: asyncpg.Pool, source: ItemSource, key: tuple[str, str, int], 
     if found < window and fresh:
         found += await _sort(out, source, folder_id, since, window - found, fresh, known_of)
     examined = set(out.pending_done)
+    rest: list[str] = []  # listed but not looked at: they join the pending list
+    if found < window and (first_page is not None or cursor is not None):
+        rest = await _list_on(out, source, folder_id, since, window - found, first_page or [],
+                              examined | set(stored) | set(fresh), known_of)
+        examined = set(out.pending_done)
     stored_set = set(stored)
     out.pending_done = [uid for uid in out.pending_done if uid in stored_set]
-    out.pending_new = [uid for uid in fresh if uid not in examined]
-    out.more = bool(out.pending_new) or not complete or any(uid not in examined for uid in stored)
+    out.pending_new = [uid for uid in fresh if uid not in examined] + rest
+    out.more = bool(out.pending_new) or not complete or out.listing is not None \
+        or any(uid not in examined for uid in stored)
     return out
+
+
+async def _list_on(out: Plan, source: ItemSource, folder_id: str, since: datetime | None, window: int,
+                   ids: list[str], seen: set[str],
+                   known_of: Callable[[list[str]], Awaitable[dict[str, tuple[int, str]]]]) -> list[str]:
+    """Fill the rest of the window from the folder's listing: ``ids`` (a page already read),
+    then pages from ``out.listing`` on; ids already looked at (``seen``) are skipped. What was
+    listed but not looked at (the window is full), to join the pending list."""
+    found = 0
+    while True:
+        candidates = [uid for uid in dict.fromkeys(ids) if uid not in seen]
+        found += await _sort(out, source, folder_id, since, window - found, candidates, known_of)
+        seen.update(out.pending_done)
+        if found >= window:
+            return [uid for uid in candidates if uid not in seen]
+        if out.listing is None:
+            return []
+        more = await source.listing_page(folder_id, since, out.listing, LISTING_PAGE)
+        out.listing, ids = more.cursor, more.ids
 
 
 async def _plan_listing(db: asyncpg.Pool, source: ItemSource, key: tuple[str, str, int], folder_id: str,
@@ -207,8 +252,8 @@ async def has_changes(db: asyncpg.Pool, source: ItemSource, key: tuple[str, str,
     """Whether the next Sync of the collection would send anything (for Ping and the
     waiting Sync). ``upstream_state``: the user's current state, if known: when the
     collection has seen it and nothing is pending, the upstream is not asked."""
-    if state.sync_key == 0 or state.upstream_state is None:
-        return True  # the device has yet to sync this folder
+    if state.sync_key == 0 or state.upstream_state is None or state.listing is not None:
+        return True  # the device has yet to sync (all of) this folder
     async with db.acquire() as conn:
         if await sync_state.has_pending(conn, *key):
             return True

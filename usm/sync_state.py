@@ -26,6 +26,7 @@ class CollectionState:
     last_response: bytes | None
     replays: int = 0  # the previous key resent this often in a row
     suspect: str | None = None  # an item with failures that the current generation sent alone
+    listing: str | None = None  # where the folder's first listing goes on (usm.sync); None: listed whole
 
 
 NEW = CollectionState(0, None, 0, {}, 1, None)
@@ -52,6 +53,7 @@ class Generation:
     replace_pending: bool = False  # drop every stored pending row first (a new listing)
     suspect: str | None = None  # an item with failures sent alone in this generation (loop protection)
     reset: bool = False  # SyncKey 0: forget every item
+    listing: str | None = None  # where the folder's first listing goes on after this generation
 
 
 def server_id(collection_id: int, item_number: int) -> str:
@@ -69,11 +71,13 @@ async def states(conn: asyncpg.Connection, user: str, device_id: str,
                  collection_ids: list[int]) -> dict[int, CollectionState]:
     rows = await conn.fetch(
         "SELECT collection_id, sync_key, upstream_state, filter_type, options, next_item, last_response, replays,"
-        " suspect FROM collections WHERE user_name = $1 AND device_id = $2 AND collection_id = ANY($3::integer[])",
+        " suspect, listing FROM collections"
+        " WHERE user_name = $1 AND device_id = $2 AND collection_id = ANY($3::integer[])",
         user, device_id, collection_ids)
     found = {r["collection_id"]: CollectionState(r["sync_key"], r["upstream_state"], r["filter_type"],
                                                  json.loads(r["options"]), r["next_item"],
-                                                 bytes(r["last_response"]), r["replays"], r["suspect"]) for r in rows}
+                                                 bytes(r["last_response"]), r["replays"], r["suspect"],
+                                                 r["listing"]) for r in rows}
     return {cid: found.get(cid, NEW) for cid in collection_ids}
 
 
@@ -164,13 +168,15 @@ async def commit(conn: asyncpg.Connection, user: str, device_id: str, collection
             return False
         await conn.execute(
             "INSERT INTO collections (user_name, device_id, collection_id, sync_key, upstream_state, filter_type,"
-            " options, next_item, last_response, suspect) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10)"
+            " options, next_item, last_response, suspect, listing)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11)"
             " ON CONFLICT (user_name, device_id, collection_id) DO UPDATE SET sync_key = EXCLUDED.sync_key,"
             " upstream_state = EXCLUDED.upstream_state, filter_type = EXCLUDED.filter_type,"
             " options = EXCLUDED.options, next_item = EXCLUDED.next_item,"
-            " last_response = EXCLUDED.last_response, replays = 0, suspect = EXCLUDED.suspect, updated_at = now()",
+            " last_response = EXCLUDED.last_response, replays = 0, suspect = EXCLUDED.suspect,"
+            " listing = EXCLUDED.listing, updated_at = now()",
             *key, g.new_key, g.upstream_state, g.filter_type, json.dumps(g.options), g.next_item, g.response,
-            g.suspect)
+            g.suspect, g.listing)
         if g.reset:
             await conn.execute("DELETE FROM collection_items WHERE user_name = $1 AND device_id = $2"
                                " AND collection_id = $3", *key)

@@ -259,7 +259,7 @@ async def _collection(ctx: Context, request: SyncRequest, wanted: CollectionRequ
     window = min(wanted.window or request.window or DEFAULT_WINDOW, MAX_WINDOW)
     relist = options.filter_type != state.filter_type
     if not get_changes or folder_id.startswith(VIRTUAL):
-        plan = sync.Plan(upstream_state=state.upstream_state or "")
+        plan = sync.Plan(upstream_state=state.upstream_state or "", listing=state.listing)
     else:
         # Where the upstream's events come, the state it has now is known: a request that wrote
         # nothing and whose collection has seen it asks the upstream nothing.
@@ -303,7 +303,7 @@ async def _collection(ctx: Context, request: SyncRequest, wanted: CollectionRequ
     if mine.responses is not None:
         element.append(mine.responses)
     if new_key == key and plan.upstream_state == state.upstream_state and not plan.pending_done \
-            and not plan.pending_new and options.to_json() == state.options:
+            and not plan.pending_new and plan.listing == state.listing and options.to_json() == state.options:
         return _element(wanted, key, OK), False  # nothing to remember either
     # The bytes kept for a replay are checked as the app checks what it sends (eas_gateway.versions).
     versions.checked(element, ctx.version, "Sync")

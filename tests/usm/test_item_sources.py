@@ -155,3 +155,29 @@ def test_a_state_the_source_cannot_go_on_from_is_state_too_old(harness: Callable
             with pytest.raises(StateTooOld):
                 await h.source.changes(h.stale)
     run(go())
+
+
+def test_a_listing_in_pages_names_every_id_once_when_the_last_listed_is_gone(
+        harness: Callable[[], AsyncIterator[Harness]]) -> None:
+    """The first sync's listing (ItemSource.listing_page): pages of at most the limit (or all at
+    once, a source that cannot page), the state of the first page, and every id once over all
+    pages, even when the id the last page ended with was removed before the next."""
+    async def go() -> None:
+        async with harness() as h:  # type: ignore[attr-defined]
+            made = [await h.add() for _ in range(5)]
+            first = await h.source.listing_page(h.folder, None, None, 2)
+            assert first.state == await h.source.state()
+            assert set(first.ids) <= set(made) and (len(first.ids) == 2 or first.cursor is None)
+            listed, cursor = list(first.ids), first.cursor
+            if cursor is not None:
+                await h.remove(listed[-1])
+            while cursor is not None:
+                page = await h.source.listing_page(h.folder, None, cursor, 2)
+                assert page.state is None and len(page.ids) <= 2
+                listed += page.ids
+                cursor = page.cursor
+            assert sorted(listed) == sorted(made)  # each once, the removed one on its page
+            # The versions of what was listed (read with the pages: in one request, as of its page).
+            gone = {first.ids[-1]} if first.cursor is not None else set()
+            assert set(await h.source.versions(h.folder, listed, None)) - gone == set(made) - gone
+    run(go())

@@ -6,14 +6,17 @@ order (stored pending first, then what the upstream says is new) and the bookkee
 from __future__ import annotations
 
 import asyncio
+import json
+import random
 import uuid
+from collections import Counter
 from datetime import datetime
 
 import pytest
 
 from usm import database, devices, sync, sync_state
 from usm.sync_state import CollectionState, Generation
-from usm.upstream import Changes
+from usm.upstream import Changes, ListingPage
 
 pytestmark = pytest.mark.postgres
 
@@ -64,3 +67,112 @@ def test_pages_read_the_pending_list_a_page_at_a_time(database_url: str, monkeyp
     assert whole.adds == stored + ["n1"]
     assert whole.changes == [(2, "k2")]
     assert whole.pending_done == stored and whole.pending_new == [] and not whole.more
+
+
+class Folder:
+    """A folder upstream for the first-sync listing: ids newest first (by when they came),
+    versions, a log of changes, and pages that go on after the last listed id still there
+    (what the JMAP driver does with Email/query anchors)."""
+
+    def __init__(self, count: int) -> None:
+        self.came = {f"m{n:04}": n for n in range(count)}
+        self.version = {uid: "v0" for uid in self.came}
+        self.log: list[tuple[int, str]] = []
+        self.pages = 0
+
+    def order(self) -> list[str]:
+        return sorted(self.came, key=lambda uid: -self.came[uid])
+
+    def state(self) -> str:
+        return str(len(self.log))
+
+    def touch(self, uid: str) -> None:
+        self.log.append((len(self.log) + 1, uid))
+
+    async def listing(self, folder_id: str, since: datetime | None) -> tuple[str, list[str]]:
+        return self.state(), self.order()
+
+    async def listing_page(self, folder_id: str, since: datetime | None, cursor: str | None,
+                           limit: int) -> ListingPage:
+        self.pages += 1
+        order = self.order()
+        anchors = json.loads(cursor) if cursor else []
+        start = 0
+        for anchor in reversed(anchors):
+            if anchor in self.came:
+                start = order.index(anchor) + 1
+                break
+        ids = order[start:start + limit]
+        more = start + limit < len(order)
+        return ListingPage(self.state() if cursor is None else None, ids,
+                           json.dumps((anchors + ids)[-3:]) if more else None)
+
+    async def changes(self, state: str) -> Changes:
+        return Changes(self.state(), list(dict.fromkeys(uid for n, uid in self.log if n > int(state))))
+
+    async def versions(self, folder_id: str, ids: list[str], since: datetime | None) -> dict[str, str]:
+        return {uid: self.version[uid] for uid in ids if uid in self.came}
+
+
+def test_a_first_sync_lists_the_folder_a_page_at_a_time_and_loses_nothing(
+        database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Window 7 over a folder of 60 that changes between every two pages: the last message
+    sent deleted (the listing's anchor; three in a row at times), a new one on top, an old one
+    flagged, one moved in among the old ones. At the end the device has exactly the folder,
+    each message added once, and the pending list never held more than a listing page (10
+    here) and a round's changes."""
+    monkeypatch.setattr(sync, "LISTING_PAGE", 10)
+    folder = Folder(60)
+    rng = random.Random(7)
+
+    async def run() -> tuple[dict[str, tuple[int, str]], Counter[str], int, int]:
+        pool = await database.connect(database_url, min_size=1, max_size=2)
+        key = (f"{uuid.uuid4().hex[:8]}@example.com", "DEV1", 5)
+        adds: Counter[str] = Counter()
+        most_pending = 0
+        rounds = 0
+        try:
+            async with pool.acquire() as conn:
+                await devices.touch(conn, key[0], key[1], "Phone", None, "14.1")
+                assert await sync_state.commit(conn, *key, expected_key=0, generation=Generation(
+                    new_key=1, upstream_state=None, filter_type=0, options={}, next_item=1, response=b"",
+                    reset=True))
+            fresh = 1000
+            while True:
+                rounds += 1
+                assert rounds < 60
+                async with pool.acquire() as conn:
+                    [state] = (await sync_state.states(conn, key[0], key[1], [key[2]])).values()
+                plan = await sync.plan(pool, folder, key, state, "f", None, 7)  # type: ignore[arg-type]
+                adds.update(plan.adds)
+                added = [(state.next_item + i, uid) for i, uid in enumerate(plan.adds)]
+                async with pool.acquire() as conn:
+                    assert await sync_state.commit(conn, *key, expected_key=state.sync_key, generation=plan.generation(
+                        state, new_key=state.sync_key + 1, filter_type=0, options={}, response=b"", added=added))
+                    most_pending = max(most_pending, len(await sync_state.pending(conn, *key)))
+                if not plan.more:  # the device stops asking: it must have everything now
+                    break
+                if rounds < 12:  # the folder changes while the device takes it
+                    for uid in plan.adds[-(3 if rounds % 4 == 0 else 1):]:
+                        if uid in folder.came:
+                            del folder.came[uid]
+                            folder.touch(uid)
+                    fresh += 1
+                    folder.came[f"n{fresh}"], folder.version[f"n{fresh}"] = fresh, "v0"
+                    folder.touch(f"n{fresh}")
+                    old = rng.choice(folder.order()[-20:])
+                    folder.version[old] = "flagged"
+                    folder.touch(old)
+                    moved = f"moved{rounds}"
+                    folder.came[moved], folder.version[moved] = rng.randrange(0, 30) + 0.5, "v0"
+                    folder.touch(moved)
+            async with pool.acquire() as conn:
+                has = await sync_state.items(conn, *key)
+            return has, adds, most_pending, rounds
+        finally:
+            await pool.close()
+
+    has, adds, most_pending, rounds = asyncio.run(run())
+    assert {uid: version for uid, (_, version) in has.items()} == {uid: folder.version[uid] for uid in folder.came}
+    assert max(adds.values()) == 1
+    assert 0 < most_pending <= 10 + 6

@@ -293,6 +293,15 @@ class Changes:
     versions: dict[str, str | None] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class ListingPage:
+    """One page of a folder's listing (ItemSource.listing_page), newest first."""
+
+    state: str | None  # the first page's: the state the listing starts from; later pages: None
+    ids: list[str]
+    cursor: str | None  # where the listing goes on (opaque to the caller); None: this was the end
+
+
 def keywords_version(keywords: dict[str, bool] | frozenset[str] | set[str]) -> str:
     """The version of an email (what ItemSource.versions gives for mail): its
     keywords, the only part of a message that changes in place."""
@@ -319,6 +328,15 @@ class ItemSource(Protocol):
 
     async def listing(self, folder_id: str, since: datetime | None) -> tuple[str, list[str]]:
         """(state, ids newest first) of the folder's items received at or after ``since``."""
+        ...
+
+    async def listing_page(self, folder_id: str, since: datetime | None, cursor: str | None,
+                           limit: int) -> ListingPage:
+        """The listing a page at a time: ``cursor`` None for the first page (with its state),
+        else an earlier page's cursor; at most ``limit`` ids (a source that cannot page gives
+        them all, cursor None). Over all pages every id unchanged since the first page's
+        state comes exactly once; one changed since may come again or not at all (the
+        changes since that state name it)."""
         ...
 
     async def changes(self, state: str) -> Changes:

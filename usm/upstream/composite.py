@@ -26,6 +26,7 @@ from usm.upstream import (
     FolderRefused,
     Identity,
     ItemSource,
+    ListingPage,
     MailQuery,
     MailStore,
     Message,
@@ -200,6 +201,9 @@ class _QualifiedItems:
 
     async def listing(self, folder_id: str, since: Any) -> tuple[str, list[str]]:
         return await self.source.listing(_l(folder_id), since)
+
+    async def listing_page(self, folder_id: str, since: Any, cursor: str | None, limit: int) -> ListingPage:
+        return await self.source.listing_page(_l(folder_id), since, cursor, limit)
 
     async def changes(self, state: str) -> Changes:
         return await self.source.changes(state)

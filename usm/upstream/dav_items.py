@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from usm.upstream import Changes, Credentials, calendar_filter
+from usm.upstream import Changes, Credentials, ListingPage, calendar_filter
 from usm.upstream.dav_store import CALENDAR, COMPONENTS, DavStore
 
 
@@ -36,6 +36,12 @@ class DavItems:
                                               incomplete=self.incomplete_only)
         self._told = dict(etags)
         return state, sorted(etags)
+
+    async def listing_page(self, folder_id: str, since: datetime | None, cursor: str | None,
+                           limit: int) -> ListingPage:
+        """The whole listing at once (a DAV collection cannot be listed in pages)."""
+        state, ids = await self.listing(folder_id, since)
+        return ListingPage(state, ids, None)
 
     async def changes(self, state: str) -> Changes:
         found = await self.dav.changes(self.credentials, self.collection, state)
