@@ -60,6 +60,7 @@ from eas_gateway.xml import E
 from usm import database, devices, ids
 from usm.access import ALLOW, DeviceAccess
 from usm.push import PushHub
+from usm.table_care import TableCare
 from usm.upstream import Account, Credentials, MailStore, UpstreamError, recording_writes
 from usm.upstream.composite import Sources
 from usm.upstream.dav import DavUpstream
@@ -105,6 +106,7 @@ class Gateway:
         self.push: PushHub | None = None
         self.access: DeviceAccess | None = None
         self.tracer: Tracer | None = None
+        self.table_care: TableCare | None = None
         self.metrics = Metrics()
         if isinstance(mail, JMAPUpstream):
             mail.observe = self.metrics.upstream
@@ -131,10 +133,14 @@ class Gateway:
                                    reload_seconds=self.settings.access_reload_seconds)
         self.tracer = Tracer(self.db)
         await self.tracer.start()
+        self.table_care = TableCare(self.db)
+        await self.table_care.start()
         push, db = self.push, self.db
         self.metrics.watch(held=lambda: push.waiting, pool_size=db.get_size, pool_idle=db.get_idle_size)
 
     async def stop(self) -> None:
+        if self.table_care is not None:
+            await self.table_care.stop()
         if self.tracer is not None:
             await self.tracer.stop()
         if self.push is not None:

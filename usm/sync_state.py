@@ -27,6 +27,7 @@ class CollectionState:
     replays: int = 0  # the previous key resent this often in a row
     suspect: str | None = None  # an item with failures that the current generation sent alone
     listing: str | None = None  # where the folder's first listing goes on (usm.sync); None: listed whole
+    age: float | None = None  # seconds since the current generation was made
 
 
 NEW = CollectionState(0, None, 0, {}, 1, None)
@@ -71,13 +72,13 @@ async def states(conn: asyncpg.Connection, user: str, device_id: str,
                  collection_ids: list[int]) -> dict[int, CollectionState]:
     rows = await conn.fetch(
         "SELECT collection_id, sync_key, upstream_state, filter_type, options, next_item, last_response, replays,"
-        " suspect, listing FROM collections"
+        " suspect, listing, extract(epoch FROM now() - updated_at)::float8 AS age FROM collections"
         " WHERE user_name = $1 AND device_id = $2 AND collection_id = ANY($3::integer[])",
         user, device_id, collection_ids)
     found = {r["collection_id"]: CollectionState(r["sync_key"], r["upstream_state"], r["filter_type"],
                                                  json.loads(r["options"]), r["next_item"],
                                                  bytes(r["last_response"]), r["replays"], r["suspect"],
-                                                 r["listing"]) for r in rows}
+                                                 r["listing"], r["age"]) for r in rows}
     return {cid: found.get(cid, NEW) for cid in collection_ids}
 
 

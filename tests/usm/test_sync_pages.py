@@ -114,14 +114,16 @@ class Folder:
         return {uid: self.version[uid] for uid in ids if uid in self.came}
 
 
+@pytest.mark.parametrize("changes_every", [0.0, 60.0], ids=["changes-every-page", "changes-after-the-listing"])
 def test_a_first_sync_lists_the_folder_a_page_at_a_time_and_loses_nothing(
-        database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        database_url: str, monkeypatch: pytest.MonkeyPatch, changes_every: float) -> None:
     """Window 7 over a folder of 60 that changes between every two pages: the last message
     sent deleted (the listing's anchor; three in a row at times), a new one on top, an old one
     flagged, one moved in among the old ones. At the end the device has exactly the folder,
     each message added once, and the pending list never held more than a listing page (10
-    here) and a round's changes."""
+    here) and the changes not yet looked at."""
     monkeypatch.setattr(sync, "LISTING_PAGE", 10)
+    monkeypatch.setattr(sync, "LISTING_CHANGES_EVERY", changes_every)  # 60: not while the listing is under way
     folder = Folder(60)
     rng = random.Random(7)
 
@@ -175,4 +177,5 @@ def test_a_first_sync_lists_the_folder_a_page_at_a_time_and_loses_nothing(
     has, adds, most_pending, rounds = asyncio.run(run())
     assert {uid: version for uid, (_, version) in has.items()} == {uid: folder.version[uid] for uid in folder.came}
     assert max(adds.values()) == 1
-    assert 0 < most_pending <= 10 + 6
+    # A listing page and the changes of a round (of all 11 rounds, when they wait for the listing's end).
+    assert 0 < most_pending <= 10 + 6 * (1 if changes_every == 0 else 11)
