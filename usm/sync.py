@@ -41,6 +41,7 @@ EVERYTHING_FROM = 100_000  # a window this large means "count them all" (GetItem
 # (seconds): a phone takes a page every ~200 ms, and Cyrus 3.6's Email/changes costs in proportion
 # to the mailbox (36 ms at 100,000 messages, 9 ms at 1,000), a third of such a page's upstream time.
 LISTING_CHANGES_EVERY = 2.0
+MAX_LISTING_PAGES = 10  # listing pages one Sync reads at most (its time stays bounded; GetItemEstimate reads all)
 LISTING_PAGE = 2000  # ids a page of a first listing asks for (what the window leaves waits on the pending list)
 
 
@@ -158,7 +159,8 @@ async def plan(db: asyncpg.Pool, source: ItemSource, key: tuple[str, str, int], 
     rest: list[str] = []  # listed but not looked at: they join the pending list
     if found < window and (first_page is not None or cursor is not None):
         rest = await _list_on(out, source, folder_id, since, window - found, first_page or [],
-                              examined | set(stored) | set(fresh), known_of)
+                              examined | set(stored) | set(fresh), known_of,
+                              max_pages=MAX_LISTING_PAGES if window < EVERYTHING_FROM else 1 << 30)
         examined = set(out.pending_done)
     stored_set = set(stored)
     out.pending_done = [uid for uid in out.pending_done if uid in stored_set]
@@ -170,12 +172,13 @@ async def plan(db: asyncpg.Pool, source: ItemSource, key: tuple[str, str, int], 
 
 async def _list_on(out: Plan, source: ItemSource, folder_id: str, since: datetime | None, window: int,
                    ids: list[str], seen: set[str],
-                   known_of: Callable[[list[str]], Awaitable[dict[str, tuple[int, str]]]]) -> list[str]:
+                   known_of: Callable[[list[str]], Awaitable[dict[str, tuple[int, str]]]], *,
+                   max_pages: int) -> list[str]:
     """Fill the rest of the window from the folder's listing: ``ids`` (a page already read),
     then pages from ``out.listing`` on; ids already looked at (``seen``) are skipped. What was
     listed but not looked at (the window is full), to join the pending list."""
     found = 0
-    while True:
+    for _ in range(max_pages):
         candidates = [uid for uid in dict.fromkeys(ids) if uid not in seen]
         found += await _sort(out, source, folder_id, since, window - found, candidates, known_of)
         seen.update(out.pending_done)
@@ -185,6 +188,8 @@ async def _list_on(out: Plan, source: ItemSource, folder_id: str, since: datetim
             return []
         more = await source.listing_page(folder_id, since, out.listing, LISTING_PAGE)
         out.listing, ids = more.cursor, more.ids
+    # Pages that brought nothing new (all sent already through the changes): the next Sync goes on.
+    return [uid for uid in dict.fromkeys(ids) if uid not in seen]
 
 
 async def _plan_listing(db: asyncpg.Pool, source: ItemSource, key: tuple[str, str, int], folder_id: str,

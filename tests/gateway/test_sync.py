@@ -77,6 +77,51 @@ def test_windows_with_more_available_deliver_every_message_once(gateway: Running
     assert again.findtext(f".//{A}SyncKey") == key and again.find(f".//{A}Commands") is None
 
 
+def test_a_first_sync_in_listing_pages_ends_with_the_folder_as_it_is(gateway: RunningGateway,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first sync lists the Inbox 7 ids at a time (usm.sync.LISTING_PAGE, 2,000 in
+    production) while the phone takes windows of 5; between windows the last message sent (the
+    listing's anchor) is deleted, a message arrives and an old one is flagged. The phone ends
+    with exactly the Inbox: every message once, the deleted gone, the flag on."""
+    from usm import sync
+
+    monkeypatch.setattr(sync, "LISTING_PAGE", 7)
+    user = new_user(gateway)
+    deliver(gateway, user, [message(f"Alt {i}", text="x") for i in range(30)])
+    phone = Phone(gateway, user)
+    key = phone.sync(collection(phone.inbox, "0")).findtext(f".//{A}SyncKey")
+    on_phone: dict[str, str] = {}  # ServerId -> subject
+    flagged: set[str] = set()
+    rounds = 0
+    while True:
+        tree = phone.sync(collection(phone.inbox, key, window=5))
+        rounds += 1
+        assert rounds < 40
+        key = tree.findtext(f".//{A}SyncKey")
+        added = [(a.findtext(A + "ServerId"), a.findtext(f".//{M}Subject")) for a in tree.iter(A + "Add")]
+        for sid, subject in added:
+            assert sid not in on_phone and subject not in on_phone.values(), subject
+            on_phone[sid] = subject
+        flagged |= {a.findtext(f".//{M}Subject") for a in tree.iter(A + "Add")
+                    if a.findtext(f".//{M}Flag/{M}Status") == "2"}
+        for d in tree.iter(A + "Delete"):
+            del on_phone[d.findtext(A + "ServerId")]
+        for c in tree.iter(A + "Change"):
+            if c.findtext(f".//{M}Flag/{M}Status") == "2":
+                flagged.add(on_phone[c.findtext(A + "ServerId")])
+        if rounds in (2, 4) and added:
+            ids = _ids(gateway, user)
+            jmap(gateway, [["Email/set", {"destroy": [ids[added[-1][1]]],
+                                          "update": {ids[f"Alt {rounds}"]: {"keywords/$flagged": True}}}, "0"]],
+                 user=user)
+            deliver(gateway, user, [message(f"Neu {rounds}", text="y")])
+        if tree.find(f".//{A}MoreAvailable") is None:
+            break
+    inbox = _ids(gateway, user)
+    assert sorted(on_phone.values()) == sorted(inbox)
+    assert {"Alt 2", "Alt 4"} & set(inbox) <= flagged
+
+
 def test_resent_key_replays_the_lost_answer_and_older_keys_are_refused(gateway: RunningGateway) -> None:
     user = new_user(gateway)
     deliver(gateway, user, [message(f"m{i}", text="x") for i in range(6)])

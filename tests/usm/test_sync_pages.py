@@ -179,3 +179,33 @@ def test_a_first_sync_lists_the_folder_a_page_at_a_time_and_loses_nothing(
     assert max(adds.values()) == 1
     # A listing page and the changes of a round (of all 11 rounds, when they wait for the listing's end).
     assert 0 < most_pending <= 10 + 6 * (1 if changes_every == 0 else 11)
+
+
+def test_a_listing_that_never_ends_costs_one_sync_a_bounded_number_of_pages(database_url: str) -> None:
+    """An upstream whose listing keeps naming ids the device has (and never says it ended):
+    one Sync reads MAX_LISTING_PAGES pages at most and says MoreAvailable."""
+    class Endless(Folder):
+        async def listing_page(self, folder_id: str, since: datetime | None, cursor: str | None,
+                               limit: int) -> ListingPage:
+            self.pages += 1
+            return ListingPage(self.state() if cursor is None else None, ["m0000", "m0001"], "again")
+
+    folder = Endless(2)
+
+    async def run() -> sync.Plan:
+        pool = await database.connect(database_url, min_size=1, max_size=2)
+        key = (f"{uuid.uuid4().hex[:8]}@example.com", "DEV1", 5)
+        try:
+            async with pool.acquire() as conn:
+                await devices.touch(conn, key[0], key[1], "Phone", None, "14.1")
+                assert await sync_state.commit(conn, *key, expected_key=0, generation=Generation(
+                    new_key=1, upstream_state="0", filter_type=0, options={}, next_item=3, response=b"",
+                    added=[(1, "m0000", "v0"), (2, "m0001", "v0")], reset=True, listing="again"))
+                [state] = (await sync_state.states(conn, key[0], key[1], [key[2]])).values()
+            return await sync.plan(pool, folder, key, state, "f", None, 10)  # type: ignore[arg-type]
+        finally:
+            await pool.close()
+
+    plan = asyncio.run(run())
+    assert not plan.adds and plan.more and plan.listing == "again"
+    assert folder.pages == sync.MAX_LISTING_PAGES
