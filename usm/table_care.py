@@ -61,10 +61,11 @@ async def care_once(pool: asyncpg.Pool) -> list[Care]:
         try:
             done = await needed(conn)
             for care in done:
-                options = ", ".join(o for o, wanted in (("VACUUM", care.vacuum), ("ANALYZE", care.analyze)) if wanted)
-                # (VACUUM cannot run in a transaction: asyncpg sends it alone.)
-                await conn.execute(f"VACUUM ({options}) {care.table}" if care.vacuum else f"ANALYZE {care.table}")
-                log.info("table care: %s %s", options.replace(", ", " and ").lower(), care.table)
+                # (VACUUM cannot run in a transaction: asyncpg sends a lone statement outside one.)
+                statement = {(True, True): "VACUUM (ANALYZE)", (True, False): "VACUUM",
+                             (False, True): "ANALYZE"}[(care.vacuum, care.analyze)]
+                await conn.execute(f"{statement} {care.table}")
+                log.info("table care: %s %s", statement.lower(), care.table)
             return done
         finally:
             await conn.execute("SELECT pg_advisory_unlock($1)", LOCK)

@@ -566,24 +566,22 @@ class JMAPMail:
         query = {"filter": condition, "sort": [{"property": "receivedAt", "isAscending": False}],
                  "collapseThreads": False, "limit": limit + 1}
         state: str | None = None
-        anchors: list[str] = _anchors(cursor) if cursor is not None else []
-        while True:
-            if anchors:
-                at = {"anchor": anchors[-1], "anchorOffset": 1}
-                answers = await self.upstream.call(self.credentials, [["Email/query", {**query, **at}, "q"]],
-                                                   tolerate=_ANCHOR_GONE)
-                if answers[0][0] == "error":
-                    anchors.pop()  # deleted since: the one listed before it
-                    if not anchors:
-                        log.info("JMAP listing of %s for %s: the last %d ids listed are gone, listing again"
-                                 " from the top", folder_id, self.credentials.user, LISTING_ANCHORS)
-                    continue
-            else:
-                # The state first: what changes after it shows up in Email/changes.
-                answers = await self.upstream.call(self.credentials, [
-                    ["Email/get", {"ids": []}, "s"], ["Email/query", {**query, "position": 0}, "q"]])
-                state = str(answers[0][1]["state"])
-            break
+        if cursor is None:
+            # The state first: what changes after it shows up in Email/changes.
+            answers = await self.upstream.call(self.credentials, [
+                ["Email/get", {"ids": []}, "s"], ["Email/query", {**query, "position": 0}, "q"]])
+            state = str(answers[0][1]["state"])
+        anchors = _anchors(cursor) if cursor is not None else []
+        while cursor is not None:
+            at = {"anchor": anchors[-1], "anchorOffset": 1} if anchors else {"position": 0}
+            answers = await self.upstream.call(self.credentials, [["Email/query", {**query, **at}, "q"]],
+                                               tolerate=_ANCHOR_GONE)
+            if answers[0][0] != "error":
+                break
+            anchors.pop()  # gone since: the one listed before it
+            if not anchors:
+                log.info("JMAP listing of %s for %s: the ids listed last are all gone, listing again from the top",
+                         folder_id, self.credentials.user)
         result = answers[-1][1]
         got = [str(i) for i in result["ids"]]
         ids = got[:limit]
