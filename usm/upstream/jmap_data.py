@@ -8,6 +8,7 @@ from typing import Any
 
 from usm.upstream import Address, Attachment, BodyRequest, BodyText, Message
 
+GET_CHUNK = 500  # ids per Email/get
 
 def to_message(email: dict[str, Any], body: BodyRequest) -> Message:
     values = email.get("bodyValues") or {}
