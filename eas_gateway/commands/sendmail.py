@@ -61,7 +61,11 @@ async def handle_forward(ctx: Context, body: etree._Element | bytes | None) -> b
 
 def _parse(ctx: Context, body: etree._Element | bytes | None, kind: str) -> Request:
     if isinstance(body, bytes):  # 12.x: the MIME itself, parameters in the query
-        msg_id = compose.parse(body).get("message-id")
+        try:
+            msg_id = compose.parse(body).get("message-id")
+        except compose.ComposeError as exc:  # (found by the HTTP fuzz test: a body that is no MIME)
+            log.info("%s: device %s: %s", kind, ctx.line.device_id, exc)
+            raise CommandStatus(exc.status, str(exc)) from exc
         client_id = f"mid:{str(msg_id).strip()}" if msg_id else "sha:" + hashlib.sha256(body).hexdigest()
         return Request(kind, body, client_id, ctx.line.save_in_sent, folder_id=ctx.line.params.get("CollectionId"),
                        item_id=ctx.line.params.get("ItemId"), long_id=ctx.line.params.get("LongId"))

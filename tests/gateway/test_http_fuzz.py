@@ -98,3 +98,17 @@ def test_no_request_gets_a_500_and_a_refused_one_changes_nothing(gateway: Any, f
     # then is what Exchange does too (the admin sees a new phone).
     if request["stranger"] and answer.status_code >= 400 and answer.status_code != 449:
         assert _device_rows(gateway.database_url, device) == 0, (command, answer.status_code)
+
+
+@pytest.mark.parametrize("command", ["SendMail", "SmartReply", "SmartForward"])
+def test_a_12_x_mail_whose_body_is_no_mime_is_refused_not_a_500(gateway: Any, fuzz_phone: Phone, command: str) -> None:
+    """What the fuzz run above found: at 12.x the body is the MIME itself, and one that is none
+    (empty, no blank line after the headers) made compose.parse's error escape as a 500."""
+    for body in (b"", b"no header separator"):
+        answer = httpx.post(gateway.endpoint, content=body, timeout=10,
+                            params={"Cmd": command, "User": fuzz_phone.user, "DeviceId": fuzz_phone.device,
+                                    "DeviceType": "Fuzz", "SaveInSent": "T", "ItemId": "1:1", "CollectionId": "1"},
+                            headers={"MS-ASProtocolVersion": "12.0", "Content-Type": "message/rfc822",
+                                     "X-MS-PolicyKey": fuzz_phone.policy_key or ""},
+                            auth=(fuzz_phone.user, password(fuzz_phone.user)))
+        assert answer.status_code != 500 and answer.status_code < 600, (body, answer.status_code, answer.text[:200])
