@@ -8,14 +8,14 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import uuid
 from collections import Counter
 from datetime import datetime
 
 import pytest
 
-from usm import database, devices, sync, sync_state
-from usm.sync_state import CollectionState, Generation
+from tests.usm.collections import new_collection
+from usm import database, sync, sync_state
+from usm.sync_state import CollectionState
 from usm.upstream import Changes, ListingPage
 
 pytestmark = pytest.mark.postgres
@@ -41,14 +41,11 @@ def test_pages_read_the_pending_list_a_page_at_a_time(database_url: str, monkeyp
 
     async def run() -> list[object]:
         pool = await database.connect(database_url, min_size=1, max_size=2)
-        key = (f"{uuid.uuid4().hex[:8]}@example.com", "DEV1", 5)
         try:
             async with pool.acquire() as conn:
-                await devices.touch(conn, key[0], key[1], "Phone", None, "14.1")
                 # The device has k1 and k2 (k2 in an old version); 30 ids are pending.
-                assert await sync_state.commit(conn, *key, expected_key=0, generation=Generation(
-                    new_key=1, upstream_state="s1", filter_type=0, options={}, next_item=3, response=b"",
-                    added=[(1, "k1", "v"), (2, "k2", "old")], pending_new=stored, reset=True))
+                key = await new_collection(conn, upstream_state="s1", next_item=3,
+                                           added=[(1, "k1", "v"), (2, "k2", "old")], pending_new=stored)
             state = CollectionState(1, "s1", 0, {}, 3, None)
             # /changes names a pending id far down the list (p025), a known one (k2) and a new one.
             source = Source(["p025", "k2", "n1"])
@@ -129,16 +126,12 @@ def test_a_first_sync_lists_the_folder_a_page_at_a_time_and_loses_nothing(
 
     async def run() -> tuple[dict[str, tuple[int, str]], Counter[str], int, int]:
         pool = await database.connect(database_url, min_size=1, max_size=2)
-        key = (f"{uuid.uuid4().hex[:8]}@example.com", "DEV1", 5)
         adds: Counter[str] = Counter()
         most_pending = 0
         rounds = 0
         try:
             async with pool.acquire() as conn:
-                await devices.touch(conn, key[0], key[1], "Phone", None, "14.1")
-                assert await sync_state.commit(conn, *key, expected_key=0, generation=Generation(
-                    new_key=1, upstream_state=None, filter_type=0, options={}, next_item=1, response=b"",
-                    reset=True))
+                key = await new_collection(conn, upstream_state=None, next_item=1)
             fresh = 1000
             while True:
                 rounds += 1
@@ -194,13 +187,10 @@ def test_a_listing_that_never_ends_costs_one_sync_a_bounded_number_of_pages(data
 
     async def run() -> sync.Plan:
         pool = await database.connect(database_url, min_size=1, max_size=2)
-        key = (f"{uuid.uuid4().hex[:8]}@example.com", "DEV1", 5)
         try:
             async with pool.acquire() as conn:
-                await devices.touch(conn, key[0], key[1], "Phone", None, "14.1")
-                assert await sync_state.commit(conn, *key, expected_key=0, generation=Generation(
-                    new_key=1, upstream_state="0", filter_type=0, options={}, next_item=3, response=b"",
-                    added=[(1, "m0000", "v0"), (2, "m0001", "v0")], reset=True, listing="again"))
+                key = await new_collection(conn, upstream_state="0", next_item=3,
+                                           added=[(1, "m0000", "v0"), (2, "m0001", "v0")], listing="again")
                 [state] = (await sync_state.states(conn, key[0], key[1], [key[2]])).values()
             return await sync.plan(pool, folder, key, state, "f", None, 10)  # type: ignore[arg-type]
         finally:

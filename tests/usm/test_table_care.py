@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 
 import pytest
 
-from usm import database, devices, sync_state, table_care
-from usm.sync_state import Generation
+from tests.usm.collections import new_collection
+from usm import database, table_care
 
 pytestmark = pytest.mark.postgres
 
@@ -31,13 +30,10 @@ def test_a_grown_collection_is_analyzed_so_that_a_lookup_by_upstream_id_uses_the
     table is not cared for again until it changes."""
     async def run() -> tuple[list[table_care.Care], list[str], list[table_care.Care], str, bool]:
         pool = await database.connect(database_url, min_size=1, max_size=2)
-        key = (f"{uuid.uuid4().hex[:8]}@example.com", "DEV1", 5)
         try:
             async with pool.acquire() as conn:
-                await devices.touch(conn, key[0], key[1], "Phone", None, "14.1")
-                assert await sync_state.commit(conn, *key, expected_key=0, generation=Generation(
-                    new_key=1, upstream_state="s", filter_type=0, options={}, next_item=2001, response=b"",
-                    added=[(n, f"M{n:06}", "") for n in range(1, 2001)], reset=True))
+                key = await new_collection(conn, upstream_state="s", next_item=2001,
+                                           added=[(n, f"M{n:06}", "") for n in range(1, 2001)])
                 autovacuum = await conn.fetchval("SELECT current_setting('autovacuum')")
             done: list[table_care.Care] = []
             for _ in range(50):  # (a backend reports its counts to the statistics within a second or so)
