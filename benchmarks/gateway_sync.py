@@ -15,8 +15,8 @@ one asyncpg query per request under the same uvicorn. Reports:
    later page in ms, and items/s of each size against the smallest (flat: within 20 %);
 2. no-change Sync at 1, 10 and 50 concurrent devices: requests/s, p50, p99,
    and the same for the bare endpoint; ratio gateway / ceiling; and what one
-   costs: upstream calls (the gateway's /metrics) and database transactions
-   (pg_stat_database), over 200 in a row; with --events, Cyrus' change events go to the
+   costs: upstream calls and database statements (the gateway's /metrics) and database
+   transactions (pg_stat_database), over 200 in a row; with --events, Cyrus' change events go to the
    gateway and another phone of the user holds a Ping (the node watches the user, as between a
    phone's Syncs), so a no-change Sync can be answered from PostgreSQL alone;
 3. held Pings at each --pings count: all held (none answered), the gateway's
@@ -442,11 +442,15 @@ async def main(args: argparse.Namespace, work: Path) -> None:
             async def bare(i: int) -> None:
                 (await http.post(f"http://127.0.0.1:{ceiling_port}/query", content=b"x")).raise_for_status()
 
-            async def counters() -> tuple[float, int]:
-                """Upstream calls the gateway made (its /metrics) and transactions of its database."""
+            async def counters() -> tuple[float, float, int]:
+                """Upstream calls the gateway made and statements its Syncs sent (its /metrics), and
+                transactions of its database."""
                 text = (await http.get(f"http://127.0.0.1:{gw_port}/metrics")).text
-                calls = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                            if line.startswith("eas_upstream_calls_total"))
+
+                def counted(prefix: str) -> float:
+                    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(prefix))
+                calls = counted("eas_upstream_calls_total")
+                statements = counted('eas_db_statements_total{command="Sync"}')
                 conn = await asyncpg.connect(dsn)
                 try:
                     # PostgreSQL publishes a busy backend's counts at most once a second and an idle
@@ -456,7 +460,7 @@ async def main(args: argparse.Namespace, work: Path) -> None:
                                                 "WHERE datname = current_database()")
                 finally:
                     await conn.close()
-                return calls, int(xacts)
+                return calls, statements, int(xacts)
 
             watching = None
             if args.events:
@@ -469,15 +473,17 @@ async def main(args: argparse.Namespace, work: Path) -> None:
                 await asyncio.sleep(2.0)
                 assert not watching.done(), "the watching Ping was answered"
 
-            # What one no-change Sync costs: upstream calls and database transactions (a statement
-            # outside a transaction block is one), over 200 in a row.
+            # What one no-change Sync costs: upstream calls, database statements and transactions (a
+            # statement outside a transaction block is one), over 200 in a row.
             before = await counters()
             for _ in range(200):
                 await no_change(0)
             after = await counters()
-            calls = f"{(after[0] - before[0]) / 200:>6.2f}" if args.workers == 1 else "   n/a"  # /metrics: one worker's
-            print(f"{'no-change Sync: upstream calls / DB transactions':<44} "
-                  f"{calls} /{(after[1] - before[1]) / 200:>6.2f}")
+            # /metrics: one worker's
+            calls, statements = ((f"{(after[i] - before[i]) / 200:>6.2f}" if args.workers == 1 else "   n/a")
+                                 for i in (0, 1))
+            print(f"{'no-change Sync: upstream calls / DB statements / DB transactions':<44} "
+                  f"{calls} /{statements} /{(after[2] - before[2]) / 200:>6.2f}")
 
             for workers in (1, 10, 50):
                 ours = await load(no_change, workers, args.seconds)

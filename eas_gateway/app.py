@@ -119,7 +119,7 @@ class Gateway:
             # The embedded PostgreSQL stops with the gateway (released in stop()).
             self.embedded = await asyncio.to_thread(database.embedded, self.settings.state_dir)
             url = self.embedded.url
-        self.db = await database.connect(url)
+        self.db = await database.connect(url, on_statement=self.metrics.statement)
         idle = ImapIdle(self.settings.imap_idle, max_connections=self.settings.imap_idle_max) \
             if self.settings.imap_idle else None
         self.push = PushHub(self.db, self.upstream, poll_seconds=self.settings.poll_seconds,
@@ -179,7 +179,8 @@ class Gateway:
         try:
             credentials, account_user = await self._credentials(request)
             line = ashttp.parse(_query(request), {k.lower(): v for k, v in request.headers.items()})
-            return await self._command(request, line, credentials, account_user)
+            with self.metrics.counting_statements(line.command if line.command in COMMANDS else "-"):
+                return await self._command(request, line, credentials, account_user)
         except HungUp:
             status, detail = "hung-up", " the phone closed the connection while held"
             log.info("%s of %s ended: the phone hung up", line.command if line else "request",

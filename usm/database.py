@@ -7,9 +7,11 @@ keeps two gateway processes from migrating at the same time.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -99,11 +101,13 @@ async def upgrade(conn: asyncpg.Connection, sql_dir: Path = SQL_DIR) -> list[str
         await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
 
 
-async def connect(url: str, *, min_size: int = 2, max_size: int = 20) -> asyncpg.Pool:
-    """A pool on an up-to-date schema."""
+async def connect(url: str, *, min_size: int = 2, max_size: int = 20,
+                  on_statement: Callable[[Any], None] | None = None) -> asyncpg.Pool:
+    """A pool on an up-to-date schema. ``on_statement`` is called (soon after, in the context of
+    the task that sent it) for each statement a pool connection sends: what the gateway counts."""
     try:
         pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size, reset=_keep_session,
-                                         connect=_connect)
+                                         connect=functools.partial(_connect, on_statement=on_statement))
     except (OSError, asyncpg.PostgresError) as exc:
         raise DatabaseError(f"cannot connect to PostgreSQL at {_redact(url)}: {exc}") from exc
     async with pool.acquire() as conn:
@@ -111,14 +115,17 @@ async def connect(url: str, *, min_size: int = 2, max_size: int = 20) -> asyncpg
     return pool
 
 
-async def _connect(*args: Any, **kwargs: Any) -> asyncpg.Connection:
+async def _connect(*args: Any, on_statement: Callable[[Any], None] | None = None, **kwargs: Any) -> asyncpg.Connection:
     """A new pool connection. While a PostgreSQL reached over a Unix socket restarts, its socket
     file is gone and connecting raises FileNotFoundError: that is the database being down
     (ConnectionRefusedError, which the gateway answers with 503), not a bug."""
     try:
-        return await asyncpg.connect(*args, **kwargs)
+        conn = await asyncpg.connect(*args, **kwargs)
     except FileNotFoundError as exc:
         raise ConnectionRefusedError(f"the database's socket is not there (restarting?): {exc}") from exc
+    if on_statement is not None:
+        conn.add_query_logger(on_statement)
+    return conn
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:

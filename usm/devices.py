@@ -25,9 +25,20 @@ class Device:
     policy_key: int | None
     pending_policy_key: int | None
     wipe_kind: str | None = None  # "device" or "account": an admin asked for a remote wipe
+    # The parameters of the device's last Sync and Ping requests as stored (JSON text), read with
+    # the device so that a Sync or Ping costs no read of its own for them: see ``remembered``.
+    sync_request: str | None = None
+    ping_request: str | None = None
+
+    def remembered(self, kind: str) -> dict[str, Any] | None:
+        """The parameters of the device's last ``kind`` ("Sync" or "Ping") request, as they were
+        when this request began (``remember_request`` stores new ones)."""
+        value = self.sync_request if kind == "Sync" else self.ping_request
+        return json.loads(value) if value else None
 
 
-_DEVICE_FIELDS = ("user_name", "device_id", "device_type", "policy_key", "pending_policy_key", "wipe_kind")
+_DEVICE_FIELDS = ("user_name", "device_id", "device_type", "policy_key", "pending_policy_key", "wipe_kind",
+                  "sync_request", "ping_request")
 # How stale devices.last_seen may be (what the admin sees as "last seen").
 LAST_SEEN_PRECISION = timedelta(minutes=1)
 
@@ -47,7 +58,8 @@ async def touch(conn: asyncpg.Connection, user: str, device_id: str, device_type
     unchanged costs one read, not a write (a write per request is a WAL flush per request)."""
     row = await conn.fetchrow(
         "SELECT user_name, device_id, device_type, policy_key, pending_policy_key, wipe_kind, user_agent,"
-        " protocol_version, last_seen > now() - $3::interval AS recent FROM devices"
+        " protocol_version, sync_request::text, ping_request::text,"
+        " last_seen > now() - $3::interval AS recent FROM devices"
         " WHERE user_name = $1 AND device_id = $2", user, device_id, LAST_SEEN_PRECISION)
     if row is not None and row["recent"] and row["device_type"] == device_type and \
             user_agent in (None, row["user_agent"]) and version in (None, row["protocol_version"]):
@@ -61,7 +73,8 @@ async def touch(conn: asyncpg.Connection, user: str, device_id: str, device_type
                user_agent = COALESCE(EXCLUDED.user_agent, devices.user_agent),
                protocol_version = COALESCE(EXCLUDED.protocol_version, devices.protocol_version),
                last_seen = now()
-        RETURNING user_name, device_id, device_type, policy_key, pending_policy_key, wipe_kind
+        RETURNING user_name, device_id, device_type, policy_key, pending_policy_key, wipe_kind,
+                  sync_request::text, ping_request::text
         """,
         user, device_id, device_type, user_agent, version,
     )
@@ -122,13 +135,6 @@ async def acknowledge_wipe(conn: asyncpg.Connection, user: str, device_id: str, 
 # again": the empty or Partial Sync (MS-ASCMD 3.1.5.3) and the Ping without
 # HeartbeatInterval or Folders (2.2.3.88.1). Kind -> column of ``devices``.
 _REMEMBERED = {"Sync": "sync_request", "Ping": "ping_request"}
-
-
-async def remembered_request(conn: asyncpg.Connection, user: str, device_id: str, kind: str) -> dict[str, Any] | None:
-    """The parameters of the device's last ``kind`` ("Sync" or "Ping") request."""
-    value = await conn.fetchval(
-        f"SELECT {_REMEMBERED[kind]} FROM devices WHERE user_name = $1 AND device_id = $2", user, device_id)
-    return json.loads(value) if value else None
 
 
 async def remember_request(conn: asyncpg.Connection, user: str, device_id: str, kind: str,

@@ -125,14 +125,15 @@ async def plan(db: asyncpg.Pool, source: ItemSource, key: tuple[str, str, int], 
     page: list[tuple[str, int]] = []
     unique_new = list(dict.fromkeys(new_ids))
     already: set[str] = set()
-    if first_page is None:  # (a first sync has no pending list: SyncKey 0 dropped it)
+    # (A first sync has no pending list: SyncKey 0 dropped it. The state tells whether one is empty.)
+    if first_page is None and state.pending:
         async with db.acquire() as conn:
             page = await sync_state.pending(conn, *key, limit=PENDING_PAGE)
-            if not page and not new_ids and cursor is None:
-                return Plan(upstream_state)  # nothing changed: the item map is not even read
             already = {uid for uid, _ in page}
             if len(page) == PENDING_PAGE and unique_new:
                 already |= await sync_state.pending_among(conn, *key, unique_new)
+    if first_page is None and not page and not new_ids and cursor is None:
+        return Plan(upstream_state)  # nothing changed: the item map is not even read
     complete = len(page) < PENDING_PAGE
     fresh = [uid for uid in unique_new if uid not in already]
 

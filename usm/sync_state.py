@@ -8,7 +8,7 @@ announces it, in one transaction (see usm.sync for how a generation is made).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import asyncpg
@@ -28,6 +28,8 @@ class CollectionState:
     suspect: str | None = None  # an item with failures that the current generation sent alone
     listing: str | None = None  # where the folder's first listing goes on (usm.sync); None: listed whole
     age: float | None = None  # seconds since the current generation was made
+    folder_id: str | None = None  # the upstream folder of the CollectionId (usm.folders); None: no folder
+    pending: bool = True  # False: the pending list is empty (read with the state: no read of its own)
 
 
 NEW = CollectionState(0, None, 0, {}, 1, None)
@@ -70,16 +72,28 @@ def item_number(collection_id: int, server_id: str) -> int | None:
 
 async def states(conn: asyncpg.Connection, user: str, device_id: str,
                  collection_ids: list[int]) -> dict[int, CollectionState]:
+    """Each collection's state (NEW if the device has not synced it), with its upstream folder and
+    whether its pending list has ids: all a Sync that finds nothing needs, in one statement."""
     rows = await conn.fetch(
-        "SELECT collection_id, sync_key, upstream_state, filter_type, options, next_item, last_response, replays,"
-        " suspect, listing, extract(epoch FROM now() - updated_at)::float8 AS age FROM collections"
-        " WHERE user_name = $1 AND device_id = $2 AND collection_id = ANY($3::integer[])",
+        "SELECT want.id AS collection_id, f.upstream_id, c.sync_key, c.upstream_state, c.filter_type, c.options,"
+        " c.next_item, c.last_response, c.replays, c.suspect, c.listing,"
+        " extract(epoch FROM now() - c.updated_at)::float8 AS age,"
+        " EXISTS (SELECT 1 FROM collection_pending p WHERE p.user_name = $1 AND p.device_id = $2"
+        "         AND p.collection_id = want.id) AS pending"
+        " FROM unnest($3::integer[]) AS want(id)"
+        " LEFT JOIN folder_ids f ON f.user_name = $1 AND f.server_id = want.id"
+        " LEFT JOIN collections c ON c.user_name = $1 AND c.device_id = $2 AND c.collection_id = want.id",
         user, device_id, collection_ids)
-    found = {r["collection_id"]: CollectionState(r["sync_key"], r["upstream_state"], r["filter_type"],
-                                                 json.loads(r["options"]), r["next_item"],
-                                                 bytes(r["last_response"]), r["replays"], r["suspect"],
-                                                 r["listing"], r["age"]) for r in rows}
-    return {cid: found.get(cid, NEW) for cid in collection_ids}
+    found = {}
+    for r in rows:
+        if r["sync_key"] is None:
+            found[r["collection_id"]] = replace(NEW, folder_id=r["upstream_id"], pending=r["pending"])
+            continue
+        found[r["collection_id"]] = CollectionState(
+            r["sync_key"], r["upstream_state"], r["filter_type"], json.loads(r["options"]), r["next_item"],
+            bytes(r["last_response"]), r["replays"], r["suspect"], r["listing"], r["age"],
+            folder_id=r["upstream_id"], pending=r["pending"])
+    return {cid: found[cid] for cid in collection_ids}
 
 
 async def items(conn: asyncpg.Connection, user: str, device_id: str, collection_id: int) -> dict[str, tuple[int, str]]:

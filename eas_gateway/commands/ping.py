@@ -110,8 +110,7 @@ async def _hold(ctx: Context, upstream_ids: dict[int, str], keys: dict[str, str]
 
 
 async def _request(ctx: Context, tree: etree._Element | None) -> tuple[int, list[int]]:
-    async with ctx.db.acquire() as conn:
-        cached = await devices.remembered_request(conn, ctx.user, ctx.line.device_id, "Ping") or {}
+    cached = ctx.device.remembered("Ping") or {}
     interval_text = folder_list = None
     if tree is not None:
         if tree.tag != P + "Ping":

@@ -35,7 +35,7 @@ from eas_gateway.errors import CommandStatus
 from eas_gateway.items.options import Options, OptionsError
 from eas_gateway.items.options import parse as parse_options
 from eas_gateway.xml import E, child_text
-from usm import devices, folders, ids, push, sync, sync_state
+from usm import devices, ids, push, sync, sync_state
 from usm.push import SHUTDOWN, SUPERSEDED
 from usm.sync_state import CollectionState, Generation
 
@@ -88,19 +88,18 @@ async def handle(ctx: Context, tree: etree._Element | None) -> etree._Element | 
         E(root, A + "Limit", limit)
         return root
     ids = [c.collection_id for c in request.collections]
-    async with ctx.db.acquire() as conn:
-        upstream_ids = await folders.upstream_ids(conn, ctx.user, ids)
     deadline = time.monotonic() + (request.wait or 0)
     while True:
-        # For a waiting Sync: the state this round looks at, so that a change
-        # after it wakes the wait below.
-        seen = await _states(ctx, upstream_ids) if request.wait else None
         async with ctx.db.acquire() as conn:
             states = await sync_state.states(conn, ctx.user, ctx.line.device_id, ids)
+        upstream_ids = {cid: state.folder_id for cid, state in states.items() if state.folder_id is not None}
+        # For a waiting Sync: the upstream state this round looks at (before the answers look
+        # upstream), so that a change after it wakes the wait below.
+        seen = await _states(ctx, upstream_ids) if request.wait else None
         answers = []
         for wanted in request.collections:
-            answers.append(await _collection(ctx, request, wanted, states[wanted.collection_id],
-                                             upstream_ids.get(wanted.collection_id)))
+            state = states[wanted.collection_id]
+            answers.append(await _collection(ctx, request, wanted, state, state.folder_id))
         news = any(has_news for _, has_news in answers)
         if news or not request.wait or time.monotonic() >= deadline:
             break
@@ -120,8 +119,7 @@ async def handle(ctx: Context, tree: etree._Element | None) -> etree._Element | 
 
 
 async def _request(ctx: Context, tree: etree._Element | None) -> SyncRequest:
-    async with ctx.db.acquire() as conn:
-        cached = await devices.remembered_request(conn, ctx.user, ctx.line.device_id, "Sync")
+    cached = ctx.device.remembered("Sync")
     if tree is None:
         if not cached:
             raise CommandStatus(INCOMPLETE, "empty Sync request and no earlier request to stand for it")

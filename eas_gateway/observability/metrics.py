@@ -2,12 +2,17 @@
 
 Requests by command and outcome, their latency (a Ping is held up to 3540 s,
 so the buckets reach an hour), held Pings and waiting Syncs, upstream calls
-and failures by operation, and the database pool's use.
+and failures by operation, the database pool's use, and the statements sent to the
+database while answering each command (``counting_statements``: divided by the
+requests, what one costs).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -15,6 +20,19 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 _REQUEST_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 1800, 3600)
 _UPSTREAM_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+class _Answering:
+    """The command a request answers, while it does (a task the request started and that outlives
+    it inherits this object, closed by then: its statements are not the request's)."""
+
+    __slots__ = ("command", "open")
+
+    def __init__(self, command: str) -> None:
+        self.command, self.open = command, True
+
+
+_ANSWERING: ContextVar[_Answering | None] = ContextVar("eas_answering", default=None)
 
 
 class Metrics:
@@ -32,6 +50,8 @@ class Metrics:
                                           ["operation"], buckets=_UPSTREAM_BUCKETS, registry=r)
         self.pool_size = Gauge("eas_db_pool_connections", "Connections the database pool holds", registry=r)
         self.pool_idle = Gauge("eas_db_pool_idle_connections", "Of those, the ones not in use", registry=r)
+        self.statements = Counter("eas_db_statements", "Statements sent to the database while answering requests",
+                                  ["command"], registry=r)
 
     def watch(self, *, held: Callable[[], float], pool_size: Callable[[], float],
               pool_idle: Callable[[], float]) -> None:
@@ -49,6 +69,23 @@ class Metrics:
         self.upstream_latency.labels(operation).observe(seconds)
         if failed:
             self.upstream_errors.labels(operation).inc()
+
+    @contextlib.contextmanager
+    def counting_statements(self, command: str) -> Iterator[None]:
+        """The statements sent from here on (in this task and those it starts) count for ``command``."""
+        answering = _Answering(command)
+        token = _ANSWERING.set(answering)
+        try:
+            yield
+        finally:
+            answering.open = False
+            _ANSWERING.reset(token)
+
+    def statement(self, _query: Any = None) -> None:
+        """A statement was sent (usm.database calls this in the context of the task that sent it)."""
+        answering = _ANSWERING.get()
+        if answering is not None and answering.open:
+            self.statements.labels(answering.command).inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

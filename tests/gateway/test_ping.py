@@ -294,16 +294,21 @@ def test_the_upstreams_own_events_wake_the_ping_without_polling(gateway: Running
     assert httpx.post(gateway.url + "/push/upstream-events", json=ox).status_code == 404  # no secret: off
 
 
-def _upstream_calls(gw: RunningGateway) -> float:
+def _counted(gw: RunningGateway, prefix: str) -> float:
+    """The sum of the gateway's counters whose lines start with ``prefix``."""
     text = httpx.get(gw.url + "/metrics").text
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith("eas_upstream_calls_total{"))
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(prefix))
+
+
+def _upstream_calls(gw: RunningGateway) -> float:
+    return _counted(gw, "eas_upstream_calls_total{")
 
 
 def test_with_the_upstreams_events_a_no_change_sync_asks_the_upstream_nothing(gateway: RunningGateway) -> None:
     """Once Cyrus' events come, the watcher (lingering after the Ping) knows the user's state:
-    a Sync whose collection has seen it is answered from PostgreSQL alone, and a delivery's
-    event makes the next Sync ask again and bring the message."""
+    a Sync whose collection has seen it is answered from PostgreSQL alone, in two statements (the
+    device and the collection's state), and a delivery's event makes the next Sync ask again and
+    bring the message."""
     secret = "events-" + new_device_id()
     with running_gateway(gateway.upstream, gateway.database_url, poll_seconds=3600.0, dav_poll_seconds=3600.0,
                          upstream_events_secret=secret) as listening:
@@ -323,10 +328,12 @@ def test_with_the_upstreams_events_a_no_change_sync_asks_the_upstream_nothing(ga
             assert [s.text for s in tree.iter("{Email:}Subject")] == ["first"]
             time.sleep(0.5)
             before = _upstream_calls(listening)
+            statements = _counted(listening, 'eas_db_statements_total{command="Sync"}')
             for _ in range(3):
                 tree = phone.sync(collection(phone.inbox, key))
                 assert tree is None or tree.findtext(".//{AirSync:}SyncKey") == key  # nothing new
             assert _upstream_calls(listening) == before
+            assert _counted(listening, 'eas_db_statements_total{command="Sync"}') - statements == 3 * 2
             deliver(listening, user, [message("second", text="y")])
             deadline = time.monotonic() + 10
             while time.monotonic() < deadline:

@@ -1,6 +1,8 @@
-"""What a request costs the database before its command runs: a pooled connection comes
-back without asyncpg's reset query (and still without an open transaction), and a device
-seen a moment ago is read, not written (no WAL flush per request). Real database."""
+"""What a request costs the database: a pooled connection comes back without asyncpg's reset
+query (and still without an open transaction); a device seen a moment ago is read, not written
+(no WAL flush per request), and comes with its remembered Sync and Ping requests; a Sync's
+collections come in one statement with their folders and whether anything is pending (a
+no-change Sync: two statements in all). Real database."""
 
 from __future__ import annotations
 
@@ -9,7 +11,8 @@ import uuid
 
 import pytest
 
-from usm import database, devices
+from usm import database, devices, folders, sync_state
+from usm.sync_state import Generation
 
 pytestmark = pytest.mark.postgres
 
@@ -82,3 +85,56 @@ def test_a_database_whose_socket_is_gone_is_down_not_a_bug(tmp_path: object) -> 
 
     with pytest.raises(ConnectionRefusedError):
         asyncio.run(run())
+
+
+def test_the_device_comes_with_its_remembered_requests(database_url: str) -> None:
+    async def run() -> list[devices.Device]:
+        pool = await database.connect(database_url, min_size=1, max_size=1)
+        user, device = f"{uuid.uuid4().hex[:8]}@example.com", "DEV" + uuid.uuid4().hex[:8]
+        try:
+            async with pool.acquire() as conn:
+                made = await devices.touch(conn, user, device, "iPhone", None, "16.1")
+                await devices.remember_request(conn, user, device, "Sync", {"collections": [{"id": 2}]})
+                await devices.remember_request(conn, user, device, "Ping", {"interval": 900})
+                read = await devices.touch(conn, user, device, "iPhone", None, "16.1")
+                written = await devices.touch(conn, user, device, "iPad", None, "16.1")  # the write path
+                return [made, read, written]
+        finally:
+            await pool.close()
+
+    made, read, written = asyncio.run(run())
+    assert made.remembered("Sync") is None and made.remembered("Ping") is None
+    for device in (read, written):
+        assert device.remembered("Sync") == {"collections": [{"id": 2}]}
+        assert device.remembered("Ping") == {"interval": 900}
+
+
+def test_collection_states_come_with_their_folder_and_pending_list(database_url: str) -> None:
+    async def run() -> tuple[dict[int, sync_state.CollectionState], dict[int, sync_state.CollectionState]]:
+        pool = await database.connect(database_url, min_size=1, max_size=1)
+        user, device = f"{uuid.uuid4().hex[:8]}@example.com", "DEV1"
+        try:
+            async with pool.acquire() as conn:
+                await devices.touch(conn, user, device, "iPhone", None, "16.1")
+                ids = await folders.server_ids(conn, user, ["inbox", "sent", "notes"])
+                inbox, sent, notes = ids["inbox"], ids["sent"], ids["notes"]
+                for cid, waiting in ((inbox, ["m1", "m2"]), (sent, [])):
+                    assert await sync_state.commit(conn, user, device, cid, expected_key=0, generation=Generation(
+                        new_key=1, upstream_state="s1", filter_type=0, options={}, next_item=1, response=b"r",
+                        reset=True, pending_new=waiting))
+                before = await sync_state.states(conn, user, device, [inbox, sent, notes, 99])
+                assert await sync_state.commit(conn, user, device, inbox, expected_key=1, generation=Generation(
+                    new_key=1, upstream_state="s1", filter_type=0, options={}, next_item=1, response=b"r",
+                    pending_done=["m1", "m2"]))
+                after = await sync_state.states(conn, user, device, [inbox])
+                return before, after
+        finally:
+            await pool.close()
+
+    before, after = asyncio.run(run())
+    inbox, sent, notes, unknown = before.values()
+    assert (inbox.folder_id, inbox.sync_key, inbox.upstream_state, inbox.pending) == ("inbox", 1, "s1", True)
+    assert (sent.folder_id, sent.sync_key, sent.pending) == ("sent", 1, False)
+    assert (notes.folder_id, notes.sync_key, notes.pending) == ("notes", 0, False)  # not synced yet
+    assert (unknown.folder_id, unknown.sync_key) == (None, 0)  # no folder of the user
+    assert not next(iter(after.values())).pending
