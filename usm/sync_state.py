@@ -23,7 +23,6 @@ class CollectionState:
     filter_type: int
     options: dict[str, Any]
     next_item: int
-    last_response: bytes | None
     replays: int = 0  # the previous key resent this often in a row
     suspect: str | None = None  # an item with failures that the current generation sent alone
     listing: str | None = None  # where the folder's first listing goes on (usm.sync); None: listed whole
@@ -32,7 +31,7 @@ class CollectionState:
     pending: bool = True  # False: the pending list is empty (read with the state: no read of its own)
 
 
-NEW = CollectionState(0, None, 0, {}, 1, None)
+NEW = CollectionState(0, None, 0, {}, 1)
 
 
 @dataclass
@@ -44,7 +43,7 @@ class Generation:
     filter_type: int
     options: dict[str, Any]
     next_item: int
-    response: bytes
+    response: bytes  # the answer that announces the new key (resent if the phone lost it)
     added: list[tuple[int, str, str]] = field(default_factory=list)  # (item, upstream id, version)
     changed: list[tuple[int, str]] = field(default_factory=list)  # (item, version)
     deleted: list[int] = field(default_factory=list)
@@ -57,6 +56,7 @@ class Generation:
     suspect: str | None = None  # an item with failures sent alone in this generation (loop protection)
     reset: bool = False  # SyncKey 0: forget every item
     listing: str | None = None  # where the folder's first listing goes on after this generation
+    keep_response: bool = False  # the key stays: the stored answer stays, ``response`` only if there is none
 
 
 def server_id(collection_id: int, item_number: int) -> str:
@@ -73,10 +73,11 @@ def item_number(collection_id: int, server_id: str) -> int | None:
 async def states(conn: asyncpg.Connection, user: str, device_id: str,
                  collection_ids: list[int]) -> dict[int, CollectionState]:
     """Each collection's state (NEW if the device has not synced it), with its upstream folder and
-    whether its pending list has ids: all a Sync that finds nothing needs, in one statement."""
+    whether its pending list has ids: all a Sync that finds nothing needs, in one statement (not
+    the stored answer, which can be large: ``count_replay`` reads it when the phone lost it)."""
     rows = await conn.fetch(
         "SELECT want.id AS collection_id, f.upstream_id, c.sync_key, c.upstream_state, c.filter_type, c.options,"
-        " c.next_item, c.last_response, c.replays, c.suspect, c.listing,"
+        " c.next_item, c.replays, c.suspect, c.listing,"
         " extract(epoch FROM now() - c.updated_at)::float8 AS age,"
         " EXISTS (SELECT 1 FROM collection_pending p WHERE p.user_name = $1 AND p.device_id = $2"
         "         AND p.collection_id = want.id) AS pending"
@@ -91,7 +92,7 @@ async def states(conn: asyncpg.Connection, user: str, device_id: str,
             continue
         found[r["collection_id"]] = CollectionState(
             r["sync_key"], r["upstream_state"], r["filter_type"], json.loads(r["options"]), r["next_item"],
-            bytes(r["last_response"]), r["replays"], r["suspect"], r["listing"], r["age"],
+            r["replays"], r["suspect"], r["listing"], r["age"],
             folder_id=r["upstream_id"], pending=r["pending"])
     return {cid: found[cid] for cid in collection_ids}
 
@@ -188,10 +189,11 @@ async def commit(conn: asyncpg.Connection, user: str, device_id: str, collection
             " ON CONFLICT (user_name, device_id, collection_id) DO UPDATE SET sync_key = EXCLUDED.sync_key,"
             " upstream_state = EXCLUDED.upstream_state, filter_type = EXCLUDED.filter_type,"
             " options = EXCLUDED.options, next_item = EXCLUDED.next_item,"
-            " last_response = EXCLUDED.last_response, replays = 0, suspect = EXCLUDED.suspect,"
-            " listing = EXCLUDED.listing, updated_at = now()",
+            " last_response = CASE WHEN $12 AND octet_length(collections.last_response) > 0"
+            "   THEN collections.last_response ELSE EXCLUDED.last_response END,"
+            " replays = 0, suspect = EXCLUDED.suspect, listing = EXCLUDED.listing, updated_at = now()",
             *key, g.new_key, g.upstream_state, g.filter_type, json.dumps(g.options), g.next_item, g.response,
-            g.suspect, g.listing)
+            g.suspect, g.listing, g.keep_response)
         if g.reset:
             await conn.execute("DELETE FROM collection_items WHERE user_name = $1 AND device_id = $2"
                                " AND collection_id = $3", *key)
@@ -296,11 +298,16 @@ async def forget_failures(conn: asyncpg.Connection, user: str, device_id: str, c
         " AND upstream_id = $4", user, device_id, collection_id, upstream_id)
 
 
-async def count_replay(conn: asyncpg.Connection, user: str, device_id: str, collection_id: int) -> int:
-    """The phone resent the previous key once more; how often in a row now."""
-    return int(await conn.fetchval(
+async def count_replay(conn: asyncpg.Connection, user: str, device_id: str,
+                       collection_id: int) -> tuple[int, bytes | None]:
+    """The phone resent the previous key once more: how often in a row now, and the answer it
+    lost (None: there is none to resend)."""
+    row = await conn.fetchrow(
         "UPDATE collections SET replays = replays + 1 WHERE user_name = $1 AND device_id = $2"
-        " AND collection_id = $3 RETURNING replays", user, device_id, collection_id) or 0)
+        " AND collection_id = $3 RETURNING replays, last_response", user, device_id, collection_id)
+    if row is None:
+        return 0, None
+    return int(row["replays"]), bytes(row["last_response"]) or None
 
 
 async def failures(conn: asyncpg.Connection, user: str, device_id: str, collection_id: int,

@@ -217,14 +217,14 @@ async def _collection(ctx: Context, request: SyncRequest, wanted: CollectionRequ
     if key is None:
         log.info("Sync: device %s sent a SyncKey that is not ours for collection %d", device, cid)
         return _element(wanted, 0, INVALID_KEY), True
-    if key != 0 and key == state.sync_key - 1 and state.last_response is not None:
+    if key != 0 and key == state.sync_key - 1:
         async with ctx.db.acquire() as conn:
-            replays = await sync_state.count_replay(conn, ctx.user, device, cid)
-        if replays < REPLAY_LIMIT:
+            replays, lost = await sync_state.count_replay(conn, ctx.user, device, cid)
+        if lost is not None and replays < REPLAY_LIMIT:
             log.info("Sync: device %s resent key %d of collection %d, replaying its answer", device, key, cid)
-            return wbxml.decode(state.last_response), True
-        if replays == REPLAY_LIMIT:
-            await _answer_not_taken(ctx, cid, state.last_response)
+            return wbxml.decode(lost), True
+        if lost is not None and replays == REPLAY_LIMIT:
+            await _answer_not_taken(ctx, cid, lost)
         return _element(wanted, 0, INVALID_KEY), True
     if key != 0 and key != state.sync_key:
         log.info("Sync: device %s sent key %d of collection %d, current is %d", device, key, cid, state.sync_key)
@@ -305,9 +305,9 @@ async def _collection(ctx: Context, request: SyncRequest, wanted: CollectionRequ
         return _element(wanted, key, OK), False  # nothing to remember either
     # The bytes kept for a replay are checked as the app checks what it sends (eas_gateway.versions).
     versions.checked(element, ctx.version, "Sync")
-    response = wbxml.encode(element) if new_key != key else (state.last_response or wbxml.encode(element))
     generation = plan.generation(state, new_key=new_key, filter_type=options.filter_type,
-                                 options=options.to_json(), response=response, added=added)
+                                 options=options.to_json(), response=wbxml.encode(element), added=added)
+    generation.keep_response = new_key == key  # the answer the phone may have lost is still the last one
     # What the phone itself changed or deleted, unless this generation's own commands cover it.
     planned = {n for n, _ in plan.changes} | set(plan.deletes)
     generation.changed += [(n, v) for n, v in mine.versions.values() if n not in planned]

@@ -138,3 +138,36 @@ def test_collection_states_come_with_their_folder_and_pending_list(database_url:
     assert (notes.folder_id, notes.sync_key, notes.pending) == ("notes", 0, False)  # not synced yet
     assert (unknown.folder_id, unknown.sync_key) == (None, 0)  # no folder of the user
     assert not next(iter(after.values())).pending
+
+
+def test_the_stored_answer_is_read_only_when_the_phone_lost_it(database_url: str) -> None:
+    """The states leave the stored answer out (it can be hundreds of KB); a resent key reads
+    it, and a generation that keeps the key keeps it (or stores its own where there is none)."""
+    async def run() -> list[object]:
+        pool = await database.connect(database_url, min_size=1, max_size=1)
+        user, device = f"{uuid.uuid4().hex[:8]}@example.com", "DEV1"
+        try:
+            async with pool.acquire() as conn:
+                def generation(key: int, response: bytes, keep: bool = False) -> Generation:
+                    return Generation(new_key=key, upstream_state="s", filter_type=0, options={}, next_item=1,
+                                      response=response, keep_response=keep)
+                await devices.touch(conn, user, device, "iPhone", None, "16.1")
+                assert await sync_state.commit(conn, user, device, 2, expected_key=0, generation=Generation(
+                    new_key=1, upstream_state="s", filter_type=0, options={}, next_item=1, response=b"one",
+                    reset=True))
+                assert await sync_state.commit(conn, user, device, 2, expected_key=1, generation=generation(2, b"two"))
+                assert await sync_state.commit(conn, user, device, 2, expected_key=2,
+                                               generation=generation(2, b"same key", keep=True))
+                seen: list[object] = [await sync_state.count_replay(conn, user, device, 2)]
+                # A folder the device never synced, given a row by MoveItems: no answer stored.
+                await sync_state.move_item(conn, user, device, 2, 1, 3, "m1", "v")
+                seen.append(await sync_state.count_replay(conn, user, device, 3))
+                assert await sync_state.commit(conn, user, device, 3, expected_key=0,
+                                               generation=generation(0, b"its own", keep=True))
+                seen.append(await sync_state.count_replay(conn, user, device, 3))
+                seen.append(await sync_state.count_replay(conn, user, device, 4))  # no collection
+                return seen
+        finally:
+            await pool.close()
+
+    assert asyncio.run(run()) == [(1, b"two"), (1, None), (1, b"its own"), (0, None)]

@@ -46,7 +46,7 @@ def test_pages_read_the_pending_list_a_page_at_a_time(database_url: str, monkeyp
                 # The device has k1 and k2 (k2 in an old version); 30 ids are pending.
                 key = await new_collection(conn, upstream_state="s1", next_item=3,
                                            added=[(1, "k1", "v"), (2, "k2", "old")], pending_new=stored)
-            state = CollectionState(1, "s1", 0, {}, 3, None)
+            state = CollectionState(1, "s1", 0, {}, 3)
             # /changes names a pending id far down the list (p025), a known one (k2) and a new one.
             source = Source(["p025", "k2", "n1"])
             small = await sync.plan(pool, source, key, state, "f", None, 10)  # type: ignore[arg-type]
