@@ -223,7 +223,7 @@ async def run(args: argparse.Namespace, work: Path) -> None:
             user = found.add_user("pusher")
             results[name] = await trials(found.endpoint, found.cyrus_dir, user, args.trials, seed=args.seed)
             if name == "upstream events" and args.fanout:
-                many = [found.add_user(f"fan{i}") for i in range(args.fanout)]
+                many = found.add_users([f"fan{i}" for i in range(args.fanout)])
                 first_last = await fanout(found.endpoint, found.cyrus_dir, found.upstream, many,
                                           found.processes[0].pid, args.hold_seconds)
     print(f"{'delivery -> Ping answer, s':<28} {'p50':>8} {'p99':>8} {'max':>8}   ({args.trials} trials)")

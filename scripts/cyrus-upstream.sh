@@ -6,7 +6,7 @@
 #   scripts/cyrus-upstream.sh start DIR [HTTP_PORT]   (default 8580; IMAP on HTTP_PORT+1,
 #                                                     SMTP submission relay on HTTP_PORT+2)
 #   scripts/cyrus-upstream.sh stop DIR
-#   scripts/cyrus-upstream.sh adduser DIR HTTP_PORT NAME   (NAME@example.com, password NAME)
+#   scripts/cyrus-upstream.sh adduser DIR HTTP_PORT NAME [NAME...]   (NAME@example.com, password NAME)
 #
 # Users (password = the name before @): alice@example.com, bob@example.com.
 # DIR/upstream-jwt.pem: the key that signs in as any user (http_jwt; EAS_UPSTREAM_JWT_KEY).
@@ -39,14 +39,22 @@ if [[ $cmd == stop ]]; then
 fi
 
 if [[ $cmd == adduser ]]; then
-    name=${4:?user name}
-    echo "$name" | saslpasswd2 -p -c -f "$dir/sasldb2" -u example.com "$name"
+    : "${4:?user name}"
+    for name in "${@:4}"; do
+        echo "$name" | saslpasswd2 -p -c -f "$dir/sasldb2" -u example.com "$name"
+    done
     chown cyrus:mail "$dir/sasldb2" 2>/dev/null || true
-    # The first IMAP login creates the INBOX and the special-use folders.
-    python3 - "$imap_port" "$name" <<'PY'
+    # The first IMAP login creates the INBOX and the special-use folders (8 users at a time).
+    python3 - "$imap_port" "${@:4}" <<'PY'
 import imaplib, sys
-with imaplib.IMAP4("127.0.0.1", int(sys.argv[1])) as imap:
-    imap.login(f"{sys.argv[2]}@example.com", sys.argv[2])
+from concurrent.futures import ThreadPoolExecutor
+
+def login(name: str) -> None:
+    with imaplib.IMAP4("127.0.0.1", int(sys.argv[1])) as imap:
+        imap.login(f"{name}@example.com", name)
+
+with ThreadPoolExecutor(8) as pool:
+    list(pool.map(login, sys.argv[2:]))
 PY
     exit 0
 fi
