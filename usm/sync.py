@@ -37,6 +37,7 @@ from usm.upstream import ItemSource, StateTooOld, UpstreamError
 MAX_CHANGE_ROUNDS = 20  # Email/changes pages of 5,000 ids each; beyond that, list the folder again
 PENDING_PAGE = 1000  # pending ids read at a time
 EVERYTHING_FROM = 100_000  # a window this large means "count them all" (GetItemEstimate): big chunks
+WITHOUT_WINDOW = 10**9
 # While a first listing is under way the upstream is asked what changed at most this often
 # (seconds): a phone takes a page every ~200 ms, and Cyrus 3.6's Email/changes costs in proportion
 # to the mailbox (36 ms at 100,000 messages, 9 ms at 1,000), a third of such a page's upstream time.
@@ -259,6 +260,21 @@ async def _sort(out: Plan, source: ItemSource, folder_id: str, since: datetime |
             if found >= window:
                 break
     return found
+
+
+async def estimate(db: asyncpg.Pool, source: ItemSource, key: tuple[str, str, int], state: CollectionState,
+                   folder_id: str, since: datetime | None, *, relist: bool = False) -> int:
+    """How many commands the Syncs to come would bring, in all (GetItemEstimate); nothing is kept.
+
+    A folder whose first listing has not begun (the Sync after SyncKey 0: the device has none of
+    its items) brings each id of the listing as an Add: they are counted without reading a
+    version (100,000 messages: the listing's queries, not 100,000 versions). Otherwise the plan
+    of one Sync without a window."""
+    if state.upstream_state is None:
+        _, listed = await source.listing(folder_id, since)
+        return len(set(listed))
+    found = await plan(db, source, key, state, folder_id, since, WITHOUT_WINDOW, relist=relist)
+    return len(found.adds) + len(found.changes) + len(found.deletes)
 
 
 async def has_changes(db: asyncpg.Pool, source: ItemSource, key: tuple[str, str, int], state: CollectionState,

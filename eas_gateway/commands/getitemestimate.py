@@ -1,6 +1,7 @@
-"""GetItemEstimate (MS-ASCMD 2.2.1.9): how many changes the next Sync of a
-collection would bring. Counted the way Sync would find them (usm.sync.plan
-without a window), and nothing is committed.
+"""GetItemEstimate (MS-ASCMD 2.2.1.9): how many changes the next Syncs of a
+collection would bring. Counted the way Sync would find them (usm.sync.estimate:
+the plan without a window, or a folder's listing before its first Sync), and
+nothing is committed.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from eas_gateway.errors import CommandStatus
 from eas_gateway.items.options import Options, OptionsError
 from eas_gateway.items.options import parse as parse_options
 from eas_gateway.xml import E, child_text
-from usm import folders, ids, sync, sync_state
+from usm import ids, sync, sync_state
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +25,6 @@ G = "{GetItemEstimate:}"
 A = "{AirSync:}"
 # MS-ASCMD 2.2.3.177.6 GetItemEstimate Status values.
 OK, INVALID_COLLECTION, NOT_PRIMED, INVALID_KEY = 1, 2, 3, 4
-EVERYTHING = 10**9
 MAX_COLLECTIONS = 1000  # as Sync (commands.sync.MAX_COLLECTIONS)
 
 
@@ -55,8 +55,8 @@ async def _estimate(ctx: Context, wanted: etree._Element, collection_id: str) ->
         return INVALID_COLLECTION, 0
     key_text = child_text(wanted, A + "SyncKey")
     async with ctx.db.acquire() as conn:
-        folder_id = (await folders.upstream_ids(conn, ctx.user, [cid])).get(cid)
         state = (await sync_state.states(conn, ctx.user, device, [cid]))[cid]
+    folder_id = state.folder_id
     cls = classes.of_folder(folder_id) if folder_id is not None else None
     if folder_id is None or cls is None:
         log.info("GetItemEstimate: collection %s is no folder of %s", collection_id, ctx.user)
@@ -80,7 +80,5 @@ async def _estimate(ctx: Context, wanted: etree._Element, collection_id: str) ->
         options = replace(options, filter_type=ids.number(filter_text, digits=1) or 0)
     if folder_id.startswith("virtual:"):
         return OK, 0
-    plan = await sync.plan(ctx.db, cls.source(ctx, folder_id, options), (ctx.user, device, cid), state,
-                           folder_id, options.since(), EVERYTHING,
-                           relist=options.filter_type != state.filter_type)
-    return OK, len(plan.adds) + len(plan.changes) + len(plan.deletes)
+    return OK, await sync.estimate(ctx.db, cls.source(ctx, folder_id, options), (ctx.user, device, cid), state,
+                                   folder_id, options.since(), relist=options.filter_type != state.filter_type)
