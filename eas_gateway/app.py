@@ -22,7 +22,7 @@ from typing import Any
 import asyncpg
 from lxml import etree
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
@@ -349,11 +349,14 @@ class Gateway:
         if (ids.number(declared, digits=20) or 0) > limit:
             raise PayloadTooLarge(f"request body of {declared} bytes exceeds {limit}")
         chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise PayloadTooLarge(f"request body exceeds {limit} bytes")
-            chunks.append(chunk)
+        try:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLarge(f"request body exceeds {limit} bytes")
+                chunks.append(chunk)
+        except ClientDisconnect:
+            raise HungUp("the phone closed the connection before its request's body was in") from None
         data = b"".join(chunks)
         if mime and request.headers.get("content-type", "").lower().startswith("message/rfc822"):
             return data, data

@@ -1,9 +1,11 @@
 """Connections (issue 17, item 5): a client that trickles its request head (slowloris) or
 opens a socket and says nothing is cut off after EAS_HEADER_TIMEOUT; a held Ping, whose
-head came at once, is not; beyond EAS_MAX_CONNECTIONS new requests get 503."""
+head came at once, is not; beyond EAS_MAX_CONNECTIONS new requests get 503; a phone that
+hangs up halfway through its request's body is a hang-up, not a bug (500)."""
 
 from __future__ import annotations
 
+import base64
 import socket
 import time
 from collections.abc import Iterator
@@ -15,6 +17,7 @@ import pytest
 import wbxml
 from tests.conftest import RunningGateway, running_gateway
 from tests.gateway.helpers import Phone, collection, new_user, ping_request
+from tests.gateway.test_observability import metric
 
 pytestmark = [pytest.mark.postgres, pytest.mark.upstream]
 
@@ -79,3 +82,20 @@ def test_beyond_the_connection_cap_requests_get_503(cyrus: str, database_url: st
                 s.close()
         time.sleep(0.3)
         assert httpx.get(gw.url + "/healthz", timeout=10).status_code == 200
+
+
+def test_a_phone_hanging_up_halfway_through_its_body_is_a_hang_up(quick: RunningGateway) -> None:
+    user = new_user(quick)
+    host, port = quick.url.rsplit("/", 1)[1].split(":")
+    auth = base64.b64encode(f"{user}:{user.split('@')[0]}".encode()).decode()
+    head = (f"POST /Microsoft-Server-ActiveSync?Cmd=Sync&User={user}&DeviceId=halfway&DeviceType=Test HTTP/1.1\r\n"
+            f"Host: x\r\nAuthorization: Basic {auth}\r\nMS-ASProtocolVersion: 14.1\r\n"
+            "Content-Type: application/vnd.ms-sync.wbxml\r\nContent-Length: 500\r\n\r\n").encode()
+    with socket.create_connection((host, int(port))) as phone:
+        phone.sendall(head + b"\x03\x01\x6a\x00")  # 4 of the 500 bytes it announced
+        time.sleep(0.5)
+    deadline = time.monotonic() + 10
+    while metric(quick, "eas_requests_total", command="Sync", status="hung-up") < 1:
+        assert time.monotonic() < deadline, "the request was not counted as hung up"
+        time.sleep(0.1)
+    assert metric(quick, "eas_requests_total", command="Sync", status="500") == 0
