@@ -284,9 +284,8 @@ async def has_changes(db: asyncpg.Pool, source: ItemSource, key: tuple[str, str,
     collection has seen it and nothing is pending, the upstream is not asked."""
     if state.sync_key == 0 or state.upstream_state is None or state.listing is not None:
         return True  # the device has yet to sync (all of) this folder
-    async with db.acquire() as conn:
-        if await sync_state.has_pending(conn, *key):
-            return True
+    if state.pending:  # (read with the state: sync_state.states)
+        return True
     if upstream_state is not None and upstream_state == state.upstream_state:
         return False
     found = await plan(db, source, key, state, folder_id, since, 1)

@@ -160,12 +160,6 @@ async def pending_among(conn: asyncpg.Connection, user: str, device_id: str, col
     return {r["upstream_id"] for r in rows}
 
 
-async def has_pending(conn: asyncpg.Connection, user: str, device_id: str, collection_id: int) -> bool:
-    return bool(await conn.fetchval(
-        "SELECT EXISTS (SELECT 1 FROM collection_pending WHERE user_name = $1 AND device_id = $2"
-        " AND collection_id = $3)", user, device_id, collection_id))
-
-
 async def commit(conn: asyncpg.Connection, user: str, device_id: str, collection_id: int, *,
                  expected_key: int, generation: Generation) -> bool:
     """Move the collection from ``expected_key`` to ``generation.new_key``.
