@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -45,6 +46,18 @@ class Stack:
             subprocess.run(["bash", str(SCRIPT), "adduser", str(self.cyrus_dir), str(self.cyrus_port),
                             *names[start:start + 500]], check=True, capture_output=True)
         return [f"{name}@example.com" for name in names]
+
+    def sharing_mailbox_ids(self) -> set[str]:
+        """Users (addresses) with a mailbox whose id another user's mailbox has too. Debian's Cyrus
+        3.6 does that to ~1 % of accounts created in a row (393 of 33,897 mailboxes of 5,000 users
+        made one after another: their JMAP queries of such a mailbox are then invalidArguments)."""
+        dump = subprocess.run(["su", "cyrus", "-s", "/bin/sh", "-c",
+                               f"/usr/lib/cyrus/bin/ctl_mboxlist -C {self.cyrus_dir / 'imapd.conf'} -d"],
+                              check=True, capture_output=True, text=True).stdout
+        owners: dict[str, set[str]] = {}
+        for name, uniqueid in re.findall(r'"name": "[^"!]*!user\.([^".]+)[^"]*".*?"uniqueid": "([^"]+)"', dump):
+            owners.setdefault(uniqueid, set()).add(f"{name}@example.com")
+        return {user for users in owners.values() if len(users) > 1 for user in users}
 
 
 @contextlib.asynccontextmanager

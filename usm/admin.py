@@ -27,7 +27,8 @@ class FolderState:
     folder_type: int
     sync_key: int | None  # None: the device has not synced its items
     items: int
-    pending: int
+    pending: int  # ids waiting for a later Sync
+    listing: bool = False  # the folder's first listing is under way: more than ``pending`` waits upstream
 
 
 async def list_devices(conn: asyncpg.Connection, user: str | None = None) -> list[dict[str, Any]]:
@@ -60,7 +61,7 @@ async def show_device(conn: asyncpg.Connection, user: str, device_id: str) -> tu
         raise AdminError(f"user {user!r} has no device {device_id!r}")
     folders = await conn.fetch(
         """
-        SELECT f.server_id, f.display_name, f.folder_type, c.sync_key,
+        SELECT f.server_id, f.display_name, f.folder_type, c.sync_key, c.listing IS NOT NULL AS listing,
                (SELECT count(*) FROM collection_items i WHERE i.user_name = f.user_name
                    AND i.device_id = f.device_id AND i.collection_id = f.server_id) AS items,
                (SELECT count(*) FROM collection_pending p WHERE p.user_name = f.user_name
@@ -72,7 +73,7 @@ async def show_device(conn: asyncpg.Connection, user: str, device_id: str) -> tu
          ORDER BY f.server_id
         """, user, device_id)
     return dict(row), [FolderState(r["server_id"], r["display_name"], r["folder_type"], r["sync_key"],
-                                   r["items"], r["pending"]) for r in folders]
+                                   r["items"], r["pending"], r["listing"]) for r in folders]
 
 
 async def reset_device(conn: asyncpg.Connection, user: str, device_id: str) -> None:

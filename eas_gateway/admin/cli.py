@@ -107,7 +107,7 @@ async def _device(conn: asyncpg.Connection, args: argparse.Namespace) -> Any:
                 "item_failures": [f.__dict__ for f in failures]}
     lines = [f"{k}: {_text(v)}" for k, v in device.items()]
     lines += ["", _table([f.__dict__ for f in folders], ("server_id", "name", "folder_type", "sync_key", "items",
-                                                          "pending"))]
+                                                          "pending", "listing"))]
     if failures:
         lines += ["", "Items not sent (loop protection):",
                   _table([f.__dict__ for f in failures], ("collection_id", "upstream_id", "failures", "skipped",

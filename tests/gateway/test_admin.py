@@ -70,7 +70,8 @@ def test_devices_lists_and_device_shows_folders_and_keys(gateway: RunningGateway
     assert synced.device in cli(gateway, "devices").stdout  # all users, as a table
     shown = json.loads(cli(gateway, "device", synced.user, synced.device, "--json").stdout)
     inbox = next(f for f in shown["folders"] if f["name"] == "Inbox")
-    assert (inbox["items"], inbox["sync_key"], inbox["pending"]) == (30, int(synced.keys[synced.folder("Inbox")]), 0)
+    assert (inbox["items"], inbox["sync_key"], inbox["pending"], inbox["listing"]) == (
+        30, int(synced.keys[synced.folder("Inbox")]), 0, False)
     assert shown["device"]["folder_sync_key"] == int(synced.folder_key)
 
 

@@ -171,3 +171,4 @@ def test_the_stored_answer_is_read_only_when_the_phone_lost_it(database_url: str
             await pool.close()
 
     assert asyncio.run(run()) == [(1, b"two"), (1, None), (1, b"its own"), (0, None)]
+
