@@ -56,6 +56,7 @@ from eas_gateway.oauth import algorithms as oauth_algorithms
 from eas_gateway.observability.metrics import CONTENT_TYPE as METRICS_TYPE
 from eas_gateway.observability.metrics import Metrics
 from eas_gateway.observability.trace import Tracer
+from eas_gateway.signin_gate import SignInGate, SignInsBusy
 from eas_gateway.xml import E
 from usm import database, devices, ids
 from usm.access import ALLOW, DeviceAccess
@@ -99,8 +100,9 @@ class Gateway:
         if dav is None and settings.dav_upstream != "none":
             dav = DavUpstream(settings.dav_upstream or settings.upstream)
         self.upstream = Sources(mail, dav, kinds=KINDS)
-        self.auth = Authenticator(self.upstream, ttl=settings.auth_cache_seconds)
-        self.bearer = _bearer_sign_in(settings, self.upstream)
+        self.signins = SignInGate(settings.signin_concurrency, settings.signin_wait_seconds)
+        self.auth = Authenticator(self.upstream, ttl=settings.auth_cache_seconds, gate=self.signins)
+        self.bearer = _bearer_sign_in(settings, self.upstream, self.signins)
         self.db: asyncpg.Pool | None = None
         self.embedded: database.Embedded | None = None
         self.push: PushHub | None = None
@@ -108,6 +110,7 @@ class Gateway:
         self.tracer: Tracer | None = None
         self.table_care: TableCare | None = None
         self.metrics = Metrics()
+        self.metrics.watch_signins(self.signins)
         if isinstance(mail, JMAPUpstream):
             mail.observe = self.metrics.upstream
         if isinstance(dav, DavUpstream):
@@ -446,7 +449,7 @@ def _error_response(exc: EASError, line: ashttp.RequestLine | None) -> Response:
     if isinstance(exc, Unauthorized):
         headers["WWW-Authenticate"] = 'Basic realm="ActiveSync"'
     if isinstance(exc, UpstreamFailed):
-        headers["Retry-After"] = "30"
+        headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after))) if isinstance(exc, SignInsBusy) else "30"
     if isinstance(exc, TooManyRequests):
         headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
     return Response(str(exc) + "\n", status_code=exc.http_status, headers=headers, media_type="text/plain")
@@ -470,7 +473,7 @@ def _trusted_client(request: Request, settings: Settings) -> bool:
     return False
 
 
-def _bearer_sign_in(settings: Settings, upstream: Sources) -> BearerSignIn | None:
+def _bearer_sign_in(settings: Settings, upstream: Sources, gate: SignInGate) -> BearerSignIn | None:
     """OAuth sign-in when an issuer is configured (its settings were checked by Settings.from_env)."""
     if not settings.oauth_issuer:
         return None
@@ -483,7 +486,7 @@ def _bearer_sign_in(settings: Settings, upstream: Sources) -> BearerSignIn | Non
     issuer = Issuer(settings.oauth_issuer, settings.oauth_audience, allowed=oauth_algorithms(settings.oauth_algorithms),
                     jwks_url=settings.oauth_jwks_url, user_claim=settings.oauth_user_claim,
                     leeway=settings.oauth_leeway, jwks_min_interval=settings.oauth_jwks_refresh_seconds)
-    return BearerSignIn(issuer, upstream, signer=signer, ttl=settings.auth_cache_seconds)
+    return BearerSignIn(issuer, upstream, signer=signer, ttl=settings.auth_cache_seconds, gate=gate)
 
 
 def create_app(settings: Settings, *, upstream: MailStore | None = None,

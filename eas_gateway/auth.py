@@ -6,7 +6,9 @@ stream of requests does not cost one upstream login each. A password that
 matches it is never throttled; a wrong one neither evicts it (a guess must not
 cost the real user an upstream login) nor reaches the upstream while
 usm.signin says its (user, address) or its user must wait: that answer is
-429 with Retry-After.
+429 with Retry-After. The upstream is asked through the node's sign-in gate
+(eas_gateway.signin_gate): a bounded number at a time, one call for the same
+user and password at the same time.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from datetime import UTC, datetime
 import asyncpg
 
 from eas_gateway.errors import TooManyRequests, Unauthorized, UpstreamFailed
+from eas_gateway.signin_gate import SignInGate
 from usm import signin
 from usm.upstream import Account, AuthenticationFailed, Credentials, Upstream, UpstreamUnavailable
 
@@ -53,11 +56,15 @@ class _Entry:
 
 
 class Authenticator:
-    def __init__(self, upstream: Upstream, ttl: float = 60.0, max_entries: int = 100_000) -> None:
+    def __init__(self, upstream: Upstream, ttl: float = 60.0, max_entries: int = 100_000, *,
+                 gate: SignInGate | None = None) -> None:
         self.upstream = upstream
         self.ttl = ttl
         self.max_entries = max_entries
         self._cache: dict[str, _Entry] = {}
+        # Upstream sign-ins go through the node's gate, shared by (user, password digest).
+        self.gate = gate or SignInGate()
+        self._share_salt = os.urandom(16)
 
     async def authenticate(self, credentials: Credentials, *, client: str = "",
                            db: asyncpg.Pool | None = None) -> Account:
@@ -73,7 +80,9 @@ class Authenticator:
             if wait > 0:
                 raise TooManyRequests(f"sign-in of {credentials.user!r} from {client} throttled", wait)
         try:
-            account = await self.upstream.authenticate(credentials)
+            account = await self.gate.sign_in(
+                (credentials.user, _digest(self._share_salt, credentials.password)),
+                lambda: self.upstream.authenticate(credentials))
         except AuthenticationFailed as exc:
             if db is not None:
                 async with db.acquire() as conn:
@@ -81,13 +90,15 @@ class Authenticator:
             raise Unauthorized(str(exc)) from exc
         except UpstreamUnavailable as exc:
             raise UpstreamFailed(str(exc)) from exc
-        if db is not None:
-            async with db.acquire() as conn:
-                await signin.succeeded(conn, user, client)
+        # Remembered before anything else is awaited: a request of the same user and password
+        # coming meanwhile finds it (the gate shares only sign-ins still under way).
         if len(self._cache) >= self.max_entries:
             self._cache.clear()
         salt = os.urandom(16)
         self._cache[credentials.user] = _Entry(salt, _digest(salt, credentials.password), now + self.ttl, account)
+        if db is not None:
+            async with db.acquire() as conn:
+                await signin.succeeded(conn, user, client)
         return account
 
 

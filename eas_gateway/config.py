@@ -27,6 +27,11 @@ class Settings:
     state_dir: Path = Path("var")
     max_request_bytes: int = 64 * 1024 * 1024
     auth_cache_seconds: float = 60.0
+    # Upstream sign-ins a node asks for at once (eas_gateway/signin_gate.py), and how long one
+    # waits for its turn before the phone is told 503 with a Retry-After of 10 to 60 s (a herd
+    # after a restart comes back spread out; signed-in phones keep the upstream connections).
+    signin_concurrency: int = 16
+    signin_wait_seconds: float = 10.0
     log_level: str = "INFO"
     # How often a waiting Sync or a Ping asks the upstream for changes when it
     # offers no push (Cyrus 3.6): one cheap */changes call per user per poll.
@@ -119,6 +124,8 @@ class Settings:
             raise SystemExit(f"EAS_TIME_ZONE={settings.time_zone!r} is no IANA time zone") from exc
         if settings.workers < 1:
             raise SystemExit(f"EAS_WORKERS={settings.workers}: at least 1")
+        if settings.signin_concurrency < 1:
+            raise SystemExit(f"EAS_SIGNIN_CONCURRENCY={settings.signin_concurrency}: at least 1")
         _check_oauth(settings)
         return settings
 

@@ -39,6 +39,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from eas_gateway.errors import Unauthorized, UpstreamFailed
+from eas_gateway.signin_gate import SignInGate
 from usm.upstream import Account, AuthenticationFailed, Credentials, Upstream, UpstreamUnavailable
 
 log = logging.getLogger(__name__)
@@ -266,13 +267,14 @@ class BearerSignIn:
     (remembered by the token's digest for ``ttl`` seconds, at most until the token expires)."""
 
     def __init__(self, issuer: Issuer, upstream: Upstream, *, signer: UpstreamSigner | None = None,
-                 ttl: float = 60.0, max_entries: int = 100_000) -> None:
+                 ttl: float = 60.0, max_entries: int = 100_000, gate: SignInGate | None = None) -> None:
         self.issuer = issuer
         self.upstream = upstream
         self.signer = signer
         self.ttl = ttl
         self.max_entries = max_entries
         self._accounts: dict[str, tuple[Account, float]] = {}
+        self.gate = gate or SignInGate()  # the node's bound on upstream sign-ins at once
 
     async def authenticate(self, token: str) -> tuple[Credentials, Account]:
         user, claims = await self.issuer.user(token)
@@ -282,7 +284,7 @@ class BearerSignIn:
         if cached and cached[1] > now:
             return credentials, cached[0]
         try:
-            account = await self.upstream.authenticate(credentials)
+            account = await self.gate.sign_in(key, lambda: self.upstream.authenticate(credentials))
         except AuthenticationFailed as exc:
             raise Unauthorized(f"the upstream refused OAuth user {user!r}: {exc}") from exc
         except UpstreamUnavailable as exc:

@@ -2,7 +2,8 @@
 
 Requests by command and outcome, their latency (a Ping is held up to 3540 s,
 so the buckets reach an hour), held Pings and waiting Syncs, upstream calls
-and failures by operation, the database pool's use, and the statements sent to the
+and failures by operation, the database pool's use, upstream sign-ins under way,
+waiting, shared and turned away, and the statements sent to the
 database while answering each command (``counting_statements``: divided by the
 requests, what one costs).
 """
@@ -15,7 +16,11 @@ from contextvars import ContextVar
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
+
+from eas_gateway.signin_gate import SignInGate
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 _REQUEST_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 1800, 3600)
@@ -60,6 +65,10 @@ class Metrics:
         self.pool_size.set_function(pool_size)
         self.pool_idle.set_function(pool_idle)
 
+    def watch_signins(self, gate: SignInGate) -> None:
+        """The node's upstream sign-ins (eas_gateway.signin_gate), read when scraped."""
+        self.registry.register(_SignIns(gate))
+
     def request(self, command: str, status: str, seconds: float) -> None:
         self.requests.labels(command, status).inc()
         self.latency.labels(command).observe(seconds)
@@ -89,3 +98,17 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _SignIns(Collector):
+    def __init__(self, gate: SignInGate) -> None:
+        self.gate = gate
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        g = self.gate
+        yield GaugeMetricFamily("eas_signins_running", "Upstream sign-ins under way now", value=g.running)
+        yield GaugeMetricFamily("eas_signins_waiting", "Sign-ins waiting for a turn now", value=g.waiting)
+        yield CounterMetricFamily("eas_signins_shared", "Sign-ins that took the upstream answer of one "
+                                  "under way for the same user and secret", value=g.shared)
+        yield CounterMetricFamily("eas_signins_turned_away", "Sign-ins answered 503 after waiting "
+                                  "EAS_SIGNIN_WAIT_SECONDS for a turn", value=g.turned_away)
