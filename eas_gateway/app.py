@@ -56,7 +56,9 @@ from eas_gateway.oauth import algorithms as oauth_algorithms
 from eas_gateway.observability.metrics import CONTENT_TYPE as METRICS_TYPE
 from eas_gateway.observability.metrics import Metrics
 from eas_gateway.observability.trace import Tracer
+from eas_gateway.observability.worker_metrics import WorkerMetrics
 from eas_gateway.signin_gate import SignInGate, SignInsBusy
+from eas_gateway.workers import Slot
 from eas_gateway.xml import E
 from usm import database, devices, ids
 from usm.access import ALLOW, DeviceAccess
@@ -94,7 +96,8 @@ DATABASE_DOWN = (asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
 class Gateway:
     """The services one gateway process holds."""
 
-    def __init__(self, settings: Settings, *, upstream: MailStore | None = None, dav: DavStore | None = None) -> None:
+    def __init__(self, settings: Settings, *, upstream: MailStore | None = None, dav: DavStore | None = None,
+                 worker: Slot | None = None) -> None:
         self.settings = settings
         mail: MailStore = upstream or JMAPUpstream(settings.upstream)
         if dav is None and settings.dav_upstream != "none":
@@ -111,6 +114,9 @@ class Gateway:
         self.table_care: TableCare | None = None
         self.metrics = Metrics()
         self.metrics.watch_signins(self.signins)
+        # One of several workers: a scrape shows every worker's metrics.
+        self.worker_metrics = WorkerMetrics(worker.metrics_dir, worker.index, self.metrics.render) \
+            if worker is not None else None
         if isinstance(mail, JMAPUpstream):
             mail.observe = self.metrics.upstream
         if isinstance(dav, DavUpstream):
@@ -140,8 +146,12 @@ class Gateway:
         await self.table_care.start()
         push, db = self.push, self.db
         self.metrics.watch(held=lambda: push.waiting, pool_size=db.get_size, pool_idle=db.get_idle_size)
+        if self.worker_metrics is not None:
+            await self.worker_metrics.start()
 
     async def stop(self) -> None:
+        if self.worker_metrics is not None:
+            await self.worker_metrics.stop()
         if self.table_care is not None:
             await self.table_care.stop()
         if self.tracer is not None:
@@ -489,9 +499,9 @@ def _bearer_sign_in(settings: Settings, upstream: Sources, gate: SignInGate) -> 
     return BearerSignIn(issuer, upstream, signer=signer, ttl=settings.auth_cache_seconds, gate=gate)
 
 
-def create_app(settings: Settings, *, upstream: MailStore | None = None,
-               dav: DavStore | None = None) -> ActiveSyncFront | ProxyHeadersMiddleware:
-    gateway = Gateway(settings, upstream=upstream, dav=dav)
+def create_app(settings: Settings, *, upstream: MailStore | None = None, dav: DavStore | None = None,
+               worker: Slot | None = None) -> ActiveSyncFront | ProxyHeadersMiddleware:
+    gateway = Gateway(settings, upstream=upstream, dav=dav, worker=worker)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -515,7 +525,8 @@ def create_app(settings: Settings, *, upstream: MailStore | None = None,
         return JSONResponse({"status": "ok" if healthy else "failing", **checks}, status_code=200 if healthy else 503)
 
     async def metrics(request: Request) -> Response:
-        return Response(gateway.metrics.render(), media_type=METRICS_TYPE)
+        node = gateway.worker_metrics
+        return Response(await node.render_node() if node else gateway.metrics.render(), media_type=METRICS_TYPE)
 
     async def autodiscover_pox(request: Request) -> Response:
         try:

@@ -11,6 +11,7 @@ from pathlib import Path
 from eas_gateway.admin import cli as admin_cli
 from eas_gateway.config import Settings
 from eas_gateway.observability import logs
+from eas_gateway.workers import Slot
 
 _SETTINGS = {f.name for f in fields(Settings)}
 
@@ -53,25 +54,25 @@ def _serve(settings: Settings) -> None:
 
         supervise(settings, settings.workers, _worker)
     else:
-        _worker(settings, False)
+        _worker(settings, None)
 
 
-def _worker(settings: Settings, shared_port: bool) -> None:
-    """One gateway process; ``shared_port``: one of several (eas_gateway.workers), on its own
-    socket of the port."""
+def _worker(settings: Settings, slot: Slot | None) -> None:
+    """One gateway process; ``slot``: one of several (eas_gateway.workers), on its own socket
+    of the port."""
     from eas_gateway.app import create_app
     from eas_gateway.server import serve
     from eas_gateway.workers import listening_socket
 
     sock = None
-    if shared_port:
+    if slot is not None:
         logs.configure(settings.log_level, settings.log_format)  # a new process (spawned)
         sock = listening_socket(settings.host, settings.port)
     # Pings hold a request for up to 3540 s (MS-ASCMD 2.2.3.79): no keep-alive cut-off below that.
     # On shutdown, held Pings are answered at once (eas_gateway.server); other requests get 10 s.
     # Forwarding headers are handled by the app itself (EAS_TRUSTED_PROXIES), not by uvicorn's
     # default, which would believe 127.0.0.1.
-    serve(create_app(settings), host=settings.host, port=settings.port, timeout_keep_alive=3600,
+    serve(create_app(settings, worker=slot), host=settings.host, port=settings.port, timeout_keep_alive=3600,
           timeout_graceful_shutdown=10, log_level=settings.log_level.lower(), access_log=False,
           proxy_headers=False, log_config=None, head_seconds=settings.header_timeout,
           limit_concurrency=settings.max_connections or None, sockets=[sock] if sock is not None else None)

@@ -12,7 +12,8 @@ eas_gateway.server) and then this process.
 Each worker is a node of its own as far as the rest of the code knows: its own pool,
 its own push hub and watchers, found by the others through LISTEN/NOTIFY like nodes on
 other machines (docs/ARCHITECTURE.md, Scale-out). With the embedded PostgreSQL, this
-process starts it, the workers connect to it by URL, and it stops after them.
+process starts it, the workers connect to it by URL, and it stops after them. A scrape of
+/metrics, which reaches one worker, shows every worker's (eas_gateway.observability.worker_metrics).
 """
 
 from __future__ import annotations
@@ -21,11 +22,15 @@ import dataclasses
 import logging
 import multiprocessing
 import os
+import shutil
 import signal
 import socket
+import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
+from pathlib import Path
 from types import FrameType
 
 from eas_gateway.config import Settings
@@ -40,6 +45,15 @@ STOP_SECONDS = 30.0  # a worker still running this long after SIGTERM is killed
 EARLY_SECONDS, EARLY_DEATHS = 10.0, 5
 
 
+@dataclass(frozen=True)
+class Slot:
+    """Which worker a process is: its index (0..N-1, kept when it is started again) and the node's
+    metrics directory, where each worker answers for its metrics (observability/worker_metrics.py)."""
+
+    index: int
+    metrics_dir: Path
+
+
 def listening_socket(host: str, port: int, backlog: int = 4096) -> socket.socket:
     """A worker's own socket on the shared port (SO_REUSEPORT)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -51,21 +65,23 @@ def listening_socket(host: str, port: int, backlog: int = 4096) -> socket.socket
     return sock
 
 
-def supervise(settings: Settings, count: int, run: Callable[[Settings, bool], None]) -> None:
-    """Run ``count`` processes of ``run(settings, True)`` until SIGTERM/SIGINT."""
+def supervise(settings: Settings, count: int, run: Callable[[Settings, Slot | None], None]) -> None:
+    """Run ``count`` processes of ``run(settings, Slot(i, ...))`` until SIGTERM/SIGINT."""
     from usm import database
 
     embedded = None
     if settings.database_url is None:
         embedded = database.embedded(settings.state_dir)
         settings = dataclasses.replace(settings, database_url=embedded.url)
+    metrics_dir = Path(tempfile.mkdtemp(prefix="eas-gateway-workers-"))
     context = multiprocessing.get_context("spawn")  # no event loop or pool crosses into a worker
     stopping = False
     started: dict[int, float] = {}
     early = 0  # workers in a row that ended soon after their start
 
     def start(index: int) -> BaseProcess:
-        process = context.Process(target=run, args=(settings, True), name=f"eas-gateway worker {index}")
+        process = context.Process(target=run, args=(settings, Slot(index, metrics_dir)),
+                                  name=f"eas-gateway worker {index}")
         process.start()
         started[index] = time.monotonic()
         log.info("worker %d started (pid %s)", index, process.pid)
@@ -108,6 +124,7 @@ def supervise(settings: Settings, count: int, run: Callable[[Settings, bool], No
                 process.join()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+        shutil.rmtree(metrics_dir, ignore_errors=True)
         if embedded is not None:
             embedded.release()
             log.info("embedded PostgreSQL released")

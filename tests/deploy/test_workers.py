@@ -1,7 +1,7 @@
 """``eas-gateway serve --workers 2`` (eas_gateway/workers.py): the connections are spread
 over both processes, a change wakes a Ping held by either, a worker that dies is started
-again, and SIGTERM answers every held Ping and stops everything, the embedded
-PostgreSQL included."""
+again, a scrape of /metrics shows every worker's, and SIGTERM answers every held Ping and
+stops everything, the embedded PostgreSQL included."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 import wbxml
 from tests.conftest import RunningGateway, free_port
@@ -46,6 +47,13 @@ def _sockets(pid: int) -> int:
 def _statuses(answers: list[httpx.Response | BaseException]) -> list[str | BaseException]:
     return [a if isinstance(a, BaseException) else wbxml.decode(a.content).findtext(P + "Status") or ""
             for a in answers]
+
+
+def _held_gauges(port: int) -> dict[str, float]:
+    """eas_held_requests by worker, from one scrape."""
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    return {s.labels["worker"]: s.value for f in text_string_to_metric_families(text) for s in f.samples
+            if s.name == "eas_held_requests"}
 
 
 def _alive(pid: int) -> bool:
@@ -96,6 +104,11 @@ def test_two_workers_share_the_port_survive_a_crash_and_stop_together(cyrus: str
         assert not answers  # all held
         held = {w: _sockets(w) - before[w] for w in workers}
         assert all(n >= 1 for n in held.values()), held  # both workers hold some of the 16
+        # Whichever worker a scrape reaches, /metrics shows both, a series each.
+        for _ in range(4):
+            gauges = _held_gauges(port)
+            assert set(gauges) == {"0", "1"} and sum(gauges.values()) == 16, gauges
+            assert all(n >= 1 for n in gauges.values()), gauges
         # A delivery wakes every Ping, whichever worker holds it.
         deliver(gw, user, [message("to both workers", text="x")])
         for t in threads:
@@ -108,6 +121,7 @@ def test_two_workers_share_the_port_survive_a_crash_and_stop_together(cyrus: str
               "the dead worker was not started again")
         _wait(up, 60, "the gateway did not answer after the restart")
         assert workers[1] in _workers(process.pid)
+        _wait(lambda: set(_held_gauges(port)) == {"0", "1"}, 30, "the restarted worker's metrics are missing")
         assert "ended with exit code -9; starting it again" in log_path.read_text()
 
         # SIGTERM: every held Ping answered, every process gone, the embedded PostgreSQL too.
