@@ -63,6 +63,9 @@ CHANGED, SUPERSEDED, TIMEOUT, SHUTDOWN = "changed", "superseded", "timeout", "sh
 IDLE_RETRY_SECONDS = 5.0
 MAIL, DAV = "mail", "dav"  # the stores an upstream event may name
 EVENT_SETTLE_SECONDS = 0.02
+# Upstream state reads under way at once on a node (PushHub._lane); the upstream client holds 100
+# connections (httpx's default), and a request waits at most 30 s for one.
+STATE_READS = 32
 EXPIRY_STEP = 0.25  # held waits end this much early at most: one timer per step for all of them
 EVENTS_TRUSTED_SECONDS = 3600.0  # events of a store slow its polling while one came within this
 
@@ -89,7 +92,8 @@ class _Waiter:
 class PushHub:
     def __init__(self, pool: asyncpg.Pool, upstream: Sources, *, poll_seconds: float,
                  dav_poll_seconds: float = 20.0, idle: ImapIdle | None = None,
-                 events: bool = False, events_poll_seconds: float = 300.0, linger_seconds: float = 60.0) -> None:
+                 events: bool = False, events_poll_seconds: float = 300.0, linger_seconds: float = 60.0,
+                 state_reads: int = STATE_READS) -> None:
         self.pool = pool
         self.idle = idle
         self.upstream = upstream
@@ -107,6 +111,10 @@ class PushHub:
         self.node = uuid.uuid4().hex
         self._waiters: dict[str, set[_Waiter]] = {}
         self._reading: dict[tuple[str, str], asyncio.Future[Any]] = {}  # reads in flight (_once)
+        # Reads of upstream states (requests' and watchers') under way at once: a herd (every phone's
+        # Ping after a restart, a delivery to thousands) waits its turn here instead of taking all of
+        # the upstream client's connections (the Syncs of phones keep theirs; none times out waiting).
+        self._lane = asyncio.Semaphore(state_reads)
         self._expiring: dict[int, set[_Waiter]] = {}  # by the step their wait ends in (_expire_in)
         self._expiry_timers: dict[int, asyncio.TimerHandle] = {}
         self._watchers: dict[str, asyncio.Task[None]] = {}
@@ -156,11 +164,12 @@ class PushHub:
         missing = keys - known.keys()
         out = {k: known[k] for k in keys & known.keys()}
         if missing & {"mail", "folders"}:
-            mail, folders = await self._once(user, MAIL, lambda: self.upstream.mailstore.watch_states(credentials))
+            mail, folders = await self._once(user, MAIL, lambda: self._in_lane(
+                lambda: self.upstream.mailstore.watch_states(credentials)))
             out["mail"] = mail
             out.setdefault("folders", folders)  # the watcher's hierarchy token where it has one
         if missing - {"mail", "folders"}:
-            out.update(await self._once(user, DAV, lambda: self._dav_states(credentials)))
+            out.update(await self._once(user, DAV, lambda: self._in_lane(lambda: self._dav_states(credentials))))
         return {k: out.get(k, "") for k in keys}
 
     async def _once(self, user: str, store: str, read: Callable[[], Awaitable[T]]) -> T:
@@ -176,6 +185,10 @@ class PushHub:
             running.add_done_callback(lambda done: self._read_done(user, store, done))
         result: T = await asyncio.shield(running)
         return result
+
+    async def _in_lane(self, read: Callable[[], Awaitable[T]]) -> T:
+        async with self._lane:
+            return await read()
 
     def _read_done(self, user: str, store: str, done: asyncio.Future[Any]) -> None:
         if self._reading.get((user, store)) is done:
@@ -441,7 +454,9 @@ class PushHub:
         if credentials is None:
             return False
         try:
-            states = await self._dav_states(credentials)
+            # Never shared with a request's read under way: one begun before the watcher was
+            # there may predate a change whose event nobody here took.
+            states = await self._in_lane(lambda: self._dav_states(credentials))
         except UpstreamError as exc:
             log.warning("push: cannot read the DAV states of %s: %s", user, exc)
             return False
@@ -453,7 +468,7 @@ class PushHub:
         if credentials is None:
             return
         try:
-            mail, folders = await self.upstream.mailstore.watch_states(credentials)
+            mail, folders = await self._in_lane(lambda: self.upstream.mailstore.watch_states(credentials))
             folders = await self._hierarchy_token(user, credentials, folders)
         except UpstreamError as exc:
             log.warning("push: cannot read the upstream state of %s: %s", user, exc)

@@ -34,6 +34,8 @@ class Upstream:
     def __init__(self) -> None:
         self.mail_state, self.calendar_state = "m1", "c1"
         self.mail_reads = self.dav_reads = 0
+        self.read_seconds = 0.0  # how long a read of the mail states takes
+        self.reading = self.most_reading = 0  # mail state reads under way, now and at most
         self.folder_state, self.restructured = "f1", False
         self.asked_since: list[str] = []
         self.mailstore = self
@@ -42,6 +44,12 @@ class Upstream:
 
     async def watch_states(self, credentials: Credentials) -> tuple[str, str]:
         self.mail_reads += 1
+        self.reading += 1
+        self.most_reading = max(self.most_reading, self.reading)
+        try:
+            await asyncio.sleep(self.read_seconds)
+        finally:
+            self.reading -= 1
         return self.mail_state, self.folder_state
 
     async def folders_restructured(self, credentials: Credentials, since: str) -> bool:
@@ -74,6 +82,10 @@ def test_a_watcher_lingers_after_the_last_request_then_forgets_the_user(database
     async def test(push: PushHub, upstream: Upstream) -> tuple[int, ...]:
         seen = await push.states(USER, CREDENTIALS, {"mail"})
         assert await push.wait(USER, "d1", CREDENTIALS, 0.2, seen=seen) == TIMEOUT
+        for _ in range(100):  # the wait may end (its step of the clock) before the watcher's first read
+            if "mail" in push._states.get(USER, {}):
+                break
+            await asyncio.sleep(0.01)
         reads = upstream.mail_reads
         lingering = push.watched
         again = await push.states(USER, CREDENTIALS, {"mail"})  # known: nothing read
@@ -214,3 +226,25 @@ def test_requests_of_one_user_arriving_at_once_read_each_store_once(database_url
     assert found["answers"] == [{"mail": "m1", CALENDAR_KEY: "c1"}] * 20 and found["reads"] == (1, 1)
     assert found["later"] == {"mail": "m1"} and found["after"] == 3  # one more read, then one failed
     assert [str(f) for f in found["failures"]] == ["upstream down"] * 5 and found["in_flight"] == {}
+
+
+def test_a_herd_of_state_reads_reaches_the_upstream_a_few_at_a_time(database_url: str) -> None:
+    """200 users' first Pings at once (a restart; the Pings of a fan-out coming back): their
+    state reads and their watchers' first reads reach the upstream at most state_reads at a
+    time, and every one is answered (none waits on a connection pool until it times out)."""
+    async def test(push: PushHub, upstream: Upstream) -> tuple[int, int, list[str]]:
+        upstream.read_seconds = 0.005
+        users = [f"herd{n}@example.com" for n in range(200)]
+
+        async def ping(user: str) -> str:
+            credentials = Credentials(user, "secret")
+            seen = await push.states(user, credentials, {"mail"})
+            return await push.wait(user, "d1", credentials, 0.5, seen=seen)
+
+        reasons = await asyncio.gather(*(ping(u) for u in users))
+        return upstream.most_reading, upstream.mail_reads, reasons
+
+    most, reads, reasons = run(test, database_url, state_reads=4, linger_seconds=0)
+    assert reasons == [TIMEOUT] * 200
+    assert most == 4  # never more at once (200 without the lane)
+    assert 200 <= reads <= 400  # each user's Ping, and its watcher's first read (unless the Ping ended first)
