@@ -6,6 +6,7 @@ user an upstream login (the cached login is not evicted)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,7 +16,7 @@ import pytest
 from tests.conftest import RunningGateway, running_gateway
 from tests.gateway.helpers import new_user, password
 from usm import signin
-from usm.upstream import Account, Credentials
+from usm.upstream import Account, AuthenticationFailed, Credentials
 from usm.upstream.jmap import JMAPUpstream
 
 pytestmark = [pytest.mark.postgres, pytest.mark.upstream]
@@ -87,3 +88,28 @@ def test_every_node_sees_the_failures(cyrus: str, database_url: str) -> None:
         for _ in range(signin.FREE):
             assert sign_in(first, user, "guess", "203.0.113.77").status_code == 401
         assert sign_in(second, user, "guess", "203.0.113.77").status_code == 429
+
+
+def test_a_known_users_sign_in_is_a_core_echo_on_cyrus(node: tuple[RunningGateway, CountingUpstream]) -> None:
+    """Cyrus answers the JMAP session resource in time growing with its accounts (~160 ms each,
+    one at a time, at 5,000): once a user's session is known, a sign-in is a Core/echo (2 ms), and
+    Cyrus' sessionState matches its session's state, so the session is not read again."""
+    gw, _ = node
+    user = new_user(gw)
+
+    async def go() -> tuple[list[Account], list[str]]:
+        upstream, ops = JMAPUpstream(gw.upstream), []
+        upstream.observe = lambda op, seconds, failed: ops.append(op)
+        try:
+            accounts = [await upstream.authenticate(Credentials(user, password(user))) for _ in range(3)]
+            with pytest.raises(AuthenticationFailed):
+                await upstream.authenticate(Credentials(user, "wrong"))
+            await upstream.folders(Credentials(user, password(user)))
+            accounts.append(await upstream.authenticate(Credentials(user, password(user))))
+        finally:
+            await upstream.aclose()
+        return accounts, ops
+
+    accounts, ops = asyncio.run(go())
+    assert len(set(accounts)) == 1 and accounts[0].user == user
+    assert ops == ["session", "sign-in", "sign-in", "sign-in", "Mailbox/get", "sign-in"]

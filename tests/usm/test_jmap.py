@@ -191,3 +191,88 @@ async def test_whether_the_folders_changed_beyond_their_counts(changes: dict[str
 
     assert await _upstream(server).folders_restructured(ALICE, "1") is restructured
     assert asked[0]["sinceState"] == "1"
+
+
+class _SessionServer:
+    """A JMAP server whose session has a state, counting session reads and the calls made;
+    ``password`` may change, and so may the session's state."""
+
+    def __init__(self) -> None:
+        self.password, self.state = ALICE.password, "s1"
+        self.session_reads = 0
+        self.calls: list[str] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.headers.get("authorization") != httpx.BasicAuth(ALICE.user, self.password)._auth_header:
+            return httpx.Response(401)
+        if request.url.path == "/.well-known/jmap":
+            self.session_reads += 1
+            return httpx.Response(200, json={**SESSION, "state": self.state})
+        [[name, args, tag]] = json.loads(request.content)["methodCalls"]
+        self.calls.append(name)
+        answer = args if name == "Core/echo" else {"list": [], "state": "e1"}
+        return httpx.Response(200, json={"methodResponses": [[name, answer, tag]], "sessionState": self.state})
+
+
+async def test_a_known_session_signs_in_with_a_core_echo_and_a_changed_one_is_read_again() -> None:
+    """RFC 8620 4 and 3.4: the session resource is read once (Cyrus answers it slowly: ~160 ms
+    at 5,000 accounts); later sign-ins check the password with Core/echo; an answer whose
+    sessionState moved makes the session be read again."""
+    server = _SessionServer()
+    upstream = _upstream(server)
+    await upstream.authenticate(ALICE)
+    assert (server.session_reads, server.calls) == (1, [])
+    account = await upstream.authenticate(ALICE)
+    assert account.account_id == "acc1" and (server.session_reads, server.calls) == (1, ["Core/echo"])
+    # A changed password is refused by the echo; the session is not read for it.
+    server.password = "changed"
+    with pytest.raises(AuthenticationFailed):
+        await upstream.authenticate(ALICE)
+    assert server.session_reads == 1
+    server.password = ALICE.password
+    # The session changed: the echo's sessionState says so, and the session is read again.
+    server.state = "s2"
+    await upstream.authenticate(ALICE)
+    assert server.session_reads == 2
+    # So does any call's answer: the next call reads it first.
+    server.state = "s3"
+    await upstream.folders(ALICE)
+    assert server.session_reads == 2
+    await upstream.folders(ALICE)
+    assert server.session_reads == 3
+    await upstream.folders(ALICE)
+    assert server.session_reads == 3  # unchanged since: kept
+    await upstream.aclose()
+
+
+async def test_a_session_without_a_state_is_kept() -> None:
+    """A server whose answers name a sessionState its session lacks (or the other way round)
+    is not asked for the session on every call."""
+    server = _SessionServer()
+
+    def no_state(request: httpx.Request) -> httpx.Response:
+        response = server(request)
+        if request.url.path == "/.well-known/jmap":
+            return httpx.Response(200, json=SESSION)
+        return response
+    upstream = _upstream(no_state)
+    await upstream.authenticate(ALICE)
+    for _ in range(3):
+        await upstream.folders(ALICE)
+        await upstream.authenticate(ALICE)
+    assert server.session_reads == 1
+    await upstream.aclose()
+
+
+async def test_a_core_echo_answered_wrongly_is_an_upstream_error() -> None:
+    server = _SessionServer()
+
+    def garbled(request: httpx.Request) -> httpx.Response:
+        if request.url.path != "/.well-known/jmap":
+            return httpx.Response(200, json={"methodResponses": [["error", {"type": "unknownMethod"}, "0"]]})
+        return server(request)
+    upstream = _upstream(garbled)
+    await upstream.authenticate(ALICE)
+    with pytest.raises(UpstreamError, match="Core/echo"):
+        await upstream.authenticate(ALICE)
+    await upstream.aclose()

@@ -63,6 +63,8 @@ class JMAPSession:
             self.url = url
             self.account_id = data["primaryAccounts"][MAIL]
             self.username = data["username"]
+            # Every API answer names it (sessionState): when it differs, the session changed.
+            self.state = data.get("state")
         except (KeyError, TypeError) as exc:
             raise UpstreamError(f"JMAP session at {url} lacks {exc} (no mail account?)") from exc
 
@@ -99,7 +101,10 @@ class JMAPUpstream:
         # user -> (session, expiry). Every API call still carries the user's own
         # credentials, so a cached session grants nothing by itself.
         self._sessions: dict[str, tuple[JMAPSession, float]] = {}
-        self.session_ttl = 300.0
+        # Read again when an API answer's sessionState says it changed (RFC 8620 3.4), else after
+        # an hour: the session resource is dear (Debian's Cyrus 3.6 answers it in time growing with
+        # its accounts, one at a time: ~160 ms each at 5,000 accounts, against 2 ms for a Core/echo).
+        self.session_ttl = 3600.0
         # Reads in flight that requests knowing the same upstream state may share (shared()).
         self._in_flight: dict[tuple[Any, ...], asyncio.Future[Any]] = {}
         self.shared_reads = 0
@@ -158,7 +163,20 @@ class JMAPUpstream:
         return session
 
     async def authenticate(self, credentials: Credentials) -> Account:
-        session = await self.session(credentials, fresh=True)
+        """The upstream's check of the credentials: where the user's session is known, a Core/echo
+        with them on its API (RFC 8620 4: answered 401 if they are refused), else the session."""
+        cached = self._sessions.get(credentials.user)
+        if cached is None or cached[1] <= time.monotonic():
+            session = await self.session(credentials, fresh=True)
+            return Account(user=session.username, account_id=session.account_id)
+        session = cached[0]
+        response = await self._request("POST", session.api_url, credentials, op="sign-in",
+                                       json={"using": [CORE], "methodCalls": [["Core/echo", {}, "0"]]})
+        answer = _json(response)
+        if answer.get("methodResponses") != [["Core/echo", {}, "0"]]:
+            raise UpstreamError(f"JMAP upstream answered Core/echo with {answer!r:.200}")
+        if _session_moved(session, answer):
+            session = await self.session(credentials, fresh=True)
         return Account(user=session.username, account_id=session.account_id)
 
     async def call(self, credentials: Credentials, calls: list[list[Any]], *,
@@ -178,9 +196,12 @@ class JMAPUpstream:
             note_write(folders=any(w.startswith("Mailbox/") for w in writes))
         body = {"using": using, "methodCalls": calls}
         response = await self._request("POST", session.api_url, credentials, json=body, op=calls[0][0])
-        answers = _json(response).get("methodResponses")
+        answer = _json(response)
+        answers = answer.get("methodResponses")
         if not isinstance(answers, list):
             raise UpstreamError("JMAP response without methodResponses")
+        if _session_moved(session, answer):
+            self._sessions.pop(credentials.user, None)  # changed (RFC 8620 3.4): the next call reads it
         for name, args, _ in answers:
             if name == "error" and args.get("type") not in tolerate:
                 if args.get("type") == "cannotCalculateChanges" or (
@@ -499,6 +520,13 @@ MESSAGE_PROPERTIES = [
     "id", "blobId", "threadId", "mailboxIds", "keywords", "receivedAt", "size", "subject", "from", "to", "cc",
     "replyTo", "messageId", "references", "attachments", "header:Importance:asText", "header:X-Priority:asText",
 ]
+
+
+def _session_moved(session: JMAPSession, answer: dict[str, Any]) -> bool:
+    """Whether an API answer's sessionState says the session is no longer the one read (only
+    where both name a state: a server without them is not asked again and again)."""
+    state = answer.get("sessionState")
+    return isinstance(state, str) and isinstance(session.state, str) and state != session.state
 
 
 def _json(response: httpx.Response) -> dict[str, Any]:
