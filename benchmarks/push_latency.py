@@ -213,9 +213,11 @@ async def run(args: argparse.Namespace, work: Path) -> None:
             continue
         place = work / name.replace(" ", "-")
         place.mkdir()
-        # The gateway's defaults: when the fan-out's Pings come, all at once, the phones' sign-ins
-        # (remembered 60 s) are long gone: each is a sign-in upstream, through the sign-in gate.
-        env = {"EAS_POLL_SECONDS": str(args.poll_seconds)}
+        # The phones' set-up takes minutes at thousands of users: a sign-in remembered for the
+        # default 60 s is gone when their Pings come, all at once, and the sign-in gate turns away
+        # what waits over 10 s (2,000 users: 591 answered 503 with Retry-After; this client does
+        # not come back as a phone would), so the fan-out's sign-ins are remembered for 2 hours.
+        env = {"EAS_POLL_SECONDS": str(args.poll_seconds), "EAS_AUTH_CACHE_SECONDS": "7200"}
         if name == "upstream events":
             env["EAS_UPSTREAM_EVENTS_SECRET"] = secret
         async with stack(place, "eas_bench_push", env=env, idle=name == "IMAP IDLE") as found:
