@@ -141,6 +141,18 @@ def jmap(gw: RunningGateway, calls: list[list[Any]], user: str = "alice@example.
     return response.json()["methodResponses"]
 
 
+def device_rows(gw: RunningGateway, device_id: str) -> int:
+    """The devices table's rows of ``device_id`` (0: the gateway never touched the device)."""
+    async def count() -> int:
+        conn = await asyncpg.connect(gw.database_url)
+        try:
+            return int(await conn.fetchval("SELECT count(*) FROM devices WHERE device_id = $1", device_id))
+        finally:
+            await conn.close()
+
+    return asyncio.run(count())
+
+
 def device_information(gw: RunningGateway, device_id: str) -> dict[str, str]:
     """What the gateway stored of the device's DeviceInformation."""
     async def fetch() -> dict[str, str]:

@@ -4,28 +4,22 @@ refusals that change nothing."""
 
 from __future__ import annotations
 
-import asyncio
-
-import asyncpg
 import httpx
 import pytest
 
 import wbxml
 from tests.conftest import RunningGateway
-from tests.gateway.helpers import base64_query, device_information, folder_sync, new_device_id, post, provision
+from tests.gateway.helpers import (
+    base64_query,
+    device_information,
+    device_rows,
+    folder_sync,
+    new_device_id,
+    post,
+    provision,
+)
 
 pytestmark = [pytest.mark.postgres, pytest.mark.upstream]
-
-
-def _device_rows(gw: RunningGateway, device_id: str) -> int:
-    async def count() -> int:
-        conn = await asyncpg.connect(gw.database_url)
-        try:
-            return int(await conn.fetchval("SELECT count(*) FROM devices WHERE device_id = $1", device_id))
-        finally:
-            await conn.close()
-
-    return asyncio.run(count())
 
 
 def test_options_needs_authentication_and_lists_versions_and_commands(gateway: RunningGateway) -> None:
@@ -42,14 +36,14 @@ def test_wrong_password_is_401_and_records_nothing(gateway: RunningGateway) -> N
     device = new_device_id()
     answer = post(gateway, "FolderSync", folder_sync("0"), device_id=device, secret="wrong")
     assert answer.status_code == 401
-    assert _device_rows(gateway, device) == 0
+    assert device_rows(gateway, device) == 0
 
 
 def test_user_parameter_must_name_the_authenticated_user(gateway: RunningGateway) -> None:
     device = new_device_id()
     answer = post(gateway, "FolderSync", folder_sync("0"), device_id=device, query_user="bob@example.com")
     assert answer.status_code == 403
-    assert _device_rows(gateway, device) == 0
+    assert device_rows(gateway, device) == 0
 
 
 def test_malformed_wbxml_is_400_and_changes_nothing(gateway: RunningGateway) -> None:
@@ -57,7 +51,7 @@ def test_malformed_wbxml_is_400_and_changes_nothing(gateway: RunningGateway) -> 
     answer = post(gateway, "FolderSync", b"\x03\x01\x6a\x00\x47\x52\x03abc", device_id=device)
     assert answer.status_code == 400
     assert "WBXML" in answer.text
-    assert _device_rows(gateway, device) == 0
+    assert device_rows(gateway, device) == 0
 
 
 def test_unknown_command_is_501(gateway: RunningGateway) -> None:

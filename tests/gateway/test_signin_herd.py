@@ -12,12 +12,11 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 
 from tests.conftest import RunningGateway, running_gateway
-from tests.gateway.helpers import folder_sync, new_device_id, new_user, password, post
+from tests.gateway.helpers import device_rows, folder_sync, new_device_id, new_user, password, post
 from usm.upstream import Account, Credentials
 from usm.upstream.jmap import JMAPUpstream
 
@@ -63,17 +62,6 @@ def metric(gw: RunningGateway, name: str) -> float:
         if line.startswith(name + " "):
             return float(line.split()[1])
     raise AssertionError(f"{name} not in /metrics")
-
-
-def device_rows(gw: RunningGateway, device_id: str) -> int:
-    async def count() -> int:
-        conn = await asyncpg.connect(gw.database_url)
-        try:
-            return int(await conn.fetchval("SELECT count(*) FROM devices WHERE device_id = $1", device_id))
-        finally:
-            await conn.close()
-
-    return asyncio.run(count())
 
 
 def test_a_herd_reaches_the_upstream_a_few_at_a_time_and_all_get_in(cyrus: str, database_url: str) -> None:
