@@ -12,13 +12,16 @@ and the time from the delivery to the Ping's answer: p50, p99, max, and each pat
 ratio to polling. With --fanout N, on the upstream-events path: N users each holding a Ping,
 one message delivered to all of them in one LMTP transaction (a mailing list), and the time
 to the first and to the last Ping's answer; before it, the CPU the gateway and Cyrus spend on
-the held Pings while nothing happens (--hold-seconds), per 1,000 Pings per minute.
+the held Pings while nothing happens (--hold-seconds), per 1,000 Pings per minute; after it,
+what the woken phones do next, all at once: a Sync each (first and last answer, and how many
+were told 503 to come back later).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import random
 import socket
@@ -40,6 +43,7 @@ from harness import stack  # noqa: E402
 import wbxml  # noqa: E402
 
 P = "{Ping:}"
+PHONES_PER_CLIENT = 100
 PATHS = ("polling", "IMAP IDLE", "upstream events")
 
 
@@ -135,16 +139,22 @@ async def fanout(endpoint: str, cyrus_dir: Path, cyrus_url: str, users: list[str
     """Seconds from one delivery to all ``users`` until the first and the last held Ping answers;
     prints the upstream calls the gateway made meanwhile, per woken Ping."""
     metrics = endpoint.removesuffix("/Microsoft-Server-ActiveSync") + "/metrics"
-    limits = httpx.Limits(max_connections=len(users) + 10, max_keepalive_connections=len(users) + 10)
-    async with httpx.AsyncClient(timeout=600, limits=limits) as http:
+    async with contextlib.AsyncExitStack() as stack:
+        # One client per PHONES_PER_CLIENT phones: httpx's pool looks at every connection it
+        # holds when one is released, so one pool of 5,000 held connections made this client,
+        # not the gateway, take minutes to read the Pings' answers.
+        http = await stack.enter_async_context(httpx.AsyncClient(timeout=600))
+        shards = [await stack.enter_async_context(httpx.AsyncClient(timeout=600, limits=httpx.Limits(
+            max_connections=PHONES_PER_CLIENT + 5, max_keepalive_connections=PHONES_PER_CLIENT + 5)))
+            for _ in range(0, len(users), PHONES_PER_CLIENT)]
         lanes = asyncio.Semaphore(20)
 
-        async def ready(i: int, user: str) -> tuple[Device, str]:
+        async def ready(i: int, user: str) -> tuple[Device, str, str]:
             async with lanes:
-                phone = Device(http, endpoint, user, f"fan{i}")
+                phone = Device(shards[i // PHONES_PER_CLIENT], endpoint, user, f"fan{i}")
                 inbox = (await phone.provision())["2"]
-                await phone.sync_all(inbox)
-                return phone, inbox
+                key, _, _ = await phone.sync_all(inbox)
+                return phone, inbox, key
         phones = await asyncio.gather(*(ready(i, u) for i, u in enumerate(users)))
         # One message and one calendar change (a CalDAV PUT): the gateway has seen the upstream's
         # events of both stores, as on a server in use, and polls only as a safety net.
@@ -155,14 +165,14 @@ async def fanout(endpoint: str, cyrus_dir: Path, cyrus_url: str, users: list[str
         (await http.put(f"{cyrus_url}/dav/calendars/user/{user}/Default/fanout.ics", content=event,
                         auth=(user, user.split("@")[0]), headers={"Content-Type": "text/calendar"})).raise_for_status()
         await asyncio.to_thread(deliver, cyrus_dir / "socket" / "lmtp", user, 1)
-        await phones[0][0].sync_all(phones[0][1])
-        answered: list[float] = []
+        phones[0] = (phones[0][0], phones[0][1], (await phones[0][0].sync_all(phones[0][1]))[0])
+        answered: dict[str, float] = {}
 
         async def hold(phone: Device, inbox: str) -> str:
             status = wbxml.decode(await phone.post("Ping", ping_request(inbox, 600))).findtext(P + "Status") or ""
-            answered.append(time.monotonic())
+            answered[phone.user] = time.monotonic()
             return status
-        pings = [asyncio.create_task(hold(p, f)) for p, f in phones]
+        pings = [asyncio.create_task(hold(p, f)) for p, f, _ in phones]
         # Every Ping held, and the upstream reads of their start (and of their watchers' first
         # rounds) over: the calls counted below are the fan-out's own.
         last: dict[str, tuple[float, float]] = {}
@@ -191,17 +201,55 @@ async def fanout(endpoint: str, cyrus_dir: Path, cyrus_url: str, users: list[str
         before = upstream_calls((await http.get(metrics)).text)
         delivered = time.monotonic()
         await asyncio.to_thread(deliver_all)
-        print(f"  Cyrus took {time.monotonic() - delivered:.2f} s to take the delivery to {len(users)} mailboxes")
+        taken = time.monotonic()
+        print(f"  Cyrus took {taken - delivered:.2f} s to take the delivery to {len(users)} mailboxes")
         statuses = await asyncio.gather(*pings)
         assert set(statuses) == {"2"}, statuses
+        # Cyrus delivers to one mailbox after another, and its LMTP replies come at the end: the
+        # gateway's own part is how long after them the last Ping answers.
+        print(f"  the last Ping answered {max(answered.values()) - taken:.3f} s after Cyrus took the delivery")
         after = upstream_calls((await http.get(metrics)).text)
         print("upstream calls per woken Ping, during the fan-out (calls, mean ms):")
-        for operation, (calls, seconds) in sorted(after.items()):
-            calls -= before.get(operation, (0.0, 0.0))[0]
-            seconds -= before.get(operation, (0.0, 0.0))[1]
-            if calls:
-                print(f"  {operation:<40} {calls / len(users):>6.2f} {1000 * seconds / calls:>8.1f}")
-        return min(answered) - delivered, max(answered) - delivered
+        print_calls(before, after, len(users))
+        first_last = min(answered.values()) - delivered, max(answered.values()) - delivered
+        await woken_syncs(phones, http, metrics)
+        return first_last
+
+
+def print_calls(before: dict[str, tuple[float, float]], after: dict[str, tuple[float, float]], per: int) -> None:
+    for operation, (calls, seconds) in sorted(after.items()):
+        calls -= before.get(operation, (0.0, 0.0))[0]
+        seconds -= before.get(operation, (0.0, 0.0))[1]
+        if calls:
+            print(f"  {operation:<40} {calls / per:>6.2f} {1000 * seconds / calls:>8.1f}")
+
+
+async def woken_syncs(phones: list[tuple[Device, str, str]], http: httpx.AsyncClient, metrics: str) -> None:
+    """What each woken phone does next: a Sync of its Inbox, all at once. The time to the first and
+    the last answer, and the phones told to come back later (503 with Retry-After), whose
+    Retry-After values are shown: this client does not come back."""
+    began = time.monotonic()
+    before = upstream_calls((await http.get(metrics)).text)
+    done: list[float] = []
+    later: list[int] = []
+
+    async def one(phone: Device, inbox: str, key: str) -> None:
+        try:
+            tree = await phone.sync(inbox, key)
+        except httpx.HTTPStatusError as exc:
+            if exc.response.status_code != 503:
+                raise
+            later.append(int(exc.response.headers.get("Retry-After", "0")))
+            return
+        done.append(time.monotonic() - began)
+        assert len(list(tree.iter("{AirSync:}Add"))) == 1, "the woken Sync did not bring the message"
+    await asyncio.gather(*(one(*p) for p in phones))
+    after = upstream_calls((await http.get(metrics)).text)
+    print(f"  the {len(phones)} woken phones' Syncs, all at once: {len(done)} answered, first / last "
+          f"{min(done, default=0):.2f} / {max(done, default=0):.2f} s; {len(later)} answered 503"
+          + (f" (Retry-After {min(later)}-{max(later)} s)" if later else ""))
+    print("upstream calls per woken phone's Sync (calls, mean ms):")
+    print_calls(before, after, len(phones))
 
 
 async def run(args: argparse.Namespace, work: Path) -> None:
