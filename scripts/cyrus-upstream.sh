@@ -205,5 +205,6 @@ PY
     fi
     sleep 0.1
 done
-echo "cyrus-upstream: httpd did not answer on 127.0.0.1:$port" >&2
+echo "cyrus-upstream: httpd did not answer on 127.0.0.1:$port; stopping this instance" >&2
+kill "$(cat "$dir/master.pid")" 2>/dev/null  # not left running for nobody (a failed start is retried elsewhere)
 exit 1
