@@ -48,6 +48,7 @@ from eas_gateway.errors import (
     TooManyRequests,
     Unauthorized,
     UpstreamFailed,
+    spread_retry_after,
 )
 from eas_gateway.front import ActiveSyncFront
 from eas_gateway.hang_up import HangUpWatch, HungUp
@@ -57,7 +58,7 @@ from eas_gateway.observability.metrics import CONTENT_TYPE as METRICS_TYPE
 from eas_gateway.observability.metrics import Metrics
 from eas_gateway.observability.trace import Tracer
 from eas_gateway.observability.worker_metrics import WorkerMetrics
-from eas_gateway.signin_gate import SignInGate, SignInsBusy
+from eas_gateway.signin_gate import SignInGate
 from eas_gateway.workers import Slot
 from eas_gateway.xml import E
 from usm import database, devices, ids
@@ -209,7 +210,8 @@ class Gateway:
             status, detail = "503", f" database unavailable: {type(exc).__name__}: {exc}"
             log.warning("database unavailable for %s: %r", request.scope["path"], exc)
             return Response("database unavailable, retry later\n", status_code=503,
-                            headers={"Retry-After": "30"}, media_type="text/plain")
+                            headers={"Retry-After": str(math.ceil(spread_retry_after()))},
+                            media_type="text/plain")
         except Exception as exc:
             # A bug: answered as what it is, logged with its traceback, counted as a 500.
             status, detail = "500", f" {type(exc).__name__}: {exc}"
@@ -458,9 +460,7 @@ def _error_response(exc: EASError, line: ashttp.RequestLine | None) -> Response:
     headers = {}
     if isinstance(exc, Unauthorized):
         headers["WWW-Authenticate"] = 'Basic realm="ActiveSync"'
-    if isinstance(exc, UpstreamFailed):
-        headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after))) if isinstance(exc, SignInsBusy) else "30"
-    if isinstance(exc, TooManyRequests):
+    if isinstance(exc, (UpstreamFailed, TooManyRequests)):
         headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
     return Response(str(exc) + "\n", status_code=exc.http_status, headers=headers, media_type="text/plain")
 

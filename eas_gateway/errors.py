@@ -3,6 +3,16 @@ turns them into responses in one place."""
 
 from __future__ import annotations
 
+import random
+
+# A 503's Retry-After is drawn from this range rather than being one value: phones told to come
+# back after an outage, or a herd turned away, come back spread out instead of together.
+RETRY_AFTER_SECONDS = (10.0, 60.0)
+
+
+def spread_retry_after() -> float:
+    return random.uniform(*RETRY_AFTER_SECONDS)
+
 
 class EASError(Exception):
     """Base: ``http_status`` for the HTTP answer."""
@@ -45,9 +55,14 @@ class NotImplementedCommand(EASError):
 
 
 class UpstreamFailed(EASError):
-    """The upstream is down: 503 makes phones retry later instead of resetting."""
+    """The upstream is down or busy: 503 makes phones retry later instead of resetting, after
+    ``retry_after`` seconds (drawn from RETRY_AFTER_SECONDS unless given)."""
 
     http_status = 503
+
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.retry_after = spread_retry_after() if retry_after is None else retry_after
 
 
 class CommandStatus(EASError):

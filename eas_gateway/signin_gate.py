@@ -23,7 +23,7 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import TypeVar, cast
 
-from eas_gateway.errors import UpstreamFailed
+from eas_gateway.errors import RETRY_AFTER_SECONDS, UpstreamFailed
 
 log = logging.getLogger(__name__)
 
@@ -33,14 +33,10 @@ T = TypeVar("T")
 class SignInsBusy(UpstreamFailed):
     """The node's upstream sign-ins were all taken for longer than the wait: 503, come back later."""
 
-    def __init__(self, reason: str, retry_after: float) -> None:
-        super().__init__(reason)
-        self.retry_after = retry_after
-
 
 class SignInGate:
-    def __init__(self, limit: int = 16, wait: float = 10.0, *, retry_min: float = 10.0,
-                 retry_max: float = 60.0) -> None:
+    def __init__(self, limit: int = 16, wait: float = 10.0, *, retry_min: float = RETRY_AFTER_SECONDS[0],
+                 retry_max: float = RETRY_AFTER_SECONDS[1]) -> None:
         if limit < 1:
             raise ValueError(f"at least one sign-in at a time, not {limit}")
         self.limit, self.wait = limit, wait
