@@ -212,7 +212,7 @@ async def fanout(endpoint: str, cyrus_dir: Path, cyrus_url: str, users: list[str
         print("upstream calls per woken Ping, during the fan-out (calls, mean ms):")
         print_calls(before, after, len(users))
         first_last = min(answered.values()) - delivered, max(answered.values()) - delivered
-        await woken_syncs(phones, http, metrics)
+        await woken_syncs(phones, http, metrics, gateway_pid, cyrus_dir)
         return first_last
 
 
@@ -224,12 +224,14 @@ def print_calls(before: dict[str, tuple[float, float]], after: dict[str, tuple[f
             print(f"  {operation:<40} {calls / per:>6.2f} {1000 * seconds / calls:>8.1f}")
 
 
-async def woken_syncs(phones: list[tuple[Device, str, str]], http: httpx.AsyncClient, metrics: str) -> None:
+async def woken_syncs(phones: list[tuple[Device, str, str]], http: httpx.AsyncClient, metrics: str,
+                      gateway_pid: int, cyrus_dir: Path) -> None:
     """What each woken phone does next: a Sync of its Inbox, all at once. The time to the first and
     the last answer, and the phones told to come back later (503 with Retry-After), whose
     Retry-After values are shown: this client does not come back."""
     began = time.monotonic()
     before = upstream_calls((await http.get(metrics)).text)
+    gateway_cpu, upstream_cpu = cpu_seconds_of(gateway_pid), cpu_seconds(str(cyrus_dir))
     done: list[float] = []
     later: list[int] = []
 
@@ -244,10 +246,13 @@ async def woken_syncs(phones: list[tuple[Device, str, str]], http: httpx.AsyncCl
         done.append(time.monotonic() - began)
         assert len(list(tree.iter("{AirSync:}Add"))) == 1, "the woken Sync did not bring the message"
     await asyncio.gather(*(one(*p) for p in phones))
+    gateway_cpu, upstream_cpu = cpu_seconds_of(gateway_pid) - gateway_cpu, cpu_seconds(str(cyrus_dir)) - upstream_cpu
     after = upstream_calls((await http.get(metrics)).text)
     print(f"  the {len(phones)} woken phones' Syncs, all at once: {len(done)} answered, first / last "
           f"{min(done, default=0):.2f} / {max(done, default=0):.2f} s; {len(later)} answered 503"
           + (f" (Retry-After {min(later)}-{max(later)} s)" if later else ""))
+    print(f"  their answers after {percentile(done, 0.5):.2f} s (p50), {percentile(done, 0.9):.2f} (p90); CPU per Sync:"
+          f" gateway {1000 * gateway_cpu / len(phones):.1f} ms, upstream {1000 * upstream_cpu / len(phones):.1f} ms")
     print("upstream calls per woken phone's Sync (calls, mean ms):")
     print_calls(before, after, len(phones))
 
