@@ -206,5 +206,5 @@ PY
     sleep 0.1
 done
 echo "cyrus-upstream: httpd did not answer on 127.0.0.1:$port; stopping this instance" >&2
-kill "$(cat "$dir/master.pid")" 2>/dev/null  # not left running for nobody (a failed start is retried elsewhere)
+kill "$(cat "$dir/master.pid")" 2>/dev/null  # else nobody stops it: the caller saw a failure
 exit 1
