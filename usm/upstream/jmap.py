@@ -151,10 +151,13 @@ class JMAPUpstream:
         if self.observe is not None:
             self.observe(op, time.monotonic() - started, failed)
 
+    def _known_session(self, user: str) -> JMAPSession | None:
+        cached = self._sessions.get(user)
+        return cached[0] if cached is not None and cached[1] > time.monotonic() else None
+
     async def session(self, credentials: Credentials, *, fresh: bool = False) -> JMAPSession:
-        cached = self._sessions.get(credentials.user)
-        if cached and not fresh and cached[1] > time.monotonic():
-            return cached[0]
+        if not fresh and (known := self._known_session(credentials.user)) is not None:
+            return known
         response = await self._request("GET", f"{self.base_url}/.well-known/jmap", credentials, op="session")
         session = JMAPSession(response.url, _json(response))
         if len(self._sessions) > 100_000:
@@ -165,18 +168,15 @@ class JMAPUpstream:
     async def authenticate(self, credentials: Credentials) -> Account:
         """The upstream's check of the credentials: where the user's session is known, a Core/echo
         with them on its API (RFC 8620 4: answered 401 if they are refused), else the session."""
-        cached = self._sessions.get(credentials.user)
-        if cached is None or cached[1] <= time.monotonic():
+        session = self._known_session(credentials.user)
+        if session is None:
             session = await self.session(credentials, fresh=True)
-            return Account(user=session.username, account_id=session.account_id)
-        session = cached[0]
-        response = await self._request("POST", session.api_url, credentials, op="sign-in",
-                                       json={"using": [CORE], "methodCalls": [["Core/echo", {}, "0"]]})
-        answer = _json(response)
-        if answer.get("methodResponses") != [["Core/echo", {}, "0"]]:
-            raise UpstreamError(f"JMAP upstream answered Core/echo with {answer!r:.200}")
-        if _session_moved(session, answer):
-            session = await self.session(credentials, fresh=True)
+        else:
+            echo = [["Core/echo", {}, "0"]]
+            answers = await self._api(session, credentials, {"using": [CORE], "methodCalls": echo}, op="sign-in")
+            if answers != echo:
+                raise UpstreamError(f"JMAP upstream answered Core/echo with {answers!r:.200}")
+            session = await self.session(credentials)  # read again if the answer said it changed
         return Account(user=session.username, account_id=session.account_id)
 
     async def call(self, credentials: Credentials, calls: list[list[Any]], *,
@@ -194,14 +194,7 @@ class JMAPUpstream:
         writes = [c[0] for c in calls if c[0].rpartition("/")[2] in ("set", "copy", "import")]
         if writes:
             note_write(folders=any(w.startswith("Mailbox/") for w in writes))
-        body = {"using": using, "methodCalls": calls}
-        response = await self._request("POST", session.api_url, credentials, json=body, op=calls[0][0])
-        answer = _json(response)
-        answers = answer.get("methodResponses")
-        if not isinstance(answers, list):
-            raise UpstreamError("JMAP response without methodResponses")
-        if _session_moved(session, answer):
-            self._sessions.pop(credentials.user, None)  # changed (RFC 8620 3.4): the next call reads it
+        answers = await self._api(session, credentials, {"using": using, "methodCalls": calls}, op=calls[0][0])
         for name, args, _ in answers:
             if name == "error" and args.get("type") not in tolerate:
                 if args.get("type") == "cannotCalculateChanges" or (
@@ -209,6 +202,18 @@ class JMAPUpstream:
                     # Cyrus answers a state it never gave (the server was replaced) with invalidArguments.
                     raise StateTooOld(f"JMAP upstream cannot calculate changes: {args}")
                 raise UpstreamError(f"JMAP method error: {args}")
+        return answers
+
+    async def _api(self, session: JMAPSession, credentials: Credentials, body: dict[str, Any], *,
+                   op: str) -> list[list[Any]]:
+        """One POST to the API: its methodResponses. An answer whose sessionState says the session
+        changed (RFC 8620 3.4) drops it: the next use reads it again."""
+        answer = _json(await self._request("POST", session.api_url, credentials, json=body, op=op))
+        answers = answer.get("methodResponses")
+        if not isinstance(answers, list):
+            raise UpstreamError("JMAP response without methodResponses")
+        if _session_moved(session, answer):
+            self._sessions.pop(credentials.user, None)
         return answers
 
     async def folders(self, credentials: Credentials) -> list[Folder]:
